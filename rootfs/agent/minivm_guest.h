@@ -1,0 +1,35 @@
+/* The guest-to-host contract shared by minivm (host) and its init/agent (guest). */
+#ifndef MINIVM_GUEST_H
+#define MINIVM_GUEST_H
+
+/*
+ * I/O ports the VMM handles itself (DESIGN.md, "Guest to host signals
+ * without a device"). The guest reaches them from user space via ioperm().
+ *
+ * MINIVM_PORT_MARKER: outb(phase) once per boot phase, phases below.
+ * MINIVM_PORT_STATUS: outl(status) once, just before the guest resets the
+ *   machine (reboot=k, i8042 port 0x64 value 0xfe). The low 8 bits are the
+ *   exit status minivm returns. A reset with no status written first is a
+ *   guest crash.
+ */
+#define MINIVM_PORT_MARKER 0x0f40
+#define MINIVM_PORT_STATUS 0x0f44
+
+#define MINIVM_PHASE_INIT_STARTED 1 /* first thing /sbin/init does */
+#define MINIVM_PHASE_READY 2        /* mounts done, about to run the work */
+
+/*
+ * The program init runs is passed on the kernel command line as one token
+ * MINIVM_RUN_PARAM<percent-encoded command string>. The command string is
+ * split into argv by the agent's shell-like word splitter (single and double
+ * quotes, backslash escapes; no expansion). Every byte outside
+ * [A-Za-z0-9._/,:=+@-] is encoded as %XX (uppercase hex).
+ */
+#define MINIVM_RUN_PARAM "minivm.run="
+
+/* Exit statuses init reports for failures of its own (shell conventions). */
+#define MINIVM_STATUS_NOT_EXECUTABLE 126
+#define MINIVM_STATUS_NOT_FOUND 127
+#define MINIVM_STATUS_SIGNAL_BASE 128 /* 128 + signal number */
+
+#endif

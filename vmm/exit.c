@@ -1,0 +1,134 @@
+/* vCPU exit handling: dispatch of PIO/MMIO, and what every other exit means. */
+#include "vmm/exit.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *exit_reason_name(unsigned int reason)
+{
+	static const char *const names[] = {
+		[KVM_EXIT_UNKNOWN] = "UNKNOWN",
+		[KVM_EXIT_EXCEPTION] = "EXCEPTION",
+		[KVM_EXIT_IO] = "IO",
+		[KVM_EXIT_HYPERCALL] = "HYPERCALL",
+		[KVM_EXIT_DEBUG] = "DEBUG",
+		[KVM_EXIT_HLT] = "HLT",
+		[KVM_EXIT_MMIO] = "MMIO",
+		[KVM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
+		[KVM_EXIT_SHUTDOWN] = "SHUTDOWN",
+		[KVM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
+		[KVM_EXIT_INTR] = "INTR",
+		[KVM_EXIT_SET_TPR] = "SET_TPR",
+		[KVM_EXIT_TPR_ACCESS] = "TPR_ACCESS",
+		[KVM_EXIT_NMI] = "NMI",
+		[KVM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
+		[KVM_EXIT_OSI] = "OSI",
+		[KVM_EXIT_WATCHDOG] = "WATCHDOG",
+		[KVM_EXIT_EPR] = "EPR",
+		[KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT",
+		[KVM_EXIT_IOAPIC_EOI] = "IOAPIC_EOI",
+		[KVM_EXIT_HYPERV] = "HYPERV",
+	};
+
+	if (reason < sizeof(names) / sizeof(names[0]))
+		return names[reason];
+	return NULL;
+}
+
+static enum exit_action exit_io(struct kvm_run *run, size_t run_size, const struct exit_env *env,
+				char *msg, size_t msglen)
+{
+	unsigned int size = run->io.size;
+	uint64_t off = run->io.data_offset, bytes, end;
+	uint8_t *data;
+
+	/* KVM fills these, but the buffer is shared memory: check, then use. */
+	if ((size != 1 && size != 2 && size != 4) ||
+	    __builtin_mul_overflow((uint64_t)size, (uint64_t)run->io.count, &bytes) ||
+	    __builtin_add_overflow(off, bytes, &end) || end > run_size) {
+		snprintf(msg, msglen, "bad IO exit: port 0x%x size %u count %u offset %llu",
+			 run->io.port, size, run->io.count, (unsigned long long)off);
+		return EXIT_FATAL;
+	}
+	data = (uint8_t *)run + off;
+	for (uint32_t i = 0; i < run->io.count; i++, data += size) {
+		if (run->io.direction == KVM_EXIT_IO_OUT)
+			bus_write(env->pio, run->io.port, data, size);
+		else
+			bus_read(env->pio, run->io.port, data, size);
+	}
+	return EXIT_CONTINUE;
+}
+
+static enum exit_action exit_mmio(struct kvm_run *run, char *msg, size_t msglen)
+{
+	unsigned int len = run->mmio.len;
+
+	if (len == 0 || len > sizeof(run->mmio.data)) {
+		snprintf(msg, msglen, "bad MMIO exit: address 0x%llx length %u",
+			 (unsigned long long)run->mmio.phys_addr, len);
+		return EXIT_FATAL;
+	}
+	return EXIT_CONTINUE;
+}
+
+enum exit_action exit_handle(struct kvm_run *run, size_t run_size, const struct exit_env *env,
+			     char *msg, size_t msglen)
+{
+	const char *name = exit_reason_name(run->exit_reason);
+
+	if (msglen)
+		msg[0] = '\0';
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		return exit_io(run, run_size, env, msg, msglen);
+	case KVM_EXIT_MMIO:
+		if (exit_mmio(run, msg, msglen) != EXIT_CONTINUE)
+			return EXIT_FATAL;
+		if (run->mmio.is_write)
+			bus_write(env->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len);
+		else
+			bus_read(env->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len);
+		return EXIT_CONTINUE;
+	case KVM_EXIT_INTR:
+		/* A signal kicked the vCPU; the loop checks whether to stop. */
+		return EXIT_CONTINUE;
+	case KVM_EXIT_SHUTDOWN:
+		/* Triple fault (or a shutdown the guest asked for): a reset with
+		 * no chance to write a status; the caller decides by whether one
+		 * was written. */
+		return EXIT_CRASH;
+	case KVM_EXIT_SYSTEM_EVENT:
+		switch (run->system_event.type) {
+		case KVM_SYSTEM_EVENT_RESET:
+		case KVM_SYSTEM_EVENT_SHUTDOWN:
+			return EXIT_RESET;
+		case KVM_SYSTEM_EVENT_CRASH:
+			return EXIT_CRASH;
+		default:
+			snprintf(msg, msglen, "unexpected KVM exit SYSTEM_EVENT type %u",
+				 run->system_event.type);
+			return EXIT_FATAL;
+		}
+	case KVM_EXIT_HLT:
+		/* Only without an in-kernel LAPIC; minivm always has one, so a
+		 * halt here means the guest stopped for good. */
+		return EXIT_CRASH;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(msg, msglen, "KVM exit INTERNAL_ERROR suberror %u%s", run->internal.suberror,
+			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+				 ? " (instruction emulation failed)"
+				 : "");
+		return EXIT_FATAL;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(msg, msglen, "KVM exit FAIL_ENTRY hardware reason 0x%llx",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return EXIT_FATAL;
+	default:
+		if (name)
+			snprintf(msg, msglen, "unexpected KVM exit %s (%u)", name, run->exit_reason);
+		else
+			snprintf(msg, msglen, "unexpected KVM exit reason %u", run->exit_reason);
+		return EXIT_FATAL;
+	}
+}

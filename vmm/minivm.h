@@ -1,0 +1,105 @@
+/* libminivm: the public API for configuring, running and tearing down a microVM. */
+#ifndef MINIVM_H
+#define MINIVM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Call order: minivm_config_init() -> fill fields -> minivm_create() ->
+ * minivm_run() (once) -> minivm_destroy(). No call exits or aborts the
+ * process; every failure returns a negative errno and leaves a message in
+ * minivm_error(vm) (or in the caller's buffer for minivm_create()).
+ * There is no global state: one process may hold several VMs.
+ * Threading: a struct minivm is used from one thread at a time, except
+ * minivm_stop(), which any thread (or a signal handler) may call.
+ */
+
+/* Exit statuses of the minivm command (documented in --help too). */
+#define MINIVM_EXIT_ERROR 125       /* minivm itself failed: usage, setup, VMM fault */
+#define MINIVM_EXIT_GUEST_CRASH 123 /* guest reset or shut down without an exit status */
+
+/* Whether the host runs guest kernel code under emulation (HOSTS.md). */
+enum minivm_emul {
+	MINIVM_EMUL_AUTO = 0, /* probe the KVM API */
+	MINIVM_EMUL_YES,
+	MINIVM_EMUL_NO,
+};
+
+#define MINIVM_MAX_CPUS 32
+#define MINIVM_MAX_DISKS 8
+
+struct minivm_disk {
+	const char *path;
+	bool read_only;
+};
+
+struct minivm_config {
+	const char *kernel;      /* bzImage or ELF vmlinux (PVH); required */
+	const char *rootfs;      /* ext4 image, becomes /dev/vda; optional */
+	struct minivm_disk disks[MINIVM_MAX_DISKS]; /* extra disks, /dev/vdb... */
+	unsigned int nr_disks;
+	const char *run;         /* program for init to run (minivm.run=), or NULL */
+	const char *cmdline;     /* appended to the kernel command line, or NULL */
+	const char *console;     /* console output file, or NULL for the default */
+	int console_fd;          /* used when console == NULL; -1: discard */
+	uint64_t mem_bytes;      /* guest RAM; default 256 MiB */
+	unsigned int cpus;       /* vCPUs; default 1 */
+	enum minivm_emul emul;   /* default AUTO */
+	bool timings;            /* record phase timestamps */
+	int verbose;             /* 0 quiet, 1 info, 2 debug (to stderr) */
+};
+
+/* Phase timestamps, nanoseconds since minivm_create() started (0: not reached). */
+struct minivm_timings {
+	uint64_t first_run_ns;    /* first KVM_RUN of the boot vCPU */
+	uint64_t init_started_ns; /* guest init wrote MINIVM_PHASE_INIT_STARTED */
+	uint64_t ready_ns;        /* guest init wrote MINIVM_PHASE_READY */
+	uint64_t exit_ns;         /* the VM stopped */
+};
+
+enum minivm_outcome {
+	MINIVM_GUEST_EXITED = 0, /* guest wrote a status, then reset */
+	MINIVM_GUEST_CRASHED,    /* reset/shutdown/triple fault with no status */
+	MINIVM_STOPPED,          /* minivm_stop() was called */
+	MINIVM_VMM_ERROR,        /* unexpected exit reason or VMM failure */
+};
+
+struct minivm_result {
+	enum minivm_outcome outcome;
+	int status;               /* guest exit status 0..255 when GUEST_EXITED */
+	struct minivm_timings timings;
+	bool emulated;            /* the host emulates guest kernel code */
+};
+
+struct minivm;
+
+/* Defaults for every field. */
+void minivm_config_init(struct minivm_config *cfg);
+
+/*
+ * Opens /dev/kvm and every file, builds the VM and loads the kernel. On
+ * failure returns -errno, *out is NULL and err holds a message. The config's
+ * strings are copied; cfg need not outlive the call.
+ */
+int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Runs the VM until it stops. Returns 0 with *res filled, or -errno with
+ * minivm_error(vm) set (res->outcome is then MINIVM_VMM_ERROR). */
+int minivm_run(struct minivm *vm, struct minivm_result *res) __attribute__((warn_unused_result));
+
+/* Asks a running VM to stop; async-signal-safe. */
+void minivm_stop(struct minivm *vm);
+
+/* The last error message for this VM. */
+const char *minivm_error(const struct minivm *vm);
+
+/* The exit status the minivm command returns for this result. */
+int minivm_exit_status(const struct minivm_result *res);
+
+/* Releases everything; vm may be NULL. */
+void minivm_destroy(struct minivm *vm);
+
+#endif
