@@ -18,8 +18,10 @@ LDLIBS := -pthread -luring -lfdt -lcap-ng -lz
 SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 
-LIB_SRCS   := $(filter-out vmm/main.c,$(wildcard vmm/*.c boot/*.c devices/*.c))
-AGENT_SRCS := $(filter-out rootfs/agent/init.c,$(wildcard rootfs/agent/*.c))
+# rootfs/agent/cmdline.c is shared: the host encodes what the guest decodes.
+SHARED_SRCS := rootfs/agent/cmdline.c
+LIB_SRCS   := $(filter-out vmm/main.c,$(wildcard vmm/*.c boot/*.c devices/*.c)) $(SHARED_SRCS)
+AGENT_SRCS := $(filter-out rootfs/agent/init.c $(SHARED_SRCS),$(wildcard rootfs/agent/*.c))
 HDRS       := $(wildcard vmm/*.h boot/*.h devices/*.h rootfs/agent/*.h)
 
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -1,0 +1,824 @@
+/* The VM: creation (KVM, memory, irqchip, devices, vCPUs), running, and teardown. */
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "boot/boot.h"
+#include "rootfs/agent/cmdline.h"
+#include "rootfs/agent/minivm_guest.h"
+#include "vmm/exit.h"
+#include "vmm/probe.h"
+#include "vmm/rootfs_check.h"
+#include "vmm/vmcmdline.h"
+
+#define VM_TSS_ADDR 0xfffbd000ULL
+#define VM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+#define VM_KERNEL_MAX (512ULL << 20) /* a kernel file larger than this is not one */
+#define VCPU_KICK_SIGNAL (SIGRTMIN + 1)
+
+#define MSR_IA32_TSC 0x10
+#define MSR_IA32_SYSENTER_CS 0x174
+#define MSR_IA32_SYSENTER_ESP 0x175
+#define MSR_IA32_SYSENTER_EIP 0x176
+#define MSR_IA32_MISC_ENABLE 0x1a0
+#define MSR_MTRR_DEF_TYPE 0x2ff
+#define MSR_STAR 0xc0000081
+#define MSR_LSTAR 0xc0000082
+#define MSR_CSTAR 0xc0000083
+#define MSR_SYSCALL_MASK 0xc0000084
+#define MSR_KERNEL_GS_BASE 0xc0000102
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t vm_elapsed(const struct minivm *vm)
+{
+	uint64_t t = now_ns() - vm->t0_ns;
+
+	return t ? t : 1; /* 0 means "not reached" */
+}
+
+void vm_set_error(struct minivm *vm, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(vm->err, sizeof(vm->err), fmt, ap);
+	va_end(ap);
+}
+
+__attribute__((format(printf, 3, 4))) static void vm_log(const struct minivm *vm, int level,
+							const char *fmt, ...)
+{
+	va_list ap;
+
+	if (vm->cfg.verbose < level)
+		return;
+	va_start(ap, fmt);
+	fprintf(stderr, "minivm: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+void minivm_config_init(struct minivm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->console_fd = STDERR_FILENO;
+	cfg->mem_bytes = 256ULL << 20;
+	cfg->cpus = 1;
+	cfg->emul = MINIVM_EMUL_AUTO;
+}
+
+const char *minivm_error(const struct minivm *vm)
+{
+	return vm ? vm->err : "no VM";
+}
+
+int minivm_exit_status(const struct minivm_result *res)
+{
+	switch (res->outcome) {
+	case MINIVM_GUEST_EXITED:
+		return res->status & 0xff;
+	case MINIVM_GUEST_CRASHED:
+		return MINIVM_EXIT_GUEST_CRASH;
+	default:
+		return MINIVM_EXIT_ERROR;
+	}
+}
+
+/* Ends the VM once (first caller wins) and kicks every vCPU out of KVM_RUN. */
+static void vm_end(struct minivm *vm, enum minivm_outcome outcome)
+{
+	int expected = VM_RUNNING;
+
+	if (!atomic_compare_exchange_strong(&vm->state, &expected, VM_ENDED))
+		return;
+	vm->result.outcome = outcome;
+	atomic_store(&vm->exit_ns, vm_elapsed(vm));
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->run)
+			v->run->immediate_exit = 1;
+		if (atomic_load(&v->in_guest_thread))
+			pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+	}
+}
+
+void minivm_stop(struct minivm *vm)
+{
+	vm_end(vm, MINIVM_STOPPED);
+}
+
+/* ---- the guest-to-host ports (rootfs/agent/minivm_guest.h) ---- */
+
+static void sig_marker_write(void *opaque, uint64_t off, const void *data, unsigned int len)
+{
+	struct minivm *vm = opaque;
+	uint8_t phase = *(const uint8_t *)data;
+	uint64_t zero = 0;
+
+	if (off != 0)
+		return;
+	(void)len;
+	if (phase == MINIVM_PHASE_INIT_STARTED) {
+		atomic_compare_exchange_strong(&vm->init_started_ns, &zero, vm_elapsed(vm));
+		vm_log(vm, 1, "guest init started");
+	} else if (phase == MINIVM_PHASE_READY) {
+		atomic_compare_exchange_strong(&vm->ready_ns, &zero, vm_elapsed(vm));
+		vm_log(vm, 1, "guest ready");
+	}
+}
+
+static void sig_status_write(void *opaque, uint64_t off, const void *data, unsigned int len)
+{
+	struct minivm *vm = opaque;
+	uint32_t v = 0;
+
+	if (off != 0 || len > sizeof(v))
+		return;
+	memcpy(&v, data, len);
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->status_written) {
+		vm->status_written = true;
+		vm->status = (int)(v & 0xff);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	vm_log(vm, 1, "guest exit status %u", v & 0xff);
+}
+
+/* A reset (i8042, or a KVM reset/shutdown event): an exit if the guest said
+ * its status first, a crash otherwise. */
+static void vm_guest_reset(void *opaque)
+{
+	struct minivm *vm = opaque;
+	bool exited;
+
+	pthread_mutex_lock(&vm->lock);
+	exited = vm->status_written;
+	vm->result.status = vm->status;
+	pthread_mutex_unlock(&vm->lock);
+	vm_end(vm, exited ? MINIVM_GUEST_EXITED : MINIVM_GUEST_CRASHED);
+}
+
+/* ---- vCPUs ---- */
+
+static void vcpu_kick_handler(int sig)
+{
+	(void)sig; /* only there to make KVM_RUN return EINTR */
+}
+
+static int vcpu_setup_cpuid(struct minivm *vm, struct vcpu *v)
+{
+	struct kvm_cpuid2 *c = kvm_cpuid_dup(&vm->kvm);
+	int r = 0;
+
+	if (!c)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		switch (e->function) {
+		case 1:
+			/* initial APIC id, logical processor count, CLFLUSH 64 bytes */
+			e->ebx = (v->id << 24) | (vm->nr_vcpus << 16) | (8 << 8);
+			e->ecx |= 1u << 31; /* hypervisor present */
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = v->id; /* x2APIC id */
+			break;
+		default:
+			break;
+		}
+	}
+	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
+		r = -errno;
+	free(c);
+	return r;
+}
+
+static int vcpu_setup_msrs(struct vcpu *v)
+{
+	static const uint32_t zero_msrs[] = { MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP,
+					      MSR_IA32_SYSENTER_EIP, MSR_STAR, MSR_CSTAR,
+					      MSR_KERNEL_GS_BASE, MSR_SYSCALL_MASK, MSR_LSTAR,
+					      MSR_IA32_TSC };
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[16];
+	} m;
+	unsigned int n = 0;
+
+	memset(&m, 0, sizeof(m));
+	for (size_t i = 0; i < sizeof(zero_msrs) / sizeof(zero_msrs[0]); i++)
+		m.e[n++].index = zero_msrs[i];
+	m.e[n].index = MSR_IA32_MISC_ENABLE;
+	m.e[n++].data = 1; /* fast string operations */
+	m.e[n].index = MSR_MTRR_DEF_TYPE;
+	m.e[n++].data = (1u << 11) | 6; /* MTRRs enabled, default write-back */
+	m.hdr.nmsrs = n;
+	/* KVM_SET_MSRS returns how many it set; a host that refuses one of
+	 * these optional MSRs is not fatal. */
+	return ioctl(v->fd, KVM_SET_MSRS, &m) < 0 ? -errno : 0;
+}
+
+static int vcpu_setup_fpu(struct vcpu *v)
+{
+	struct kvm_fpu fpu;
+
+	memset(&fpu, 0, sizeof(fpu));
+	fpu.fcw = 0x37f;
+	fpu.mxcsr = 0x1f80;
+	return ioctl(v->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : 0;
+}
+
+static int vcpu_create(struct minivm *vm, unsigned int id, const struct boot_entry *entry)
+{
+	struct vcpu *v = &vm->vcpus[id];
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	int r;
+
+	v->vm = vm;
+	v->id = id;
+	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	if (v->fd < 0) {
+		r = -errno;
+		vm_set_error(vm, "KVM_CREATE_VCPU %u: %s", id, strerror(errno));
+		return r;
+	}
+	v->run = mmap(NULL, vm->kvm.run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		r = -errno;
+		v->run = NULL;
+		vm_set_error(vm, "mmap of vCPU %u state: %s", id, strerror(errno));
+		return r;
+	}
+	r = vcpu_setup_cpuid(vm, v);
+	if (r) {
+		vm_set_error(vm, "KVM_SET_CPUID2 on vCPU %u: %s", id, strerror(-r));
+		return r;
+	}
+	r = vcpu_setup_msrs(v);
+	if (r)
+		vm_log(vm, 1, "vCPU %u: setting MSRs: %s (continuing)", id, strerror(-r));
+	r = vcpu_setup_fpu(v);
+	if (r) {
+		vm_set_error(vm, "KVM_SET_FPU on vCPU %u: %s", id, strerror(-r));
+		return r;
+	}
+	if (id != 0)
+		return 0; /* application processors wait for INIT/SIPI from the BSP */
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0 || ioctl(v->fd, KVM_GET_REGS, &regs) < 0) {
+		r = -errno;
+		vm_set_error(vm, "reading vCPU 0 registers: %s", strerror(errno));
+		return r;
+	}
+	boot_apply_sregs(entry, &sregs);
+	boot_apply_regs(entry, &regs);
+	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(v->fd, KVM_SET_REGS, &regs) < 0) {
+		r = -errno;
+		vm_set_error(vm, "setting vCPU 0 registers: %s", strerror(errno));
+		return r;
+	}
+	return 0;
+}
+
+static void vcpu_fatal(struct vcpu *v, const char *what)
+{
+	struct minivm *vm = v->vm;
+	struct kvm_regs regs;
+	char rip[64] = "";
+
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) == 0)
+		snprintf(rip, sizeof(rip), " at RIP 0x%llx", (unsigned long long)regs.rip);
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->fatal[0])
+		snprintf(vm->fatal, sizeof(vm->fatal), "vCPU %u: %s%s", v->id, what, rip);
+	pthread_mutex_unlock(&vm->lock);
+	vm_end(vm, MINIVM_VMM_ERROR);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	struct minivm *vm = v->vm;
+	struct exit_env env = { .pio = &vm->pio, .mmio = &vm->mmio };
+	unsigned int eagain = 0;
+	sigset_t set;
+	char msg[200];
+
+	/* Only the kick signal reaches a vCPU thread; the rest go elsewhere. */
+	sigfillset(&set);
+	sigdelset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	while (atomic_load(&vm->state) == VM_RUNNING) {
+		if (v->id == 0) {
+			uint64_t zero = 0;
+
+			atomic_compare_exchange_strong(&vm->first_run_ns, &zero, vm_elapsed(vm));
+		}
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				/* An AP before its SIPI: some hosts return at once,
+				 * so back off instead of spinning a host core. */
+				if (++eagain > 8)
+					usleep(eagain > 64 ? 1000 : 100);
+				continue;
+			}
+			snprintf(msg, sizeof(msg), "KVM_RUN failed: %s", strerror(errno));
+			vcpu_fatal(v, msg);
+			break;
+		}
+		eagain = 0;
+		switch (exit_handle(v->run, vm->kvm.run_size, &env, msg, sizeof(msg))) {
+		case EXIT_CONTINUE:
+			break;
+		case EXIT_RESET:
+			vm_guest_reset(vm);
+			break;
+		case EXIT_CRASH:
+			vm_log(vm, 1, "vCPU %u: guest shutdown (KVM exit %s)", v->id,
+			       exit_reason_name(v->run->exit_reason));
+			vm_guest_reset(vm);
+			break;
+		case EXIT_FATAL:
+			vcpu_fatal(v, msg);
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* ---- creation ---- */
+
+static int vm_read_file(struct minivm *vm, const char *what, const char *path, uint8_t **buf,
+			size_t *len, uint64_t max)
+{
+	struct stat st;
+	uint8_t *b;
+	size_t done = 0;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		vm_set_error(vm, "cannot open %s '%s': %s", what, path, strerror(errno));
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		vm_set_error(vm, "%s '%s' is not a regular file", what, path);
+		close(fd);
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size > max || st.st_size == 0) {
+		vm_set_error(vm, "%s '%s' has an implausible size (%lld bytes)", what, path,
+		       (long long)st.st_size);
+		close(fd);
+		return -EFBIG;
+	}
+	b = malloc((size_t)st.st_size);
+	if (!b) {
+		close(fd);
+		vm_set_error(vm, "out of memory reading %s", what);
+		return -ENOMEM;
+	}
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, b + done, (size_t)st.st_size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			vm_set_error(vm, "reading %s '%s': %s", what, path,
+			       n < 0 ? strerror(errno) : "file shrank");
+			free(b);
+			close(fd);
+			return r;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	*buf = b;
+	*len = done;
+	return 0;
+}
+
+static int vm_check_rootfs(struct minivm *vm, const char *path)
+{
+	uint8_t sb[ROOTFS_PROBE_BYTES];
+	char why[160];
+	ssize_t n;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		vm_set_error(vm, "cannot open rootfs '%s': %s", path, strerror(errno));
+		return r;
+	}
+	n = pread(fd, sb, sizeof(sb), 0);
+	close(fd);
+	if (n < 0) {
+		r = -errno;
+		vm_set_error(vm, "reading rootfs '%s': %s", path, strerror(errno));
+		return r;
+	}
+	if (rootfs_check(sb, (size_t)n, why, sizeof(why))) {
+		vm_set_error(vm, "rootfs '%s' is not usable: %s", path, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vm_setup_memory(struct minivm *vm)
+{
+	vm->ram_size = vm->cfg.mem_bytes;
+	vm->ram = mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->ram == MAP_FAILED) {
+		int r = -errno;
+
+		vm->ram = NULL;
+		vm_set_error(vm, "cannot map %llu MiB of guest memory: %s",
+		       (unsigned long long)(vm->ram_size >> 20), strerror(errno));
+		return r;
+	}
+	gm_layout(&vm->gm, vm->ram, vm->ram_size);
+	for (unsigned int i = 0; i < vm->gm.nr; i++) {
+		struct kvm_userspace_memory_region region = {
+			.slot = i,
+			.guest_phys_addr = vm->gm.r[i].gpa,
+			.memory_size = vm->gm.r[i].size,
+			.userspace_addr = (uint64_t)(uintptr_t)vm->gm.r[i].host,
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+			int r = -errno;
+
+			vm_set_error(vm, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int vm_setup_irqchip(struct minivm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	struct kvm_irqfd irqfd;
+
+	/* Intel VMX needs these three pages reserved; elsewhere they are
+	 * harmless, and a host that refuses them does not need them. */
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)VM_TSS_ADDR) < 0)
+		vm_log(vm, 2, "KVM_SET_TSS_ADDR: %s (ignored)", strerror(errno));
+	{
+		uint64_t idmap = VM_IDENTITY_MAP_ADDR;
+
+		if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+			vm_log(vm, 2, "KVM_SET_IDENTITY_MAP_ADDR: %s (ignored)", strerror(errno));
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		int r = -errno;
+
+		vm_set_error(vm, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		return r;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		int r = -errno;
+
+		vm_set_error(vm, "KVM_CREATE_PIT2: %s", strerror(errno));
+		return r;
+	}
+	vm->uart_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->uart_irq_fd < 0) {
+		int r = -errno;
+
+		vm_set_error(vm, "eventfd: %s", strerror(errno));
+		return r;
+	}
+	memset(&irqfd, 0, sizeof(irqfd));
+	irqfd.fd = (uint32_t)vm->uart_irq_fd;
+	irqfd.gsi = UART_COM1_IRQ;
+	if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+		int r = -errno;
+
+		vm_set_error(vm, "KVM_IRQFD for the UART: %s", strerror(errno));
+		return r;
+	}
+	return 0;
+}
+
+static int vm_setup_console(struct minivm *vm)
+{
+	if (vm->cfg.console) {
+		vm->console_fd = open(vm->cfg.console, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (vm->console_fd < 0) {
+			int r = -errno;
+
+			vm_set_error(vm, "cannot open console file '%s': %s", vm->cfg.console,
+			       strerror(errno));
+			return r;
+		}
+		vm->own_console_fd = true;
+	} else {
+		vm->console_fd = vm->cfg.console_fd;
+	}
+	uart_init(&vm->uart, vm->console_fd, vm->uart_irq_fd);
+	vm->uart_ready = true;
+	i8042_init(&vm->kbd, vm_guest_reset, vm);
+	if (bus_add(&vm->pio, UART_COM1_BASE, UART_NR_REGS, uart_read, uart_write, &vm->uart) ||
+	    bus_add(&vm->pio, I8042_DATA_PORT, I8042_CMD_PORT - I8042_DATA_PORT + 1, i8042_read,
+		    i8042_write, &vm->kbd) ||
+	    bus_add(&vm->pio, MINIVM_PORT_MARKER, 1, NULL, sig_marker_write, vm) ||
+	    bus_add(&vm->pio, MINIVM_PORT_STATUS, 4, NULL, sig_status_write, vm)) {
+		vm_set_error(vm, "internal error: overlapping port ranges");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static char *vm_strdup(const char *s, bool *oom)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+static int vm_copy_config(struct minivm *vm, const struct minivm_config *cfg)
+{
+	bool oom = false;
+
+	vm->cfg = *cfg;
+	vm->cfg.kernel = vm_strdup(cfg->kernel, &oom);
+	vm->cfg.rootfs = vm_strdup(cfg->rootfs, &oom);
+	vm->cfg.run = vm_strdup(cfg->run, &oom);
+	vm->cfg.cmdline = vm_strdup(cfg->cmdline, &oom);
+	vm->cfg.console = vm_strdup(cfg->console, &oom);
+	for (unsigned int i = 0; i < cfg->nr_disks && i < MINIVM_MAX_DISKS; i++)
+		vm->cfg.disks[i].path = vm_strdup(cfg->disks[i].path, &oom);
+	return oom ? -ENOMEM : 0;
+}
+
+static int vm_check_config(struct minivm *vm)
+{
+	const struct minivm_config *c = &vm->cfg;
+
+	if (!c->kernel) {
+		vm_set_error(vm, "no kernel given");
+		return -EINVAL;
+	}
+	if (c->cpus < 1 || c->cpus > MINIVM_MAX_CPUS) {
+		vm_set_error(vm, "%u vCPUs requested; minivm supports 1 to %d", c->cpus, MINIVM_MAX_CPUS);
+		return -EINVAL;
+	}
+	if (c->mem_bytes < (32ULL << 20) || (c->mem_bytes & 0xfffff)) {
+		vm_set_error(vm, "guest memory must be a whole number of MiB, at least 32 MiB");
+		return -EINVAL;
+	}
+	if (c->nr_disks >= MINIVM_MAX_DISKS) {
+		vm_set_error(vm, "at most %d extra disks", MINIVM_MAX_DISKS - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vm_load_kernel(struct minivm *vm)
+{
+	struct boot_load_args args;
+	struct boot_entry *entry = &vm->entry;
+	struct boot_err berr;
+	uint8_t *img = NULL;
+	size_t len = 0;
+	int r;
+
+	r = vm_read_file(vm, "kernel", vm->cfg.kernel, &img, &len, VM_KERNEL_MAX);
+	if (r)
+		return r;
+	memset(&args, 0, sizeof(args));
+	args.gm = &vm->gm;
+	args.kernel = img;
+	args.kernel_len = len;
+	args.cmdline = vm->cmdline;
+	args.nr_vcpus = vm->nr_vcpus;
+	memset(&berr, 0, sizeof(berr));
+	r = boot_load(&args, entry, &berr);
+	free(img);
+	if (r) {
+		vm_set_error(vm, "kernel '%s': %s", vm->cfg.kernel, berr.msg[0] ? berr.msg : strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *err, size_t errlen)
+{
+	struct minivm *vm;
+	struct sigaction sa;
+	int r;
+
+	*out = NULL;
+	vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	vm->t0_ns = now_ns();
+	vm->vm_fd = vm->uart_irq_fd = vm->console_fd = -1;
+	vm->kvm.fd = -1;
+	for (unsigned int i = 0; i < MINIVM_MAX_CPUS; i++)
+		vm->vcpus[i].fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	atomic_init(&vm->state, VM_RUNNING);
+	r = vm_copy_config(vm, cfg);
+	if (r) {
+		vm_set_error(vm, "out of memory");
+		goto fail;
+	}
+	r = vm_check_config(vm);
+	if (r)
+		goto fail;
+	vm->nr_vcpus = vm->cfg.cpus;
+	if (vm->cfg.rootfs) {
+		r = vm_check_rootfs(vm, vm->cfg.rootfs);
+		if (r)
+			goto fail;
+	}
+	r = kvm_open(&vm->kvm, vm->err, sizeof(vm->err));
+	if (r)
+		goto fail;
+	switch (vm->cfg.emul) {
+	case MINIVM_EMUL_YES:
+		vm->emulated = true;
+		break;
+	case MINIVM_EMUL_NO:
+		vm->emulated = false;
+		break;
+	default:
+		r = probe_emulation(&vm->kvm, &vm->emulated, vm->err, sizeof(vm->err));
+		if (r)
+			goto fail;
+		break;
+	}
+	vm_log(vm, 1, "host %s guest kernel code", vm->emulated ? "emulates" : "runs natively");
+	vm->vm_fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		r = -errno;
+		vm_set_error(vm, "KVM_CREATE_VM: %s", strerror(errno));
+		goto fail;
+	}
+	r = vm_setup_irqchip(vm);
+	if (r)
+		goto fail;
+	r = vm_setup_memory(vm);
+	if (r)
+		goto fail;
+	r = vm_setup_console(vm);
+	if (r)
+		goto fail;
+	r = vm_devices_setup(vm);
+	if (r)
+		goto fail;
+	r = vm_cmdline_build(vm->cmdline, sizeof(vm->cmdline), &vm->cfg, vm->emulated,
+			     vm->dev_params, vm->nr_dev_params, vm->err, sizeof(vm->err));
+	if (r)
+		goto fail;
+	vm_log(vm, 1, "kernel command line: %s", vm->cmdline);
+	r = vm_load_kernel(vm);
+	if (r)
+		goto fail;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = vcpu_kick_handler; /* no SA_RESTART: KVM_RUN must see EINTR */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0) {
+		r = -errno;
+		vm_set_error(vm, "sigaction: %s", strerror(errno));
+		goto fail;
+	}
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		r = vcpu_create(vm, i, &vm->entry);
+		if (r)
+			goto fail;
+	}
+	*out = vm;
+	return 0;
+fail:
+	snprintf(err, errlen, "%s", vm->err[0] ? vm->err : strerror(-r));
+	minivm_destroy(vm);
+	return r;
+}
+
+int minivm_run(struct minivm *vm, struct minivm_result *res)
+{
+	sigset_t all, old;
+	int r = 0;
+
+	memset(res, 0, sizeof(*res));
+	r = vm_devices_start(vm);
+	if (r) {
+		res->outcome = MINIVM_VMM_ERROR;
+		return r;
+	}
+	/* Threads start with every signal blocked; each vCPU unblocks its kick. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		r = pthread_create(&v->thread, NULL, vcpu_thread, v);
+		if (r) {
+			vm_set_error(vm, "cannot start vCPU thread: %s", strerror(r));
+			vm_end(vm, MINIVM_VMM_ERROR);
+			r = -r;
+			break;
+		}
+		v->started = true;
+		atomic_store(&v->in_guest_thread, true);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->started) {
+			pthread_join(v->thread, NULL);
+			atomic_store(&v->in_guest_thread, false);
+			v->started = false;
+		}
+	}
+	vm_devices_stop(vm);
+	uart_flush(&vm->uart);
+	res->outcome = vm->result.outcome;
+	res->status = vm->result.status;
+	res->emulated = vm->emulated;
+	res->timings.first_run_ns = atomic_load(&vm->first_run_ns);
+	res->timings.init_started_ns = atomic_load(&vm->init_started_ns);
+	res->timings.ready_ns = atomic_load(&vm->ready_ns);
+	res->timings.exit_ns = atomic_load(&vm->exit_ns);
+	if (res->outcome == MINIVM_VMM_ERROR) {
+		if (vm->fatal[0])
+			snprintf(vm->err, sizeof(vm->err), "%s", vm->fatal);
+		return r ? r : -EIO;
+	}
+	return r;
+}
+
+void minivm_destroy(struct minivm *vm)
+{
+	if (!vm)
+		return;
+	for (unsigned int i = 0; i < MINIVM_MAX_CPUS; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->run)
+			munmap(v->run, vm->kvm.run_size);
+		if (v->fd >= 0)
+			close(v->fd);
+	}
+	vm_devices_destroy(vm);
+	if (vm->uart_ready)
+		uart_destroy(&vm->uart);
+	if (vm->own_console_fd && vm->console_fd >= 0)
+		close(vm->console_fd);
+	if (vm->uart_irq_fd >= 0)
+		close(vm->uart_irq_fd);
+	if (vm->ram)
+		munmap(vm->ram, vm->ram_size);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	kvm_close(&vm->kvm);
+	free((char *)vm->cfg.kernel);
+	free((char *)vm->cfg.rootfs);
+	free((char *)vm->cfg.run);
+	free((char *)vm->cfg.cmdline);
+	free((char *)vm->cfg.console);
+	for (unsigned int i = 0; i < vm->cfg.nr_disks && i < MINIVM_MAX_DISKS; i++)
+		free((char *)vm->cfg.disks[i].path);
+	pthread_mutex_destroy(&vm->lock);
+	free(vm);
+}

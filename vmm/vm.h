@@ -1,0 +1,110 @@
+/* The VM object behind libminivm (struct minivm): internal to vmm/. */
+#ifndef MINIVM_VM_H
+#define MINIVM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "boot/boot.h"
+#include "devices/i8042.h"
+#include "devices/uart8250.h"
+#include "vmm/bus.h"
+#include "vmm/guest_mem.h"
+#include "vmm/kvm.h"
+#include "vmm/minivm.h"
+
+#define VM_CMDLINE_MAX 2048
+#define VM_MAX_DEVICES 16
+#define VM_DEV_PARAM_MAX 64
+#define VM_MMIO_BASE 0xd0000000ULL
+#define VM_FIRST_DEVICE_IRQ 5
+
+struct evl;
+struct vmmio;
+struct virtio_dev;
+
+/* One virtio-mmio slot: transport, device, and the eventfds behind it. */
+struct vm_device {
+	struct vmmio *transport;
+	struct virtio_dev *dev;
+	uint64_t base;
+	unsigned int irq;
+	int irq_fd;
+	int notify_fds[8];
+	unsigned int nr_notify;
+};
+
+struct vcpu {
+	struct minivm *vm;
+	unsigned int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+	_Atomic bool in_guest_thread; /* the thread exists and may be kicked */
+};
+
+enum vm_state {
+	VM_RUNNING = 0,
+	VM_ENDED, /* vm->result holds the outcome */
+};
+
+struct minivm {
+	struct minivm_config cfg; /* strings owned (strdup'd) */
+	char err[512];
+	uint64_t t0_ns;
+
+	struct kvm_sys kvm;
+	int vm_fd;
+	bool emulated;
+
+	uint8_t *ram;
+	uint64_t ram_size;
+	struct guest_mem gm;
+
+	struct bus pio;
+	struct bus mmio;
+	struct uart8250 uart;
+	bool uart_ready;
+	struct i8042 kbd;
+	int uart_irq_fd;
+	int console_fd;
+	bool own_console_fd;
+
+	struct vcpu vcpus[MINIVM_MAX_CPUS];
+	unsigned int nr_vcpus;
+
+	char cmdline[VM_CMDLINE_MAX];
+	struct boot_entry entry;
+
+	/* virtio-mmio devices (vmm/vm_devices.c) */
+	struct vm_device devs[VM_MAX_DEVICES];
+	unsigned int nr_devs;
+	char dev_params[VM_MAX_DEVICES][VM_DEV_PARAM_MAX]; /* virtio_mmio.device=... */
+	unsigned int nr_dev_params;
+	struct evl *evl;
+	pthread_t evl_thread;
+	bool evl_started;
+
+	/* Guest signals and the outcome; written from vCPU threads. */
+	pthread_mutex_t lock;
+	_Atomic int state;
+	bool status_written;
+	int status;
+	struct minivm_result result;
+	char fatal[256];
+	_Atomic uint64_t first_run_ns, init_started_ns, ready_ns, exit_ns;
+};
+
+/* vmm/vm_devices.c: virtio-mmio devices and the event loop, called by vm.c. */
+int vm_devices_setup(struct minivm *vm) __attribute__((warn_unused_result));
+int vm_devices_start(struct minivm *vm) __attribute__((warn_unused_result));
+void vm_devices_stop(struct minivm *vm);
+void vm_devices_destroy(struct minivm *vm);
+
+/* Shared by vm.c and vm_devices.c. */
+void vm_set_error(struct minivm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

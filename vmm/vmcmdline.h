@@ -1,0 +1,28 @@
+/* Assembles the guest kernel command line from the configuration. */
+#ifndef MINIVM_VMCMDLINE_H
+#define MINIVM_VMCMDLINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vmm/minivm.h"
+
+/* The switches an emulating host needs (HOSTS.md): no XSAVE, CPU features
+ * its x86 emulator lacks masked, no paravirtual IPIs/clock. */
+#define VM_CMDLINE_EMULATED                                                              \
+	"noxsave clearcpuid=popcnt,avx,avx2,avx512f,bmi1,bmi2,movbe,rdrand,rdseed,erms,fsrm," \
+	"smap,smep,umip,pku,rdpid nopv"
+
+/*
+ * Pure: writes the command line into buf: minivm's base switches, the
+ * emulating-host switches when `emulated`, each of dev_params (the
+ * "virtio_mmio.device=..." words), root= for a rootfs, the program as
+ * minivm.run=<percent-encoded>, then cfg->cmdline last so the user can
+ * override. -E2BIG with a message when it does not fit in `cap` (the
+ * kernel's limit), -EINVAL for a command that cannot be encoded.
+ */
+int vm_cmdline_build(char *buf, size_t cap, const struct minivm_config *cfg, bool emulated,
+		     const char (*dev_params)[64], unsigned int nr_dev_params, char *err,
+		     size_t errlen) __attribute__((warn_unused_result));
+
+#endif
