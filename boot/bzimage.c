@@ -51,9 +51,10 @@ int bzimage_parse(const uint8_t *data, size_t len, struct bzimage_info *out, str
 	uint64_t end;
 
 	memset(out, 0, sizeof(*out));
-	if (!data || len < BP_HEADER + 4) {
+	/* Magic, boot flag and version first; the rest once setup_size is known. */
+	if (!data || len < BP_VERSION + 2) {
 		boot_errf(err, "bzImage truncated: %zu bytes, the setup header needs at least 0x%x",
-			  data ? len : 0, BP_HEADER + 4);
+			  data ? len : 0, BP_VERSION + 2);
 		return -ENOEXEC;
 	}
 	if (boot_le32(data + BP_HEADER) != BZ_HDRS_MAGIC) {

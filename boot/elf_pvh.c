@@ -95,7 +95,9 @@ static int elf_scan_notes(const uint8_t *p, uint64_t size, uint64_t align, uint6
 	return 0;
 }
 
-int elf_pvh_parse(const uint8_t *data, size_t len, struct elf_pvh_info *out, struct boot_err *err)
+/* elf_pvh_parse() without the clean-up: may leave *out half-filled on error. */
+static int elf_pvh_parse_into(const uint8_t *data, size_t len, struct elf_pvh_info *out,
+			      struct boot_err *err)
 {
 	uint64_t phoff, phsize, phend;
 	unsigned int phnum, phentsize;
@@ -203,12 +205,12 @@ int elf_pvh_parse(const uint8_t *data, size_t len, struct elf_pvh_info *out, str
 
 	if (out->nr_loads == 0) {
 		boot_errf(err, "ELF has no PT_LOAD segment to load");
-		goto fail;
+		return -ENOEXEC;
 	}
 	if (!found) {
 		boot_errf(err, "ELF has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
 			  "build the kernel with CONFIG_PVH=y");
-		goto fail;
+		return -ENOEXEC;
 	}
 	for (unsigned int i = 0; i < out->nr_loads; i++) {
 		const struct elf_pvh_load *l = &out->loads[i];
@@ -220,9 +222,16 @@ int elf_pvh_parse(const uint8_t *data, size_t len, struct elf_pvh_info *out, str
 	}
 	boot_errf(err, "PVH entry 0x%" PRIx32 " is not inside any loaded segment's file bytes",
 		  entry);
-fail:
-	memset(out, 0, sizeof(*out));
 	return -ENOEXEC;
+}
+
+int elf_pvh_parse(const uint8_t *data, size_t len, struct elf_pvh_info *out, struct boot_err *err)
+{
+	int ret = elf_pvh_parse_into(data, len, out, err);
+
+	if (ret)
+		memset(out, 0, sizeof(*out));
+	return ret;
 }
 
 static int pvh_write_start_info(const struct guest_mem *gm, const struct boot_e820_entry *e820,

@@ -106,10 +106,19 @@ static uint8_t *bz_make(const struct bz_opts *o, size_t *len)
 	return b;
 }
 
+/* Parse an exact-size copy of b[len], so that ASan catches any read past len. */
 static int parse(const uint8_t *b, size_t len, struct bzimage_info *bi, struct boot_err *err)
 {
+	uint8_t *copy = malloc(len ? len : 1);
+	int ret;
+
+	ck_assert_ptr_nonnull(copy);
+	if (b)
+		memcpy(copy, b, len);
 	memset(err, 0, sizeof(*err));
-	return bzimage_parse(b, len, bi, err);
+	ret = bzimage_parse(b ? copy : NULL, len, bi, err);
+	free(copy);
+	return ret;
 }
 
 static int load(struct fake_vm *vm, const uint8_t *k, size_t len, const char *cmdline,
@@ -177,7 +186,7 @@ START_TEST(parse_truncated)
 	struct boot_err err;
 	size_t len;
 	uint8_t *b = bz_make(&o, &len);
-	const size_t cuts[] = { 0, 1, 0x1f1, 0x205, 0x206, 0x300, 4 * 512 - 1, 4 * 512,
+	const size_t cuts[] = { 0, 1, 0x1f1, 0x205, 0x206, 0x207, 0x208, 0x300, 4 * 512 - 1, 4 * 512,
 				4 * 512 + 1, len - 16, len - 1 };
 
 	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
