@@ -1,0 +1,110 @@
+/* The interface between a virtio device (blk, rng, ...) and its transport: a handful of hooks each way. */
+#ifndef MINIVM_VIRTIO_DEV_H
+#define MINIVM_VIRTIO_DEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "devices/virtq.h"
+
+#define VIRTIO_MAX_QUEUES 8
+
+struct virtio_dev;
+
+/*
+ * Device hooks. The transport calls every hook with its lock held, so hooks
+ * of one device never run concurrently with each other or with the
+ * device's own virtio_dev_lock() sections. Hooks may run on a vCPU thread
+ * (MMIO exits) or on the event-loop thread (ioeventfd notifications).
+ */
+struct virtio_dev_ops {
+	/* Config space access at `off` (from the start of the device's config,
+	 * i.e. MMIO 0x100); the transport has checked off + len <= config_size
+	 * and len is 1, 2, 4 or 8. Little-endian, as the guest sees it. */
+	void (*config_read)(struct virtio_dev *dev, uint32_t off, void *data, unsigned int len);
+	void (*config_write)(struct virtio_dev *dev, uint32_t off, const void *data, unsigned int len);
+	/* The driver set DRIVER_OK: dev->acked holds the negotiated features and
+	 * dev->vqs[i] the queues (only those with .ready set are usable). 0, or
+	 * -errno and the transport sets NEEDS_RESET. */
+	int (*activate)(struct virtio_dev *dev);
+	/* The driver notified queue q (< num_queues); only between activate and
+	 * reset, never while NEEDS_RESET or FAILED is set. */
+	void (*queue_notify)(struct virtio_dev *dev, unsigned int q);
+	/* Device reset (status 0 written, or teardown): forget the queues. Work
+	 * still in flight must not touch the rings or raise interrupts once
+	 * this returns (it may complete later and be dropped). May be called
+	 * without a prior activate. */
+	void (*reset)(struct virtio_dev *dev);
+	/* Frees the device; called once, after reset, without the lock. */
+	void (*destroy)(struct virtio_dev *dev);
+};
+
+/* Upcalls a transport provides to its device (see the helpers below). */
+struct virtio_transport_ops {
+	void (*lock)(void *t);
+	void (*unlock)(void *t);
+	void (*notify)(void *t, unsigned int q);
+	void (*needs_reset)(void *t);
+};
+
+/* A rate limit for guest-triggered log lines: a burst per window. */
+struct virtio_ratelimit {
+	struct timespec window_start;
+	unsigned int printed;
+	unsigned int suppressed;
+};
+
+/*
+ * A device as the transport sees it. The device fills the first block at
+ * creation; the transport fills the second when it binds the device.
+ */
+struct virtio_dev {
+	const struct virtio_dev_ops *ops;
+	const char *name;      /* for log lines, e.g. "virtio-blk vda" */
+	uint32_t device_id;    /* VIRTIO_ID_* */
+	uint64_t features;     /* offered; must include VIRTIO_F_VERSION_1 */
+	uint32_t config_size;  /* bytes of device config space */
+	unsigned int num_queues; /* 1..VIRTIO_MAX_QUEUES */
+	uint16_t queue_max;    /* QueueNumMax: a power of 2 <= VIRTQ_MAX_SIZE */
+
+	/* Set by the transport. */
+	const struct virtio_transport_ops *tops;
+	void *transport;
+	uint64_t acked;        /* negotiated features, valid from activate until reset */
+	struct virtq *vqs;     /* num_queues queues, owned by the transport */
+	struct virtio_ratelimit rl; /* under the transport lock */
+};
+
+/* Takes/releases the transport lock: for device work that does not come
+ * through a hook (I/O completions on the event-loop thread). */
+static inline void virtio_dev_lock(struct virtio_dev *dev)
+{
+	dev->tops->lock(dev->transport);
+}
+
+static inline void virtio_dev_unlock(struct virtio_dev *dev)
+{
+	dev->tops->unlock(dev->transport);
+}
+
+/* After virtq_push() on queue q: raises the used-buffer interrupt if the
+ * driver wants one (virtq_should_notify). Lock held. */
+static inline void virtio_dev_notify(struct virtio_dev *dev, unsigned int q)
+{
+	dev->tops->notify(dev->transport, q);
+}
+
+/*
+ * The guest broke the device (a malformed ring): logs `why` (rate-limited),
+ * sets DEVICE_NEEDS_RESET and sends a config-change interrupt; the transport
+ * stops delivering notifications until the driver resets. Lock held.
+ */
+void virtio_dev_fail(struct virtio_dev *dev, const char *why);
+
+/* A rate-limited log line about guest behaviour: "minivm: <name>: ...".
+ * At most a burst of lines per few seconds per device, then a count of the
+ * suppressed ones. Lock held. */
+void virtio_dev_log(struct virtio_dev *dev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
