@@ -1,0 +1,111 @@
+/* libFuzzer target for vmm/cli.c: NUL-separated argv into cli_parse(), the whole input into cli_parse_size(). */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/cli.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FZ_MAX_ARGS 64
+
+static struct cli cli;
+static char err[256];
+
+static void check_result(int r, int argc, char *const argv[])
+{
+	const struct minivm_config *c = &cli.cfg;
+
+	if (memchr(err, '\0', sizeof(err)) == NULL)
+		abort();
+	if (r != 0) {
+		if (r != -EINVAL || err[0] == '\0')
+			abort();
+		return;
+	}
+	if (cli.action != CLI_RUN)
+		return;
+	if (!c->kernel || !*c->kernel)
+		abort();
+	if (c->mem_bytes < CLI_MIN_MEM || c->mem_bytes > CLI_MAX_MEM || (c->mem_bytes & 0xfffff))
+		abort();
+	if (c->cpus < 1 || c->cpus > MINIVM_MAX_CPUS)
+		abort();
+	if (c->emul != MINIVM_EMUL_AUTO && c->emul != MINIVM_EMUL_YES && c->emul != MINIVM_EMUL_NO)
+		abort();
+	if (c->nr_disks >= MINIVM_MAX_DISKS)
+		abort();
+	for (unsigned int i = 0; i < c->nr_disks; i++) {
+		size_t n = strnlen(cli.disk_paths[i], sizeof(cli.disk_paths[i]));
+
+		if (c->disks[i].path != cli.disk_paths[i] || n == 0 || n >= sizeof(cli.disk_paths[i]))
+			abort();
+	}
+	/* Every other string is a value from argv (after '=' or whole). */
+	const char *const strs[] = { c->kernel, c->rootfs, c->run, c->cmdline, c->console };
+
+	for (size_t s = 0; s < sizeof(strs) / sizeof(strs[0]); s++) {
+		int found = 0;
+
+		if (!strs[s])
+			continue;
+		for (int i = 1; i < argc && !found; i++) {
+			size_t n = strlen(argv[i]);
+
+			found = strs[s] >= argv[i] && strs[s] <= argv[i] + n;
+		}
+		if (!found || !*strs[s])
+			abort();
+	}
+}
+
+static void fuzz_size(const char *s)
+{
+	uint64_t v = 0x5a5a5a5a5a5a5a5aULL;
+	int r = cli_parse_size(s, &v);
+	int all_digits = *s != '\0';
+
+	if (r != 0) {
+		if (r != -EINVAL || v != 0x5a5a5a5a5a5a5a5aULL)
+			abort();
+		return;
+	}
+	/* Plain digits must give their value exactly. */
+	for (const char *p = s; *p; p++)
+		all_digits &= *p >= '0' && *p <= '9';
+	if (all_digits) {
+		uint64_t w = 0;
+
+		for (const char *p = s; *p; p++)
+			w = w * 10 + (uint64_t)(*p - '0');
+		if (w != v)
+			abort();
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *buf = malloc(size + 1);
+	char *argv[FZ_MAX_ARGS + 2];
+	int argc = 0;
+
+	if (!buf)
+		return 0;
+	memcpy(buf, data, size);
+	buf[size] = '\0';
+
+	fuzz_size(buf);
+
+	argv[argc++] = (char *)"minivm";
+	for (size_t i = 0; i <= size && argc <= FZ_MAX_ARGS; ) {
+		argv[argc++] = buf + i;
+		i += strlen(buf + i) + 1;
+	}
+	argv[argc] = NULL;
+	memset(err, 0, sizeof(err));
+	check_result(cli_parse(argc, argv, &cli, err, sizeof(err)), argc, argv);
+	free(buf);
+	return 0;
+}

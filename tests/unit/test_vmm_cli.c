@@ -1,0 +1,430 @@
+/* Unit tests for vmm/cli.c: cli_parse_size() and cli_parse() on good and bad argv. */
+#include <check.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/cli.h"
+
+#define T_MAX_ARGS 32
+
+static struct cli t_cli;
+static char t_err[256];
+static const char *t_argv[T_MAX_ARGS + 2];
+
+/* Parses "minivm" followed by the NULL-terminated argument list. */
+static int parse(const char *first, ...)
+{
+	va_list ap;
+	int argc = 0;
+
+	t_argv[argc++] = "minivm";
+	va_start(ap, first);
+	for (const char *a = first; a && argc <= T_MAX_ARGS; a = va_arg(ap, const char *))
+		t_argv[argc++] = a;
+	va_end(ap);
+	t_argv[argc] = NULL;
+	memset(t_err, 0, sizeof(t_err));
+	memset(&t_cli, 0x5a, sizeof(t_cli));
+	return cli_parse(argc, (char *const *)t_argv, &t_cli, t_err, sizeof(t_err));
+}
+
+/* Asserts a rejection whose message contains `needle`. */
+#define ck_assert_rejected(r, needle)                                                   \
+	do {                                                                            \
+		ck_assert_int_eq((r), -EINVAL);                                         \
+		ck_assert_msg(strstr(t_err, (needle)) != NULL,                          \
+			      "message '%s' should mention '%s'", t_err, (needle));     \
+	} while (0)
+
+/* ---- cli_parse_size ---- */
+
+START_TEST(size_good)
+{
+	static const struct {
+		const char *s;
+		uint64_t v;
+	} cases[] = {
+		{ "256M", 256ULL << 20 },
+		{ "1G", 1ULL << 30 },
+		{ "1GiB", 1ULL << 30 },
+		{ "512MB", 512ULL << 20 },
+		{ "4096K", 4ULL << 20 },
+		{ "4096KiB", 4ULL << 20 },
+		{ "2T", 2ULL << 40 },
+		{ "1g", 1ULL << 30 },
+		{ "3m", 3ULL << 20 },
+		{ "12345", 12345 },
+		{ "0", 0 },
+		{ "0M", 0 },
+		{ "007", 7 },
+		{ "18446744073709551615", UINT64_MAX },
+		{ "16777215T", 16777215ULL << 40 },
+		{ "17179869183G", 17179869183ULL << 30 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t v = 1;
+
+		ck_assert_msg(cli_parse_size(cases[i].s, &v) == 0, "'%s' should parse", cases[i].s);
+		ck_assert_msg(v == cases[i].v, "'%s' gave %llu", cases[i].s, (unsigned long long)v);
+	}
+}
+END_TEST
+
+START_TEST(size_bad)
+{
+	static const char *const cases[] = {
+		"", "M", "G", "12X", "1.5G", "-1", "+1", " 1G", "1G ", "1 G", "1GB2", "1iB", "1B",
+		"1Gi", "1GiBB", "1MiBx", "1KK", "0x10", "1e9",
+		"99999999999999999999",          /* > 2^64 */
+		"18446744073709551616",          /* 2^64 */
+		"18446744073709551615G",         /* overflows on the multiply */
+		"16777216T",                     /* exactly 2^64 */
+		"17179869184G",                  /* exactly 2^64 */
+		"100000000000000000000000000000000000000000M",
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t v = 0x1234;
+
+		ck_assert_msg(cli_parse_size(cases[i], &v) == -EINVAL, "'%s' should be refused",
+			      cases[i]);
+		ck_assert_msg(v == 0x1234, "'%s': output written on failure", cases[i]);
+	}
+	ck_assert_int_eq(cli_parse_size(NULL, &(uint64_t){ 0 }), -EINVAL);
+}
+END_TEST
+
+/* ---- cli_parse: defaults and values ---- */
+
+START_TEST(parse_minimal_defaults)
+{
+	ck_assert_int_eq(parse("--kernel", "/boot/vmlinux", NULL), 0);
+	ck_assert_int_eq(t_cli.action, CLI_RUN);
+	ck_assert_ptr_eq(t_cli.cfg.kernel, t_argv[2]);
+	ck_assert_ptr_null(t_cli.cfg.rootfs);
+	ck_assert_ptr_null(t_cli.cfg.run);
+	ck_assert_ptr_null(t_cli.cfg.cmdline);
+	ck_assert_ptr_null(t_cli.cfg.console);
+	ck_assert_uint_eq(t_cli.cfg.nr_disks, 0);
+	ck_assert_uint_eq(t_cli.cfg.mem_bytes, 256ULL << 20);
+	ck_assert_uint_eq(t_cli.cfg.cpus, 1);
+	ck_assert_int_eq(t_cli.cfg.emul, MINIVM_EMUL_AUTO);
+	ck_assert_int_eq(t_cli.cfg.verbose, 0);
+	ck_assert(!t_cli.cfg.timings);
+	ck_assert(!t_cli.print_timings);
+}
+END_TEST
+
+START_TEST(parse_all_options)
+{
+	ck_assert_int_eq(parse("--kernel", "k", "--rootfs", "r.img", "--run", "echo hi", "--mem",
+			       "1G", "--cpus", "32", "--cmdline", "quiet", "--console", "c.log",
+			       "--emulated", "yes", "--disk", "/d1,ro", "--disk", "/d2", "--timings",
+			       "-v", "--verbose", "-vv", NULL),
+			 0);
+	ck_assert_int_eq(t_cli.action, CLI_RUN);
+	ck_assert_str_eq(t_cli.cfg.kernel, "k");
+	ck_assert_str_eq(t_cli.cfg.rootfs, "r.img");
+	ck_assert_str_eq(t_cli.cfg.run, "echo hi");
+	ck_assert_str_eq(t_cli.cfg.cmdline, "quiet");
+	ck_assert_str_eq(t_cli.cfg.console, "c.log");
+	ck_assert_uint_eq(t_cli.cfg.mem_bytes, 1ULL << 30);
+	ck_assert_uint_eq(t_cli.cfg.cpus, 32);
+	ck_assert_int_eq(t_cli.cfg.emul, MINIVM_EMUL_YES);
+	ck_assert_uint_eq(t_cli.cfg.nr_disks, 2);
+	ck_assert_str_eq(t_cli.cfg.disks[0].path, "/d1");
+	ck_assert(t_cli.cfg.disks[0].read_only);
+	ck_assert_str_eq(t_cli.cfg.disks[1].path, "/d2");
+	ck_assert(!t_cli.cfg.disks[1].read_only);
+	ck_assert(t_cli.cfg.timings);
+	ck_assert(t_cli.print_timings);
+	ck_assert_int_eq(t_cli.cfg.verbose, 4);
+}
+END_TEST
+
+START_TEST(parse_equals_form)
+{
+	ck_assert_int_eq(parse("--kernel=/k", "--mem=512M", "--cpus=4", "--emulated=no",
+			       "--disk=/d,ro", "--run=ls -l", "--cmdline=a=b c=d", NULL),
+			 0);
+	ck_assert_str_eq(t_cli.cfg.kernel, "/k");
+	ck_assert_uint_eq(t_cli.cfg.mem_bytes, 512ULL << 20);
+	ck_assert_uint_eq(t_cli.cfg.cpus, 4);
+	ck_assert_int_eq(t_cli.cfg.emul, MINIVM_EMUL_NO);
+	ck_assert_uint_eq(t_cli.cfg.nr_disks, 1);
+	ck_assert_str_eq(t_cli.cfg.disks[0].path, "/d");
+	ck_assert(t_cli.cfg.disks[0].read_only);
+	ck_assert_str_eq(t_cli.cfg.run, "ls -l");
+	/* Only the first '=' separates the name from the value. */
+	ck_assert_str_eq(t_cli.cfg.cmdline, "a=b c=d");
+
+	ck_assert_rejected(parse("--kernel=", NULL), "--kernel");
+	ck_assert_rejected(parse("--kernel", "k", "--mem=", NULL), "--mem");
+	ck_assert_rejected(parse("--kernel", "k", "--cpus=", NULL), "--cpus");
+	ck_assert_rejected(parse("--kernel", "k", "--disk=", NULL), "--disk");
+	ck_assert_rejected(parse("--kernel", "k", "--emulated=", NULL), "--emulated");
+}
+END_TEST
+
+START_TEST(parse_mem_range)
+{
+	ck_assert_int_eq(parse("--kernel", "k", "--mem", "32M", NULL), 0);
+	ck_assert_uint_eq(t_cli.cfg.mem_bytes, CLI_MIN_MEM);
+	ck_assert_int_eq(parse("--kernel", "k", "--mem", "64G", NULL), 0);
+	ck_assert_uint_eq(t_cli.cfg.mem_bytes, CLI_MAX_MEM);
+	ck_assert_int_eq(parse("--kernel", "k", "--mem", "33554432", NULL), 0);
+	ck_assert_uint_eq(t_cli.cfg.mem_bytes, 32ULL << 20);
+	ck_assert_int_eq(parse("--kernel", "k", "--mem", "65536K", NULL), 0);
+	ck_assert_uint_eq(t_cli.cfg.mem_bytes, 64ULL << 20);
+
+	ck_assert_rejected(parse("--kernel", "k", "--mem", "31M", NULL), "--mem");
+	ck_assert_rejected(parse("--kernel", "k", "--mem", "0", NULL), "--mem");
+	ck_assert_rejected(parse("--kernel", "k", "--mem", "65G", NULL), "--mem");
+	ck_assert_rejected(parse("--kernel", "k", "--mem", "65537M", NULL), "--mem");
+	ck_assert_rejected(parse("--kernel", "k", "--mem", "1T", NULL), "--mem");
+	/* Not whole MiB. */
+	ck_assert_rejected(parse("--kernel", "k", "--mem", "33554433", NULL), "--mem");
+	ck_assert_rejected(parse("--kernel", "k", "--mem", "33281K", NULL), "--mem");
+	/* Bad sizes name the value. */
+	ck_assert_rejected(parse("--kernel", "k", "--mem", "1.5G", NULL), "1.5G");
+	ck_assert_rejected(parse("--kernel", "k", "--mem", "lots", NULL), "lots");
+	ck_assert_rejected(parse("--kernel", "k", "--mem", "99999999999999999999", NULL), "--mem");
+}
+END_TEST
+
+START_TEST(parse_cpus)
+{
+	ck_assert_int_eq(parse("--kernel", "k", "--cpus", "1", NULL), 0);
+	ck_assert_uint_eq(t_cli.cfg.cpus, 1);
+	ck_assert_int_eq(parse("--kernel", "k", "--cpus", "32", NULL), 0);
+	ck_assert_uint_eq(t_cli.cfg.cpus, 32);
+	ck_assert_int_eq(parse("--kernel", "k", "--cpus", "08", NULL), 0);
+	ck_assert_uint_eq(t_cli.cfg.cpus, 8);
+
+	ck_assert_rejected(parse("--kernel", "k", "--cpus", "0", NULL), "--cpus");
+	ck_assert_rejected(parse("--kernel", "k", "--cpus", "33", NULL), "--cpus");
+	ck_assert_rejected(parse("--kernel", "k", "--cpus", "2x", NULL), "2x");
+	ck_assert_rejected(parse("--kernel", "k", "--cpus", "-1", NULL), "--cpus");
+	ck_assert_rejected(parse("--kernel", "k", "--cpus", " 2", NULL), "--cpus");
+	ck_assert_rejected(parse("--kernel", "k", "--cpus", "4294967297", NULL), "--cpus");
+	ck_assert_rejected(parse("--kernel", "k", "--cpus", "99999999999999999999999", NULL),
+			   "--cpus");
+}
+END_TEST
+
+START_TEST(parse_duplicates)
+{
+	static const char *const once[] = { "--kernel", "--rootfs", "--run", "--cmdline",
+					    "--console", "--mem", "--cpus", "--emulated" };
+	static const char *const vals[] = { "k", "r", "ls", "quiet", "c", "64M", "2", "no" };
+
+	char eq[64];
+
+	for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++) {
+		const char *kernel = i == 0 ? "--rootfs" : "--kernel";
+
+		ck_assert_msg(parse(kernel, "x", once[i], vals[i], once[i], vals[i], NULL) == -EINVAL,
+			      "%s twice accepted", once[i]);
+		ck_assert_msg(strstr(t_err, once[i]) && strstr(t_err, "twice"),
+			      "message '%s' for %s twice", t_err, once[i]);
+		/* The same through the --name=value form. */
+		snprintf(eq, sizeof(eq), "%s=%s", once[i], vals[i]);
+		ck_assert_msg(parse(kernel, "x", eq, once[i], vals[i], NULL) == -EINVAL,
+			      "%s twice accepted", eq);
+		ck_assert_msg(strstr(t_err, "twice"), "message '%s' for %s twice", t_err, eq);
+	}
+	/* --disk, -v and --timings repeat. */
+	ck_assert_int_eq(parse("--kernel", "k", "--disk", "a", "--disk", "a", "--timings",
+			       "--timings", NULL),
+			 0);
+	ck_assert_uint_eq(t_cli.cfg.nr_disks, 2);
+}
+END_TEST
+
+START_TEST(parse_unknown_and_positional)
+{
+	ck_assert_rejected(parse("--kernel", "k", "--foo", NULL), "--foo");
+	ck_assert_rejected(parse("--kernel", "k", "--foo=bar", NULL), "--foo");
+	ck_assert_rejected(parse("--kernelx", "k", NULL), "--kernelx");
+	ck_assert_rejected(parse("--kernel", "k", "-x", NULL), "-x");
+	ck_assert_rejected(parse("--kernel", "k", "-", NULL), "'-'");
+	ck_assert_rejected(parse("--kernel", "k", "--", NULL), "'--'");
+	ck_assert_rejected(parse("--kernel", "k", "", NULL), "''");
+	ck_assert_rejected(parse("--kernel", "k", "vmlinux", NULL), "vmlinux");
+	ck_assert_rejected(parse("vmlinux", NULL), "vmlinux");
+	ck_assert_rejected(parse("--KERNEL", "k", NULL), "--KERNEL");
+	ck_assert_rejected(parse("--timings=1", "--kernel", "k", NULL), "--timings");
+	ck_assert_rejected(
+		parse("--kernel", "k", "--a-very-long-option-name-that-is-unknown-to-minivm", NULL),
+		"--a-very-long-option");
+}
+END_TEST
+
+START_TEST(parse_missing_value)
+{
+	static const char *const opts[] = { "--kernel", "--rootfs", "--disk", "--run", "--mem",
+					    "--cpus", "--cmdline", "--console", "--emulated" };
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		ck_assert_msg(parse("--kernel", "k", opts[i], NULL) == -EINVAL, "%s at the end",
+			      opts[i]);
+		ck_assert_msg(strstr(t_err, opts[i]) && strstr(t_err, "value"),
+			      "message '%s' for %s", t_err, opts[i]);
+		/* An empty value is not a value either. */
+		ck_assert_msg(parse("--kernel", "k", opts[i], "", NULL) == -EINVAL, "%s ''",
+			      opts[i]);
+	}
+}
+END_TEST
+
+START_TEST(parse_disks)
+{
+	char long_path[4200];
+
+	ck_assert_int_eq(parse("--kernel", "k", "--disk", "/a,ro", "--disk", "/b,rw", "--disk",
+			       "/c", "--disk", "/d,e", "--disk", "/f,ro,ro", NULL),
+			 0);
+	ck_assert_uint_eq(t_cli.cfg.nr_disks, 5);
+	ck_assert_str_eq(t_cli.cfg.disks[0].path, "/a");
+	ck_assert(t_cli.cfg.disks[0].read_only);
+	ck_assert_str_eq(t_cli.cfg.disks[1].path, "/b");
+	ck_assert(!t_cli.cfg.disks[1].read_only);
+	ck_assert_str_eq(t_cli.cfg.disks[2].path, "/c");
+	ck_assert(!t_cli.cfg.disks[2].read_only);
+	ck_assert_str_eq(t_cli.cfg.disks[3].path, "/d,e");
+	ck_assert(!t_cli.cfg.disks[3].read_only);
+	ck_assert_str_eq(t_cli.cfg.disks[4].path, "/f,ro");
+	ck_assert(t_cli.cfg.disks[4].read_only);
+	/* The paths are copies in the cli, not argv. */
+	ck_assert_ptr_eq(t_cli.cfg.disks[0].path, t_cli.disk_paths[0]);
+
+	ck_assert_rejected(parse("--kernel", "k", "--disk", ",ro", NULL), ",ro");
+	ck_assert_rejected(parse("--kernel", "k", "--disk", ",rw", NULL), ",rw");
+	ck_assert_rejected(parse("--kernel", "k", "--disk", "", NULL), "--disk");
+
+	/* A path of 4095 bytes fits the 4096-byte buffer, 4096 does not. */
+	memset(long_path, 'p', sizeof(long_path));
+	strcpy(long_path + 4095, ",ro");
+	ck_assert_int_eq(parse("--kernel", "k", "--disk", long_path, NULL), 0);
+	ck_assert_uint_eq(strlen(t_cli.cfg.disks[0].path), 4095);
+	ck_assert(t_cli.cfg.disks[0].read_only);
+	memset(long_path, 'p', sizeof(long_path));
+	long_path[4096] = '\0';
+	ck_assert_int_eq(parse("--kernel", "k", "--disk", long_path, NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(parse_too_many_disks)
+{
+	/* /dev/vda is the rootfs: at most MINIVM_MAX_DISKS - 1 extra disks. */
+	ck_assert_int_eq(MINIVM_MAX_DISKS, 8);
+	ck_assert_int_eq(parse("--kernel", "k", "--disk", "1", "--disk", "2", "--disk", "3",
+			       "--disk", "4", "--disk", "5", "--disk", "6", "--disk", "7", NULL),
+			 0);
+	ck_assert_uint_eq(t_cli.cfg.nr_disks, 7);
+	ck_assert_str_eq(t_cli.cfg.disks[6].path, "7");
+	ck_assert_rejected(parse("--kernel", "k", "--disk", "1", "--disk", "2", "--disk", "3",
+				 "--disk", "4", "--disk", "5", "--disk", "6", "--disk", "7",
+				 "--disk", "8", NULL),
+			   "too many");
+}
+END_TEST
+
+START_TEST(parse_emulated)
+{
+	ck_assert_int_eq(parse("--kernel", "k", "--emulated", "auto", NULL), 0);
+	ck_assert_int_eq(t_cli.cfg.emul, MINIVM_EMUL_AUTO);
+	ck_assert_int_eq(parse("--kernel", "k", "--emulated", "yes", NULL), 0);
+	ck_assert_int_eq(t_cli.cfg.emul, MINIVM_EMUL_YES);
+	ck_assert_int_eq(parse("--kernel", "k", "--emulated", "no", NULL), 0);
+	ck_assert_int_eq(t_cli.cfg.emul, MINIVM_EMUL_NO);
+	ck_assert_rejected(parse("--kernel", "k", "--emulated", "YES", NULL), "YES");
+	ck_assert_rejected(parse("--kernel", "k", "--emulated", "maybe", NULL), "maybe");
+	ck_assert_rejected(parse("--kernel", "k", "--emulated", "yes ", NULL), "--emulated");
+	ck_assert_rejected(parse("--kernel", "k", "--emulated", "1", NULL), "--emulated");
+}
+END_TEST
+
+START_TEST(parse_help_version)
+{
+	ck_assert_int_eq(parse("--help", NULL), 0);
+	ck_assert_int_eq(t_cli.action, CLI_HELP);
+	ck_assert_int_eq(parse("-h", NULL), 0);
+	ck_assert_int_eq(t_cli.action, CLI_HELP);
+	ck_assert_int_eq(parse("--kernel", "k", "--mem", "64M", "--help", NULL), 0);
+	ck_assert_int_eq(t_cli.action, CLI_HELP);
+	ck_assert_int_eq(parse("--version", NULL), 0);
+	ck_assert_int_eq(t_cli.action, CLI_VERSION);
+	ck_assert_int_eq(parse("-v", "--version", "--bogus", NULL), 0);
+	ck_assert_int_eq(t_cli.action, CLI_VERSION);
+	/* The value of an option is not an option. */
+	ck_assert_int_eq(parse("--kernel", "k", "--run", "--help", NULL), 0);
+	ck_assert_int_eq(t_cli.action, CLI_RUN);
+	ck_assert_str_eq(t_cli.cfg.run, "--help");
+	ck_assert(strstr(cli_usage, "--kernel") != NULL);
+	ck_assert(strstr(cli_usage, "--emulated") != NULL);
+}
+END_TEST
+
+START_TEST(parse_kernel_required)
+{
+	ck_assert_rejected(parse(NULL), "--kernel");
+	ck_assert_rejected(parse("--rootfs", "r", "--mem", "64M", NULL), "--kernel");
+}
+END_TEST
+
+START_TEST(parse_small_error_buffer)
+{
+	const char *argv[] = { "minivm", "--no-such-option-at-all", NULL };
+	char small[8];
+
+	memset(small, 'X', sizeof(small));
+	ck_assert_int_eq(cli_parse(2, (char *const *)argv, &t_cli, small, sizeof(small)), -EINVAL);
+	ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
+	/* No buffer at all is allowed too. */
+	ck_assert_int_eq(cli_parse(2, (char *const *)argv, &t_cli, NULL, 0), -EINVAL);
+}
+END_TEST
+
+static Suite *vmm_cli_suite(void)
+{
+	Suite *s = suite_create("vmm_cli");
+	TCase *size = tcase_create("size");
+	TCase *args = tcase_create("args");
+
+	tcase_add_test(size, size_good);
+	tcase_add_test(size, size_bad);
+	tcase_add_test(args, parse_minimal_defaults);
+	tcase_add_test(args, parse_all_options);
+	tcase_add_test(args, parse_equals_form);
+	tcase_add_test(args, parse_mem_range);
+	tcase_add_test(args, parse_cpus);
+	tcase_add_test(args, parse_duplicates);
+	tcase_add_test(args, parse_unknown_and_positional);
+	tcase_add_test(args, parse_missing_value);
+	tcase_add_test(args, parse_disks);
+	tcase_add_test(args, parse_too_many_disks);
+	tcase_add_test(args, parse_emulated);
+	tcase_add_test(args, parse_help_version);
+	tcase_add_test(args, parse_kernel_required);
+	tcase_add_test(args, parse_small_error_buffer);
+	suite_add_tcase(s, size);
+	suite_add_tcase(s, args);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(vmm_cli_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
