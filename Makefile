@@ -31,6 +31,9 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
+# Keep the sanitizer objects between test builds.
+.SECONDARY:
+
 .PHONY: all deps minivm kernel rootfs check check-unit check-integration fuzz fuzz-build bench clean
 all: minivm kernel rootfs
 
@@ -41,11 +44,13 @@ minivm: $(BUILD)/minivm $(BUILD)/libminivm.a
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/san/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -c $< -o $@
+	@echo "  CC san  $<"
+	@$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -c $< -o $@
 
 $(BUILD)/libminivm.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -64,7 +69,8 @@ rootfs:
 
 $(BUILD)/tests/%: tests/unit/%.c $(SAN_OBJS) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -o $@ $< $(SAN_OBJS) $(CHECK_LIBS) $(LDLIBS)
+	@echo "  TEST    $@"
+	@$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -o $@ $< $(SAN_OBJS) $(CHECK_LIBS) $(LDLIBS)
 
 check-unit: $(UNIT_BINS)
 	@./tests/unit/run.sh $(UNIT_BINS)

@@ -38,24 +38,32 @@ const char *exit_reason_name(unsigned int reason)
 static enum exit_action exit_io(struct kvm_run *run, size_t run_size, const struct exit_env *env,
 				char *msg, size_t msglen)
 {
-	unsigned int size = run->io.size;
-	uint64_t off = run->io.data_offset, bytes, end;
+	/* The run page is shared and the device's answer is written into it:
+	 * copy the header once, check it, then use only the copies. */
+	const uint8_t dir = run->io.direction;
+	const uint8_t size = run->io.size;
+	const uint16_t port = run->io.port;
+	const uint32_t count = run->io.count;
+	const uint64_t off = run->io.data_offset;
+	uint64_t bytes, end;
 	uint8_t *data;
 
-	/* KVM fills these, but the buffer is shared memory: check, then use. */
 	if ((size != 1 && size != 2 && size != 4) ||
-	    __builtin_mul_overflow((uint64_t)size, (uint64_t)run->io.count, &bytes) ||
-	    __builtin_add_overflow(off, bytes, &end) || end > run_size) {
-		snprintf(msg, msglen, "bad IO exit: port 0x%x size %u count %u offset %llu",
-			 run->io.port, size, run->io.count, (unsigned long long)off);
+	    (dir != KVM_EXIT_IO_IN && dir != KVM_EXIT_IO_OUT) ||
+	    __builtin_mul_overflow((uint64_t)size, (uint64_t)count, &bytes) ||
+	    __builtin_add_overflow(off, bytes, &end) || end > run_size ||
+	    off < sizeof(struct kvm_run)) {
+		snprintf(msg, msglen,
+			 "bad IO exit: port 0x%x direction %u size %u count %u offset %llu", port,
+			 dir, size, count, (unsigned long long)off);
 		return EXIT_FATAL;
 	}
 	data = (uint8_t *)run + off;
-	for (uint32_t i = 0; i < run->io.count; i++, data += size) {
-		if (run->io.direction == KVM_EXIT_IO_OUT)
-			bus_write(env->pio, run->io.port, data, size);
+	for (uint32_t i = 0; i < count; i++, data += size) {
+		if (dir == KVM_EXIT_IO_OUT)
+			bus_write(env->pio, port, data, size);
 		else
-			bus_read(env->pio, run->io.port, data, size);
+			bus_read(env->pio, port, data, size);
 	}
 	return EXIT_CONTINUE;
 }

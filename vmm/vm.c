@@ -251,11 +251,9 @@ static int vcpu_setup_fpu(struct vcpu *v)
 	return ioctl(v->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : 0;
 }
 
-static int vcpu_create(struct minivm *vm, unsigned int id, const struct boot_entry *entry)
+static int vcpu_create(struct minivm *vm, unsigned int id)
 {
 	struct vcpu *v = &vm->vcpus[id];
-	struct kvm_sregs sregs;
-	struct kvm_regs regs;
 	int r;
 
 	v->vm = vm;
@@ -286,8 +284,18 @@ static int vcpu_create(struct minivm *vm, unsigned int id, const struct boot_ent
 		vm_set_error(vm, "KVM_SET_FPU on vCPU %u: %s", id, strerror(-r));
 		return r;
 	}
-	if (id != 0)
-		return 0; /* application processors wait for INIT/SIPI from the BSP */
+	return 0;
+}
+
+/* The boot vCPU's registers as the loader left them; application
+ * processors wait for INIT/SIPI from it instead. */
+static int vcpu_set_boot_regs(struct minivm *vm, const struct boot_entry *entry)
+{
+	struct vcpu *v = &vm->vcpus[0];
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	int r;
+
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0 || ioctl(v->fd, KVM_GET_REGS, &regs) < 0) {
 		r = -errno;
 		vm_set_error(vm, "reading vCPU 0 registers: %s", strerror(errno));
@@ -372,58 +380,6 @@ static void *vcpu_thread(void *arg)
 }
 
 /* ---- creation ---- */
-
-static int vm_read_file(struct minivm *vm, const char *what, const char *path, uint8_t **buf,
-			size_t *len, uint64_t max)
-{
-	struct stat st;
-	uint8_t *b;
-	size_t done = 0;
-	int fd, r;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		vm_set_error(vm, "cannot open %s '%s': %s", what, path, strerror(errno));
-		return r;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		vm_set_error(vm, "%s '%s' is not a regular file", what, path);
-		close(fd);
-		return -EINVAL;
-	}
-	if ((uint64_t)st.st_size > max || st.st_size == 0) {
-		vm_set_error(vm, "%s '%s' has an implausible size (%lld bytes)", what, path,
-		       (long long)st.st_size);
-		close(fd);
-		return -EFBIG;
-	}
-	b = malloc((size_t)st.st_size);
-	if (!b) {
-		close(fd);
-		vm_set_error(vm, "out of memory reading %s", what);
-		return -ENOMEM;
-	}
-	while (done < (size_t)st.st_size) {
-		ssize_t n = read(fd, b + done, (size_t)st.st_size - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			vm_set_error(vm, "reading %s '%s': %s", what, path,
-			       n < 0 ? strerror(errno) : "file shrank");
-			free(b);
-			close(fd);
-			return r;
-		}
-		done += (size_t)n;
-	}
-	close(fd);
-	*buf = b;
-	*len = done;
-	return 0;
-}
 
 static int vm_check_rootfs(struct minivm *vm, const char *path)
 {
@@ -612,28 +568,47 @@ static int vm_check_config(struct minivm *vm)
 static int vm_load_kernel(struct minivm *vm)
 {
 	struct boot_load_args args;
-	struct boot_entry *entry = &vm->entry;
 	struct boot_err berr;
-	uint8_t *img = NULL;
-	size_t len = 0;
-	int r;
+	struct stat st;
+	void *img;
+	int fd, r;
 
-	r = vm_read_file(vm, "kernel", vm->cfg.kernel, &img, &len, VM_KERNEL_MAX);
-	if (r)
+	/* Mapped, not read: the loader copies only what it loads. */
+	fd = open(vm->cfg.kernel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		vm_set_error(vm, "cannot open kernel '%s': %s", vm->cfg.kernel, strerror(errno));
 		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    (uint64_t)st.st_size > VM_KERNEL_MAX) {
+		vm_set_error(vm, "kernel '%s' is not a regular file of a plausible size", vm->cfg.kernel);
+		close(fd);
+		return -EINVAL;
+	}
+	img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (img == MAP_FAILED) {
+		r = -errno;
+		vm_set_error(vm, "cannot map kernel '%s': %s", vm->cfg.kernel, strerror(errno));
+		return r;
+	}
 	memset(&args, 0, sizeof(args));
 	args.gm = &vm->gm;
 	args.kernel = img;
-	args.kernel_len = len;
+	args.kernel_len = (size_t)st.st_size;
 	args.cmdline = vm->cmdline;
 	args.nr_vcpus = vm->nr_vcpus;
 	memset(&berr, 0, sizeof(berr));
-	r = boot_load(&args, entry, &berr);
-	free(img);
+	r = boot_load(&args, &vm->entry, &berr);
+	munmap(img, (size_t)st.st_size);
 	if (r) {
 		vm_set_error(vm, "kernel '%s': %s", vm->cfg.kernel, berr.msg[0] ? berr.msg : strerror(-r));
 		return r;
 	}
+	vm_log(vm, 1, "loaded %s kernel at 0x%llx (%llu KiB), entry 0x%llx",
+	       boot_kind_name(vm->entry.kind), (unsigned long long)vm->entry.load_addr,
+	       (unsigned long long)(vm->entry.load_size >> 10), (unsigned long long)vm->entry.entry);
 	return 0;
 }
 
@@ -705,12 +680,20 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = vm_devices_setup(vm);
 	if (r)
 		goto fail;
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		r = vcpu_create(vm, i);
+		if (r)
+			goto fail;
+	}
 	r = vm_cmdline_build(vm->cmdline, sizeof(vm->cmdline), &vm->cfg, vm->emulated,
 			     vm->dev_params, vm->nr_dev_params, vm->err, sizeof(vm->err));
 	if (r)
 		goto fail;
 	vm_log(vm, 1, "kernel command line: %s", vm->cmdline);
 	r = vm_load_kernel(vm);
+	if (r)
+		goto fail;
+	r = vcpu_set_boot_regs(vm, &vm->entry);
 	if (r)
 		goto fail;
 	memset(&sa, 0, sizeof(sa));
@@ -720,11 +703,6 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 		r = -errno;
 		vm_set_error(vm, "sigaction: %s", strerror(errno));
 		goto fail;
-	}
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-		r = vcpu_create(vm, i, &vm->entry);
-		if (r)
-			goto fail;
 	}
 	*out = vm;
 	return 0;

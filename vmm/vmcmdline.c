@@ -35,8 +35,10 @@ int vm_cmdline_build(char *buf, size_t cap, const struct minivm_config *cfg, boo
 	size_t len = 0;
 	int r = 0;
 
-	if (cap == 0)
+	if (cap == 0) {
+		snprintf(err, errlen, "no room for a kernel command line");
 		return -E2BIG;
+	}
 	buf[0] = '\0';
 	r |= cmd_append(buf, cap, &len, VM_CMDLINE_BASE);
 	if (emulated)

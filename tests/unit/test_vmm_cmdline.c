@@ -27,16 +27,11 @@ static void setup(void)
 	memset(t_err, 0, sizeof(t_err));
 }
 
-static int build_tsc(size_t cap, bool emulated, unsigned int tsc_khz, unsigned int nr_devs)
-{
-	ck_assert_uint_le(cap, sizeof(t_buf));
-	return vm_cmdline_build(t_buf, cap, &t_cfg, emulated, tsc_khz, t_devs, nr_devs, t_err,
-				sizeof(t_err));
-}
-
 static int build(size_t cap, bool emulated, unsigned int nr_devs)
 {
-	return build_tsc(cap, emulated, 0, nr_devs);
+	ck_assert_uint_le(cap, sizeof(t_buf));
+	return vm_cmdline_build(t_buf, cap, &t_cfg, emulated, t_devs, nr_devs, t_err,
+				sizeof(t_err));
 }
 
 /* Position of a whole blank-separated word (or word sequence) in t_buf, or -1. */
@@ -90,22 +85,6 @@ START_TEST(emulated_switches_only_when_emulated)
 	ck_assert_int_eq(build(T_CAP, false, 2), 0);
 	ck_assert_ptr_null(strstr(t_buf, "noxsave"));
 	ck_assert_ptr_null(strstr(t_buf, "clearcpuid"));
-}
-END_TEST
-
-START_TEST(tsc_khz_only_when_emulated)
-{
-	ck_assert_int_eq(build_tsc(T_CAP, true, 2400000, 1), 0);
-	assert_well_formed();
-	ck_assert_int_gt(pos("tsc_early_khz=2400000"), pos(VM_CMDLINE_EMULATED));
-	ck_assert_int_lt(pos("tsc_early_khz=2400000"), pos(t_devs[0]));
-	ck_assert_int_eq(build_tsc(T_CAP, true, 4294967295u, 0), 0);
-	ck_assert_int_ge(pos("tsc_early_khz=4294967295"), 0);
-	/* not emulated, or no frequency known: no switch */
-	ck_assert_int_eq(build_tsc(T_CAP, false, 2400000, 1), 0);
-	ck_assert_ptr_null(strstr(t_buf, "tsc_early_khz"));
-	ck_assert_int_eq(build_tsc(T_CAP, true, 0, 1), 0);
-	ck_assert_ptr_null(strstr(t_buf, "tsc_early_khz"));
 }
 END_TEST
 
@@ -195,15 +174,15 @@ START_TEST(exact_fit_and_one_short)
 	t_cfg.rootfs = "r.img";
 	t_cfg.run = "echo hello";
 	t_cfg.cmdline = "quiet";
-	ck_assert_int_eq(build_tsc(T_CAP, true, 1999999, 2), 0);
+	ck_assert_int_eq(build(T_CAP, true, 2), 0);
 	len = strlen(t_buf);
 	memcpy(full, t_buf, len + 1);
 	/* len bytes + NUL fit in len + 1 */
-	ck_assert_int_eq(build_tsc(len + 1, true, 1999999, 2), 0);
+	ck_assert_int_eq(build(len + 1, true, 2), 0);
 	ck_assert_str_eq(t_buf, full);
 	/* one short: -E2BIG with a message, never writing past cap */
 	memset(t_buf, 'X', sizeof(t_buf));
-	ck_assert_int_eq(build_tsc(len, true, 1999999, 2), -E2BIG);
+	ck_assert_int_eq(build(len, true, 2), -E2BIG);
 	ck_assert_msg(t_err[0] != '\0', "no message for -E2BIG");
 	ck_assert_int_eq(t_buf[len], 'X');
 	ck_assert_ptr_nonnull(memchr(t_buf, '\0', len));
@@ -283,7 +262,6 @@ static Suite *vmm_cmdline_suite(void)
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, base_only);
 	tcase_add_test(tc, emulated_switches_only_when_emulated);
-	tcase_add_test(tc, tsc_khz_only_when_emulated);
 	tcase_add_test(tc, order_of_everything);
 	tcase_add_test(tc, root_only_with_rootfs);
 	tcase_add_test(tc, run_every_byte_round_trips);
