@@ -69,9 +69,11 @@ struct boot_entry {
 	enum boot_kind kind;
 	uint64_t entry;        /* guest physical address of the first instruction */
 	uint64_t load_addr;    /* lowest guest address of the kernel image */
-	uint64_t load_size;    /* bytes from load_addr the kernel owns at entry
-				* (bzImage: max(init_size, image); PVH: up to the
-				* end of the highest PT_LOAD segment) */
+	uint64_t load_size;    /* bytes from load_addr the kernel owns before it
+				* reads the memory map (bzImage: up to the end of
+				* the image or of runtime start + init_size, the
+				* higher; PVH: up to the end of the highest
+				* PT_LOAD segment) */
 	uint64_t boot_info;    /* gpa of boot_params (bzImage) / hvm_start_info (PVH) */
 	uint64_t cmdline_addr; /* gpa of the NUL-terminated command line */
 	size_t cmdline_len;    /* without the NUL */
@@ -206,8 +208,9 @@ struct bzimage_info {
 	uint32_t hdr_end;          /* the setup header is file[0x1f1 .. hdr_end) */
 	uint64_t kernel_offset;    /* the protected-mode kernel: file[kernel_offset..] */
 	uint64_t kernel_size;      /* syssize * 16, wholly inside the file */
-	uint64_t pref_address;     /* where a relocatable kernel prefers to be */
-	uint32_t init_size;        /* bytes the kernel needs from its load address */
+	uint64_t pref_address;     /* where a relocatable kernel prefers to be, and
+				    * where a non-relocatable one moves itself */
+	uint32_t init_size;        /* bytes the kernel needs from where it runs */
 	uint32_t kernel_alignment; /* a power of two, or 0 */
 	bool relocatable;
 	uint32_t cmdline_size;     /* longest command line, without the NUL */

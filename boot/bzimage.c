@@ -195,7 +195,7 @@ int bzimage_load(const struct guest_mem *gm, const uint8_t *data, size_t len,
 		 const struct boot_e820_entry *e820, unsigned int nr_e820, struct boot_entry *out,
 		 struct boot_err *err)
 {
-	uint64_t load, need, end, ram_end = boot_low_ram_end(gm);
+	uint64_t load, run, image_end, run_end, end, ram_end = boot_low_ram_end(gm);
 	uint8_t *dst;
 	int ret;
 
@@ -205,6 +205,15 @@ int bzimage_load(const struct guest_mem *gm, const uint8_t *data, size_t len,
 		return -E2BIG;
 	}
 
+	/*
+	 * Where the image goes (load) and where the kernel decompresses itself
+	 * and runs (run). boot.rst: "if (relocatable_kernel) runtime_start =
+	 * align_up(load_address, kernel_alignment) else runtime_start =
+	 * pref_address", and init_size counts from runtime_start. A relocatable
+	 * kernel goes to its aligned pref_address, so both are the same; a
+	 * non-relocatable one is loaded at 1 MiB and moves itself to
+	 * pref_address (LOAD_PHYSICAL_ADDR, 16 MiB by default).
+	 */
 	if (info->relocatable) {
 		uint64_t a = info->kernel_alignment ? info->kernel_alignment : 1;
 
@@ -215,19 +224,27 @@ int bzimage_load(const struct guest_mem *gm, const uint8_t *data, size_t len,
 			return -ENOEXEC;
 		}
 		load &= ~(a - 1);
+		run = load;
 	} else {
 		load = BZ_NONRELOC_LOAD;
+		run = info->pref_address ? info->pref_address : load;
 	}
-	if (load < BOOT_KERNEL_MIN) {
-		boot_errf(err, "bzImage wants to load at 0x%" PRIx64
-			  ", below 1 MiB where the boot structures live", load);
+	if (load < BOOT_KERNEL_MIN || run < BOOT_KERNEL_MIN) {
+		boot_errf(err, "bzImage wants to run at 0x%" PRIx64
+			  ", below 1 MiB where the boot structures live", run);
 		return -ENOEXEC;
 	}
-	need = info->init_size > info->kernel_size ? info->init_size : info->kernel_size;
-	if (__builtin_add_overflow(load, need, &end) || end > ram_end) {
+	/* From here on run >= load: relocatable, equal; otherwise load is 1 MiB. */
+	if (__builtin_add_overflow(load, info->kernel_size, &image_end) ||
+	    __builtin_add_overflow(run, (uint64_t)info->init_size, &run_end)) {
+		boot_errf(err, "bzImage at 0x%" PRIx64 " wraps the address space", run);
+		return -ENOMEM;
+	}
+	end = image_end > run_end ? image_end : run_end;
+	if (end > ram_end) {
 		boot_errf(err, "kernel needs %" PRIu64 " MiB at 0x%" PRIx64
 			  " but guest RAM ends at 0x%" PRIx64,
-			  (need + MIB - 1) / MIB, load, ram_end);
+			  (end - load + MIB - 1) / MIB, load, ram_end);
 		return -ENOMEM;
 	}
 	if (end > BOOT_IDMAP_SIZE) {
@@ -258,7 +275,7 @@ int bzimage_load(const struct guest_mem *gm, const uint8_t *data, size_t len,
 	out->kind = BOOT_KIND_BZIMAGE;
 	out->entry = load + BZ_ENTRY_64;
 	out->load_addr = load;
-	out->load_size = need;
+	out->load_size = end - load;
 	out->boot_info = BOOT_PARAMS_ADDR;
 	out->protocol = info->protocol;
 	return 0;

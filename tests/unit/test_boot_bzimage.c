@@ -398,13 +398,38 @@ START_TEST(load_not_relocatable_goes_to_1mib)
 	size_t len;
 	uint8_t *b;
 
+	/* Loaded at 1 MiB, but it moves itself to pref_address (16 MiB) and
+	 * needs init_size from there: RAM must reach 0x1200000. */
 	o.reloc = 0;
 	b = bz_make(&o, &len);
-	fake_vm_init(&vm, 16 * MIB);
+	fake_vm_init(&vm, 0x1200000);
 	ck_assert_int_eq(load(&vm, b, len, "", 1, &e, &err), 0);
 	ck_assert_uint_eq(e.load_addr, 0x100000);
 	ck_assert_uint_eq(e.entry, 0x100200);
+	ck_assert_uint_eq(e.load_size, 0x1200000 - 0x100000);
 	ck_assert_uint_eq(gpa(&vm, 0x100000, 1)[0], kbyte(0));
+	fake_vm_fini(&vm);
+	fake_vm_init(&vm, 0x1200000 - 4096);
+	ck_assert_int_eq(load(&vm, b, len, "", 1, &e, &err), -ENOMEM);
+	ck_assert_str_eq(err.msg, "kernel needs 17 MiB at 0x100000 but guest RAM ends at 0x11ff000");
+	fake_vm_fini(&vm);
+	free(b);
+
+	/* No pref_address: it runs where it is loaded. */
+	o.pref = 0;
+	b = bz_make(&o, &len);
+	fake_vm_init(&vm, 0x100000 + 0x200000);
+	ck_assert_int_eq(load(&vm, b, len, "", 1, &e, &err), 0);
+	ck_assert_uint_eq(e.load_size, 0x200000);
+	fake_vm_fini(&vm);
+	free(b);
+
+	/* A pref_address below 1 MiB would run over the boot structures. */
+	o.pref = 0x10000;
+	b = bz_make(&o, &len);
+	fake_vm_init(&vm, 64 * MIB);
+	ck_assert_int_eq(load(&vm, b, len, "", 1, &e, &err), -ENOEXEC);
+	ck_assert_ptr_nonnull(strstr(err.msg, "below 1 MiB"));
 	fake_vm_fini(&vm);
 	free(b);
 }
