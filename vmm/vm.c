@@ -64,8 +64,7 @@ void vm_set_error(struct minivm *vm, const char *fmt, ...)
 	va_end(ap);
 }
 
-__attribute__((format(printf, 3, 4))) static void vm_log(const struct minivm *vm, int level,
-							const char *fmt, ...)
+void vm_log(const struct minivm *vm, int level, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -421,6 +420,10 @@ static int vm_setup_memory(struct minivm *vm)
 		       (unsigned long long)(vm->ram_size >> 20), strerror(errno));
 		return r;
 	}
+	/* Huge pages where the host allows them: fewer shadow/EPT faults and
+	 * TLB misses for the guest (QEMU does the same). */
+	if (madvise(vm->ram, vm->ram_size, MADV_HUGEPAGE) < 0)
+		vm_log(vm, 2, "madvise(MADV_HUGEPAGE): %s (ignored)", strerror(errno));
 	gm_layout(&vm->gm, vm->ram, vm->ram_size);
 	for (unsigned int i = 0; i < vm->gm.nr; i++) {
 		struct kvm_userspace_memory_region region = {

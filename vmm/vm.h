@@ -25,14 +25,22 @@ struct evl;
 struct vmmio;
 struct virtio_dev;
 
-/* One virtio-mmio slot: transport, device, and the eventfds behind it. */
+#define VM_DEV_MAX_QUEUES 8
+
+/* A queue's ioeventfd and what to tell when it fires. */
+struct vm_notify {
+	struct vmmio *transport;
+	unsigned int queue;
+	int fd;
+};
+
+/* One virtio-mmio slot: transport (which owns the device) and its eventfds. */
 struct vm_device {
 	struct vmmio *transport;
-	struct virtio_dev *dev;
 	uint64_t base;
 	unsigned int irq;
 	int irq_fd;
-	int notify_fds[8];
+	struct vm_notify notify[VM_DEV_MAX_QUEUES];
 	unsigned int nr_notify;
 };
 
@@ -106,5 +114,8 @@ void vm_devices_destroy(struct minivm *vm);
 
 /* Shared by vm.c and vm_devices.c. */
 void vm_set_error(struct minivm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A line on stderr when cfg.verbose >= level. */
+void vm_log(const struct minivm *vm, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,27 +1,232 @@
 /* virtio-mmio devices and the event loop: placement, eventfds, lifecycle. */
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
+#include "devices/virtio_blk.h"
+#include "devices/virtio_mmio.h"
+#include "vmm/evl.h"
 #include "vmm/vm.h"
+
+#define VM_EVL_ENTRIES 256
+#define VM_LAST_DEVICE_IRQ 23 /* the IOAPIC's last pin (MP table maps 0..23) */
+
+static void vm_mmio_read(void *opaque, uint64_t off, void *data, unsigned int len)
+{
+	vmmio_read(opaque, off, data, len);
+}
+
+static void vm_mmio_write(void *opaque, uint64_t off, const void *data, unsigned int len)
+{
+	vmmio_write(opaque, off, data, len);
+}
+
+/* A queue's ioeventfd fired: the guest wrote its index to QueueNotify. */
+static void vm_queue_kick(void *opaque, int fd, uint32_t revents)
+{
+	struct vm_notify *n = opaque;
+	uint64_t cnt;
+
+	(void)revents;
+	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		return;
+	vmmio_queue_notify(n->transport, n->queue);
+}
+
+/* Places dev in the next slot: MMIO range, IRQ, irqfd, one ioeventfd per
+ * queue, and the kernel command line entry. Takes ownership of dev. */
+static int vm_add_device(struct minivm *vm, struct virtio_dev *dev, const char *what)
+{
+	struct vm_device *d = &vm->devs[vm->nr_devs];
+	unsigned int idx = vm->nr_devs;
+	struct kvm_irqfd irqfd;
+	int r;
+
+	if (vm->nr_devs >= VM_MAX_DEVICES || VM_FIRST_DEVICE_IRQ + idx > VM_LAST_DEVICE_IRQ) {
+		dev->ops->destroy(dev);
+		vm_set_error(vm, "too many devices (at most %d)", VM_MAX_DEVICES);
+		return -ENOSPC;
+	}
+	memset(d, 0, sizeof(*d));
+	d->base = VM_MMIO_BASE + (uint64_t)idx * VMMIO_SLOT_SIZE;
+	d->irq = VM_FIRST_DEVICE_IRQ + idx;
+	for (unsigned int q = 0; q < VM_DEV_MAX_QUEUES; q++)
+		d->notify[q].fd = -1;
+	d->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->irq_fd < 0) {
+		r = -errno;
+		dev->ops->destroy(dev);
+		vm_set_error(vm, "eventfd: %s", strerror(errno));
+		return r;
+	}
+	vm->nr_devs++; /* from here on vm_devices_destroy() cleans up */
+	d->transport = vmmio_create(dev, &vm->gm, d->irq_fd);
+	if (!d->transport) {
+		r = -errno;
+		dev->ops->destroy(dev);
+		vm_set_error(vm, "%s: cannot create its virtio-mmio transport: %s", what,
+			     strerror(errno));
+		return r;
+	}
+	memset(&irqfd, 0, sizeof(irqfd));
+	irqfd.fd = (uint32_t)d->irq_fd;
+	irqfd.gsi = d->irq;
+	if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+		r = -errno;
+		vm_set_error(vm, "%s: KVM_IRQFD: %s", what, strerror(errno));
+		return r;
+	}
+	r = bus_add(&vm->mmio, d->base, VMMIO_SLOT_SIZE, vm_mmio_read, vm_mmio_write, d->transport);
+	if (r) {
+		vm_set_error(vm, "%s: cannot place it on the MMIO bus", what);
+		return r;
+	}
+	d->nr_notify = vmmio_num_queues(d->transport);
+	if (d->nr_notify > VM_DEV_MAX_QUEUES) {
+		vm_set_error(vm, "%s: %u queues, at most %d", what, d->nr_notify, VM_DEV_MAX_QUEUES);
+		return -EINVAL;
+	}
+	for (unsigned int q = 0; q < d->nr_notify; q++) {
+		struct vm_notify *n = &d->notify[q];
+		struct kvm_ioeventfd ioev;
+
+		n->transport = d->transport;
+		n->queue = q;
+		n->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (n->fd < 0) {
+			r = -errno;
+			vm_set_error(vm, "eventfd: %s", strerror(errno));
+			return r;
+		}
+		memset(&ioev, 0, sizeof(ioev));
+		ioev.addr = d->base + VMMIO_NOTIFY_OFF;
+		ioev.len = 4;
+		ioev.datamatch = q;
+		ioev.fd = n->fd;
+		ioev.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+		if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &ioev) < 0) {
+			r = -errno;
+			vm_set_error(vm, "%s: KVM_IOEVENTFD: %s", what, strerror(errno));
+			return r;
+		}
+		r = evl_add_fd(vm->evl, n->fd, vm_queue_kick, n);
+		if (r) {
+			vm_set_error(vm, "%s: watching its queue: %s", what, strerror(-r));
+			return r;
+		}
+	}
+	snprintf(vm->dev_params[vm->nr_dev_params++], VM_DEV_PARAM_MAX,
+		 "virtio_mmio.device=4K@0x%llx:%u", (unsigned long long)d->base, d->irq);
+	vm_log(vm, 1, "%s at 0x%llx, IRQ %u", what, (unsigned long long)d->base, d->irq);
+	return 0;
+}
+
+static int vm_add_disk(struct minivm *vm, const char *path, bool ro, unsigned int index)
+{
+	char err[256], serial[21], what[64];
+	struct virtio_dev *dev;
+
+	snprintf(serial, sizeof(serial), "minivm-disk%u", index);
+	dev = virtio_blk_create(path, ro, serial, vm->evl, err, sizeof(err));
+	if (!dev) {
+		vm_set_error(vm, "%s", err);
+		return -EINVAL;
+	}
+	snprintf(what, sizeof(what), "disk %u (%s%s)", index, index ? "extra" : "root",
+		 ro ? ", read-only" : "");
+	return vm_add_device(vm, dev, what);
+}
 
 int vm_devices_setup(struct minivm *vm)
 {
+	char err[256];
+	unsigned int n = 0;
+	int r;
+
 	vm->nr_devs = 0;
 	vm->nr_dev_params = 0;
+	vm->evl = evl_create(VM_EVL_ENTRIES, err, sizeof(err));
+	if (!vm->evl) {
+		vm_set_error(vm, "event loop: %s", err);
+		return -EIO;
+	}
+	if (vm->cfg.rootfs) {
+		r = vm_add_disk(vm, vm->cfg.rootfs, false, n++);
+		if (r)
+			return r;
+	}
+	for (unsigned int i = 0; i < vm->cfg.nr_disks; i++) {
+		r = vm_add_disk(vm, vm->cfg.disks[i].path, vm->cfg.disks[i].read_only, n++);
+		if (r)
+			return r;
+	}
 	return 0;
+}
+
+static void *vm_evl_thread(void *arg)
+{
+	struct minivm *vm = arg;
+	int r;
+
+	r = evl_run(vm->evl);
+	if (r) {
+		vm_set_error(vm, "event loop failed: %s", strerror(-r));
+		minivm_stop(vm);
+	}
+	return NULL;
 }
 
 int vm_devices_start(struct minivm *vm)
 {
-	(void)vm;
+	sigset_t all, old;
+	int r;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = pthread_create(&vm->evl_thread, NULL, vm_evl_thread, vm);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		vm_set_error(vm, "cannot start the event loop thread: %s", strerror(r));
+		return -r;
+	}
+	vm->evl_started = true;
 	return 0;
 }
 
 void vm_devices_stop(struct minivm *vm)
 {
-	(void)vm;
+	if (!vm->evl_started)
+		return;
+	evl_stop(vm->evl);
+	pthread_join(vm->evl_thread, NULL);
+	vm->evl_started = false;
 }
 
 void vm_devices_destroy(struct minivm *vm)
 {
-	(void)vm;
+	vm_devices_stop(vm);
+	for (unsigned int i = 0; i < vm->nr_devs; i++) {
+		struct vm_device *d = &vm->devs[i];
+
+		vmmio_destroy(d->transport);
+		d->transport = NULL;
+		for (unsigned int q = 0; q < VM_DEV_MAX_QUEUES; q++) {
+			if (d->notify[q].fd >= 0) {
+				if (vm->evl)
+					evl_del_fd(vm->evl, d->notify[q].fd);
+				close(d->notify[q].fd);
+			}
+			d->notify[q].fd = -1;
+		}
+		if (d->irq_fd >= 0)
+			close(d->irq_fd);
+		d->irq_fd = -1;
+	}
+	vm->nr_devs = 0;
+	evl_destroy(vm->evl);
+	vm->evl = NULL;
 }
