@@ -71,7 +71,7 @@ void vm_log(const struct minivm *vm, int level, const char *fmt, ...)
 	if (vm->cfg.verbose < level)
 		return;
 	va_start(ap, fmt);
-	fprintf(stderr, "minivm: ");
+	fprintf(stderr, "minivm: [%9.3f] ", (double)(now_ns() - vm->t0_ns) / 1e9);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
@@ -221,23 +221,25 @@ static int vcpu_setup_msrs(struct vcpu *v)
 					      MSR_IA32_SYSENTER_EIP, MSR_STAR, MSR_CSTAR,
 					      MSR_KERNEL_GS_BASE, MSR_SYSCALL_MASK, MSR_LSTAR,
 					      MSR_IA32_TSC };
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[16];
-	} m;
+	const unsigned int max = sizeof(zero_msrs) / sizeof(zero_msrs[0]) + 2;
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + max * sizeof(m->entries[0]));
 	unsigned int n = 0;
+	int r;
 
-	memset(&m, 0, sizeof(m));
+	if (!m)
+		return -ENOMEM;
 	for (size_t i = 0; i < sizeof(zero_msrs) / sizeof(zero_msrs[0]); i++)
-		m.e[n++].index = zero_msrs[i];
-	m.e[n].index = MSR_IA32_MISC_ENABLE;
-	m.e[n++].data = 1; /* fast string operations */
-	m.e[n].index = MSR_MTRR_DEF_TYPE;
-	m.e[n++].data = (1u << 11) | 6; /* MTRRs enabled, default write-back */
-	m.hdr.nmsrs = n;
+		m->entries[n++].index = zero_msrs[i];
+	m->entries[n].index = MSR_IA32_MISC_ENABLE;
+	m->entries[n++].data = 1; /* fast string operations */
+	m->entries[n].index = MSR_MTRR_DEF_TYPE;
+	m->entries[n++].data = (1u << 11) | 6; /* MTRRs enabled, default write-back */
+	m->nmsrs = n;
 	/* KVM_SET_MSRS returns how many it set; a host that refuses one of
 	 * these optional MSRs is not fatal. */
-	return ioctl(v->fd, KVM_SET_MSRS, &m) < 0 ? -errno : 0;
+	r = ioctl(v->fd, KVM_SET_MSRS, m) < 0 ? -errno : 0;
+	free(m);
+	return r;
 }
 
 static int vcpu_setup_fpu(struct vcpu *v)
