@@ -9,6 +9,7 @@
 
 #include "devices/virtio_blk.h"
 #include "devices/virtio_mmio.h"
+#include "devices/virtio_rng.h"
 #include "vmm/evl.h"
 #include "vmm/vm.h"
 
@@ -161,6 +162,18 @@ int vm_devices_setup(struct minivm *vm)
 	}
 	for (unsigned int i = 0; i < vm->cfg.nr_disks; i++) {
 		r = vm_add_disk(vm, vm->cfg.disks[i].path, vm->cfg.disks[i].read_only, n++);
+		if (r)
+			return r;
+	}
+	/* Entropy from the host, so the guest's RNG never starves. */
+	{
+		struct virtio_dev *rng = virtio_rng_create();
+
+		if (!rng) {
+			vm_set_error(vm, "out of memory creating virtio-rng");
+			return -ENOMEM;
+		}
+		r = vm_add_device(vm, rng, "virtio-rng");
 		if (r)
 			return r;
 	}

@@ -82,9 +82,34 @@ check "unknown flag: exit 125" [ "$e" = 125 ]
 check "unknown flag: names it" grep -q -- "--bogus" "$T/e5.err"
 
 echo "== boots (two at a time)"
-# 1: vmlinux (PVH), 2 vCPUs, --timings, a program that reports the CPUs and exits 3
+# Boot 1 checks many things at once: a disk of test files (ext4, read-only)
+# carries the guest-side script, so the kernel command line stays short.
+mkdir -p "$T/files"
+head -c 1048576 /dev/urandom >"$T/files/pattern.bin"
+cat >"$T/files/t.sh" <<'GUEST'
+echo cpus-online=$(cat /sys/devices/system/cpu/online)
+echo hello from the guest
+# a pattern written to a writable disk, read back in the guest
+dd if=/mnt/pattern.bin of=/dev/vdb bs=65536 conv=fsync 2>/dev/null && echo vdb-write=ok
+dd if=/dev/vdb iflag=direct bs=65536 count=16 2>/dev/null | cmp -s - /mnt/pattern.bin && echo vdb-readback=ok
+# a read-only disk refuses writes
+if dd if=/mnt/pattern.bin of=/dev/vdc bs=4096 count=1 conv=fsync 2>/dev/null; then
+	echo vdc-write=succeeded
+else
+	echo vdc-write=refused
+fi
+echo rng-current=$(cat /sys/class/misc/hw_random/rng_current)
+echo hwrng-bytes=$(head -c 64 /dev/hwrng | wc -c)
+echo root-mounted=$(awk '$2 == "/" { print $1 "," $3 }' /proc/mounts)
+exit 3
+GUEST
+mkfs.ext4 -q -F -d "$T/files" "$T/files.img" 8M
+truncate -s 8M "$T/data.img"
+head -c 1048576 /dev/urandom >"$T/ro.img"
+ro_sum=$(sha256sum <"$T/ro.img")
 vm pvh2 --kernel "$B/vmlinux" --rootfs "$B/rootfs.img" --cpus 2 --timings \
-	--run "/bin/sh -c 'echo cpus-online=\$(cat /sys/devices/system/cpu/online); echo hello from the guest; exit 3'"
+	--disk "$T/data.img" --disk "$T/ro.img,ro" --disk "$T/files.img,ro" \
+	--run "/bin/sh -c 'mount -o ro /dev/vdd /mnt && exec /bin/sh /mnt/t.sh'"
 # 2: bzImage (64-bit boot protocol), 1 vCPU, exits 3
 vm bz1 --kernel "$B/bzImage" --rootfs "$B/rootfs.img" --run "/bin/sh -c 'exit 3'"
 wait
@@ -102,6 +127,14 @@ check "--timings phases sum to the total ($sum vs $total ms)" \
 	awk -v s="$sum" -v t="$total" 'BEGIN { d = s - t; if (d < 0) d = -d; exit !(t > 0 && d <= 0.01 * t + 1) }'
 check "--timings total within the wall time ($total ms <= $(ms pvh2) ms)" \
 	awk -v t="$total" -v w="$(ms pvh2)" 'BEGIN { exit !(t <= w) }'
+check "root disk mounted from virtio-blk" has pvh2.console "root-mounted=/dev/root,ext4"
+check "disk: guest wrote the pattern" has pvh2.console "vdb-write=ok"
+check "disk: guest read the pattern back" has pvh2.console "vdb-readback=ok"
+check "disk: the host file holds the pattern" cmp -s <(head -c 1048576 "$T/data.img") "$T/files/pattern.bin"
+check "read-only disk: the guest's write failed" has pvh2.console "vdc-write=refused"
+check "read-only disk: the host file is unchanged" [ "$(sha256sum <"$T/ro.img")" = "$ro_sum" ]
+check "virtio-rng: the guest's hwrng is virtio" has pvh2.console "rng-current=virtio_rng"
+check "virtio-rng: /dev/hwrng yields bytes" has pvh2.console "hwrng-bytes=64"
 check "bzImage: minivm exits with the guest's status 3 (got $(rc bz1))" [ "$(rc bz1)" = 3 ]
 
 # 3: the guest crashes: init exits, so the kernel panics and (panic=-1) resets
