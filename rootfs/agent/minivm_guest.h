@@ -28,6 +28,8 @@
 #define MINIVM_RUN_PARAM "minivm.run="
 
 /* Exit statuses init reports for failures of its own (shell conventions). */
+#define MINIVM_STATUS_BAD_COMMAND 2       /* minivm.run= malformed or empty */
+#define MINIVM_STATUS_INIT_ERROR 125      /* init itself failed (no /proc, fork) */
 #define MINIVM_STATUS_NOT_EXECUTABLE 126
 #define MINIVM_STATUS_NOT_FOUND 127
 #define MINIVM_STATUS_SIGNAL_BASE 128 /* 128 + signal number */

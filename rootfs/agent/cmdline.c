@@ -1,0 +1,298 @@
+/* The minivm.run= parameter: percent-coding and shell-like splitting into argv. */
+#include "cmdline.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+static bool pct_is_safe(unsigned char c)
+{
+	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+		return true;
+	switch (c) {
+	case '.': case '_': case '/': case ',': case ':':
+	case '=': case '+': case '@': case '-':
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int pct_hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+ssize_t agent_pct_encode(const char *in, size_t in_len, char *out, size_t out_size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t need = 0;
+
+	if (in_len > AGENT_CMD_MAX_LEN)
+		return -EMSGSIZE;
+	if (in_len > 0 && !in)
+		return -EFAULT;
+	for (size_t i = 0; i < in_len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == '\0')
+			return -EILSEQ;
+		need += pct_is_safe(c) ? 1 : 3;
+	}
+	if (!out) {
+		return out_size == 0 ? (ssize_t)need : -EFAULT;
+	}
+	if (need >= out_size)
+		return -ENOBUFS;
+
+	size_t o = 0;
+	for (size_t i = 0; i < in_len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (pct_is_safe(c)) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 0xf];
+		}
+	}
+	out[o] = '\0';
+	return (ssize_t)o;
+}
+
+ssize_t agent_pct_decode(const char *in, size_t in_len, char *out, size_t out_size)
+{
+	size_t o = 0;
+
+	if ((in_len > 0 && !in) || !out)
+		return -EFAULT;
+	if (out_size == 0)
+		return -ENOBUFS;
+	for (size_t i = 0; i < in_len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == '%') {
+			int hi, lo;
+
+			if (in_len - i < 3)
+				return -EINVAL;
+			hi = pct_hex_value((unsigned char)in[i + 1]);
+			lo = pct_hex_value((unsigned char)in[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			c = (unsigned char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (c == '\0')
+			return -EILSEQ;
+		if (o >= AGENT_CMD_MAX_LEN)
+			return -EMSGSIZE;
+		if (o + 1 >= out_size)
+			return -ENOBUFS;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return (ssize_t)o;
+}
+
+static bool split_is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n';
+}
+
+/* Where agent_split_words writes; put() fails once buf is full. */
+struct split_out {
+	char *buf;
+	size_t size;
+	size_t len;
+};
+
+static int split_put(struct split_out *o, char c)
+{
+	if (o->len >= o->size)
+		return -ENOBUFS;
+	o->buf[o->len++] = c;
+	return 0;
+}
+
+int agent_split_words(const char *in, size_t in_len, char *buf, size_t buf_size,
+                      char **argv, size_t argv_cap)
+{
+	struct split_out o = { .buf = buf, .size = buf_size, .len = 0 };
+	size_t max_words, n = 0, i = 0;
+	bool in_word = false;
+	int err;
+
+	if ((in_len > 0 && !in) || !buf || !argv)
+		return -EFAULT;
+	if (argv_cap == 0)
+		return -ENOBUFS;
+	if (in_len > AGENT_CMD_MAX_LEN)
+		return -EMSGSIZE;
+	if (in_len > 0 && memchr(in, '\0', in_len))
+		return -EILSEQ;
+	max_words = argv_cap - 1;
+	if (max_words > AGENT_CMD_MAX_WORDS)
+		max_words = AGENT_CMD_MAX_WORDS;
+
+	/* Every branch advances i by at least one, so this loop is bounded by in_len. */
+	while (i < in_len) {
+		char c = in[i];
+
+		/* Backslash-newline is removed before anything else (POSIX 2.2.1). */
+		if (c == '\\' && i + 1 < in_len && in[i + 1] == '\n') {
+			i += 2;
+			continue;
+		}
+		if (split_is_blank(c)) {
+			if (in_word) {
+				if ((err = split_put(&o, '\0')))
+					return err;
+				in_word = false;
+			}
+			i++;
+			continue;
+		}
+		if (!in_word) {
+			if (n >= max_words)
+				return -E2BIG;
+			argv[n++] = buf + o.len;
+			in_word = true;
+		}
+		if (c == '\'') {
+			const char *end = memchr(in + i + 1, '\'', in_len - i - 1);
+
+			if (!end)
+				return -EBADMSG;
+			for (i++; in + i < end; i++)
+				if ((err = split_put(&o, in[i])))
+					return err;
+			i++; /* the closing quote */
+		} else if (c == '"') {
+			for (i++;; ) {
+				if (i >= in_len)
+					return -EBADMSG;
+				c = in[i];
+				if (c == '"') {
+					i++;
+					break;
+				}
+				if (c == '\\' && i + 1 < in_len) {
+					char e = in[i + 1];
+
+					if (e == '\n') {
+						i += 2;
+						continue;
+					}
+					if (e == '\\' || e == '"' || e == '$' || e == '`') {
+						if ((err = split_put(&o, e)))
+							return err;
+						i += 2;
+						continue;
+					}
+				}
+				if ((err = split_put(&o, c)))
+					return err;
+				i++;
+			}
+		} else if (c == '\\') {
+			if (i + 1 >= in_len)
+				return -EBADMSG;
+			if ((err = split_put(&o, in[i + 1])))
+				return err;
+			i += 2;
+		} else {
+			if ((err = split_put(&o, c)))
+				return err;
+			i++;
+		}
+	}
+	if (in_word && (err = split_put(&o, '\0')))
+		return err;
+	argv[n] = NULL;
+	return (int)n;
+}
+
+static bool cmdline_is_blank(char c)
+{
+	/* The kernel's isspace(): blanks and the other ASCII white space. */
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+int agent_cmdline_find(const char *cmdline, size_t len, const char *prefix,
+                       const char **val, size_t *val_len)
+{
+	size_t plen = prefix ? strlen(prefix) : 0;
+	size_t i = 0;
+	int found = 0;
+
+	if (!cmdline || plen == 0 || !val || !val_len)
+		return 0;
+	while (i < len) {
+		size_t start, end;
+		bool in_quote, quoted;
+
+		while (i < len && cmdline_is_blank(cmdline[i]))
+			i++;
+		/* As the kernel's next_arg(): a token may be quoted whole ("p=v"). */
+		quoted = in_quote = i < len && cmdline[i] == '"';
+		if (quoted)
+			i++;
+		start = i;
+		while (i < len && cmdline[i] != '\0' && (in_quote || !cmdline_is_blank(cmdline[i]))) {
+			if (cmdline[i] == '"')
+				in_quote = !in_quote;
+			i++;
+		}
+		end = i;
+		if (end - start >= plen && memcmp(cmdline + start, prefix, plen) == 0) {
+			size_t v = start + plen;
+			bool stripped = false;
+
+			if (v < end && cmdline[v] == '"') {
+				v++;
+				if (end > v && cmdline[end - 1] == '"') {
+					end--;
+					stripped = true;
+				}
+			}
+			if (quoted && !stripped && end > v && cmdline[end - 1] == '"')
+				end--;
+			*val = cmdline + v;
+			*val_len = end - v;
+			found = 1;
+		}
+		if (i < len && cmdline[i] == '\0')
+			break; /* the kernel's string ends here */
+	}
+	return found;
+}
+
+const char *agent_cmd_strerror(int err)
+{
+	switch (err) {
+	case -EINVAL:
+		return "malformed %-escape (want %XX with two hex digits)";
+	case -EILSEQ:
+		return "NUL byte in the command";
+	case -EMSGSIZE:
+		return "command too long (max 4096 bytes)";
+	case -E2BIG:
+		return "too many words (max 256)";
+	case -EBADMSG:
+		return "unterminated quote or trailing backslash";
+	case -ENOBUFS:
+		return "output buffer too small";
+	case -EFAULT:
+		return "NULL buffer";
+	default:
+		return "unknown error";
+	}
+}

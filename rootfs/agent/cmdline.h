@@ -1,0 +1,93 @@
+/* The minivm.run= parameter: percent-coding and shell-like splitting into argv. */
+#ifndef AGENT_CMDLINE_H
+#define AGENT_CMDLINE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Bounds. A command string (decoded) holds at most AGENT_CMD_MAX_LEN bytes
+ * and splits into at most AGENT_CMD_MAX_WORDS words. The x86 kernel command
+ * line itself is at most 2048 bytes, so these are never the binding limit
+ * in practice; they bound the work any input can cause.
+ */
+#define AGENT_CMD_MAX_LEN 4096
+#define AGENT_CMD_MAX_WORDS 256
+
+/*
+ * Buffer sizes that always suffice for a command of at most
+ * AGENT_CMD_MAX_LEN bytes: encoded form (3 bytes per input byte + NUL),
+ * decoded form (+ NUL), split words (every word ends in a NUL; a word
+ * consumes at least one input byte, so the input length + 1 is enough),
+ * argv (+ the terminating NULL).
+ */
+#define AGENT_CMD_ENCODED_SIZE (3 * AGENT_CMD_MAX_LEN + 1)
+#define AGENT_CMD_DECODED_SIZE (AGENT_CMD_MAX_LEN + 1)
+#define AGENT_CMD_WORDS_SIZE (AGENT_CMD_MAX_LEN + 1)
+#define AGENT_CMD_ARGV_SIZE (AGENT_CMD_MAX_WORDS + 1)
+
+/*
+ * Errors (negative errno values), shared by every function here:
+ *   -EINVAL    a malformed %-escape ('%' not followed by two hex digits)
+ *   -EILSEQ    a NUL byte in the command (raw or %00): it cannot be in argv
+ *   -EMSGSIZE  the command is longer than AGENT_CMD_MAX_LEN
+ *   -E2BIG     more than AGENT_CMD_MAX_WORDS words (or than argv holds)
+ *   -EBADMSG   an unterminated quote, or a backslash at the very end
+ *   -ENOBUFS   the caller's output buffer is too small
+ *   -EFAULT    a NULL buffer where one is required
+ * agent_cmd_strerror() turns each into a message for the console.
+ */
+
+/*
+ * Host side. Encode in[0..in_len) for the kernel command line: every byte
+ * outside [A-Za-z0-9._/,:=+@-] becomes %XX (uppercase hex). Writes a
+ * NUL-terminated string to out and returns its length (without the NUL).
+ * With out == NULL and out_size == 0, writes nothing and returns the length
+ * the encoding needs (without the NUL). A NUL byte in the input is -EILSEQ,
+ * an input over AGENT_CMD_MAX_LEN is -EMSGSIZE (the guest would refuse it).
+ */
+__attribute__((warn_unused_result)) ssize_t
+agent_pct_encode(const char *in, size_t in_len, char *out, size_t out_size);
+
+/*
+ * Guest side. Decode in[0..in_len) (a parameter value, not NUL-terminated)
+ * into out as a NUL-terminated string; returns its length. %XX takes upper-
+ * or lowercase hex; every other byte stands for itself (so an unencoded,
+ * kernel-quoted value like minivm.run="ls -l" also works). Rejects %00 and
+ * raw NUL bytes (-EILSEQ), bad escapes (-EINVAL), and results over
+ * AGENT_CMD_MAX_LEN (-EMSGSIZE). AGENT_CMD_DECODED_SIZE is always enough.
+ */
+__attribute__((warn_unused_result)) ssize_t
+agent_pct_decode(const char *in, size_t in_len, char *out, size_t out_size);
+
+/*
+ * Split the command in[0..in_len) into words, as a POSIX shell would with
+ * no expansion at all: words are separated by blanks (space, tab, newline);
+ * '...' quotes everything literally; "..." quotes everything except that a
+ * backslash escapes \ " $ ` and newline (other backslashes stay); outside
+ * quotes a backslash escapes the next byte; backslash-newline is removed;
+ * '' and "" make an empty word. $, *, |, ;, >, ~ and the like are ordinary
+ * bytes. The words are written NUL-terminated into buf (AGENT_CMD_WORDS_SIZE
+ * bytes always suffice), argv[i] points into buf, argv[n] = NULL.
+ * argv_cap counts argv's entries, including the NULL.
+ * Returns n >= 0 (0 for an empty or all-blank command), or a negative errno.
+ */
+__attribute__((warn_unused_result)) int
+agent_split_words(const char *in, size_t in_len, char *buf, size_t buf_size,
+                  char **argv, size_t argv_cap);
+
+/*
+ * Find the value of the last parameter in a kernel command line (e.g. the
+ * contents of /proc/cmdline) whose token starts with prefix (e.g.
+ * MINIVM_RUN_PARAM, "minivm.run="). Tokens are split the way the kernel
+ * does (blanks, with "..." grouping), and double quotes around the value
+ * are removed as the kernel removes them. On success *val points into
+ * cmdline and *val_len is the value's length; returns 1, or 0 if absent.
+ */
+int agent_cmdline_find(const char *cmdline, size_t len, const char *prefix,
+                       const char **val, size_t *val_len);
+
+/* A short message for an error code returned above (never NULL). */
+const char *agent_cmd_strerror(int err);
+
+#endif

@@ -1,0 +1,257 @@
+/* /sbin/init (PID 1) for minivm guests: mount, signal the host, run minivm.run=, report its status, reset. */
+/*
+ * Guest kernel code is emulated on the test hosts (~1000x slower than
+ * hardware), so init does the least kernel work it can: no stdio buffers,
+ * no directory scans, one read of /proc/cmdline, posix_spawnp (vfork-like,
+ * no page-table copy) for the child. See rootfs/README.md for the contract.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <sys/io.h>
+#define INIT_HAVE_PORTS 1
+#endif
+
+#include "cmdline.h"
+#include "minivm_guest.h"
+#include "status.h"
+
+#define INIT_TAG "minivm-init: "
+
+/* The largest /proc/cmdline we look at (x86 COMMAND_LINE_SIZE is 2048). */
+#define INIT_CMDLINE_MAX 8192
+
+struct init_mount {
+	const char *source, *target, *type;
+	unsigned long flags;
+	const char *data;
+};
+
+/* After /dev: the console comes up between /dev and these. */
+static const struct init_mount init_mounts[] = {
+	{ "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+	{ "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+	{ "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666" },
+	{ "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
+	{ "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755" },
+};
+
+static char *const init_child_env[] = {
+	"PATH=/bin:/sbin:/usr/bin:/usr/sbin",
+	"HOME=/root",
+	"TERM=linux",
+	NULL,
+};
+
+static void init_port_outb(bool ports, unsigned char value, unsigned short port)
+{
+#ifdef INIT_HAVE_PORTS
+	if (ports)
+		outb(value, port);
+#else
+	(void)ports, (void)value, (void)port;
+#endif
+}
+
+static void init_port_outl(bool ports, unsigned int value, unsigned short port)
+{
+#ifdef INIT_HAVE_PORTS
+	if (ports)
+		outl(value, port);
+#else
+	(void)ports, (void)value, (void)port;
+#endif
+}
+
+/* ioperm() for the marker and status ports; returns 0 or an errno. */
+static int init_ports_open(void)
+{
+#ifdef INIT_HAVE_PORTS
+	unsigned long first = MINIVM_PORT_MARKER, end = MINIVM_PORT_STATUS + 4;
+
+	return ioperm(first, end - first, 1) == 0 ? 0 : errno;
+#else
+	return ENOSYS;
+#endif
+}
+
+static void init_mount_one(const struct init_mount *m)
+{
+	if (mount(m->source, m->target, m->type, m->flags, m->data) != 0)
+		dprintf(STDERR_FILENO, INIT_TAG "mount %s on %s: %s\n", m->type, m->target,
+		        strerror(errno));
+}
+
+/*
+ * /dev: the kernel mounts devtmpfs there itself with CONFIG_DEVTMPFS_MOUNT
+ * (then /dev sits on another device than /); mount it only if it didn't,
+ * so as not to stack a second mount.
+ */
+static void init_mount_dev(void)
+{
+	static const struct init_mount dev = {
+		"devtmpfs", "/dev", "devtmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755"
+	};
+	struct stat root, d;
+
+	if (stat("/", &root) == 0 && stat("/dev", &d) == 0 && root.st_dev != d.st_dev)
+		return;
+	init_mount_one(&dev);
+}
+
+/*
+ * stdin/stdout/stderr on /dev/console. The kernel usually opened them
+ * already (from its initramfs rootfs), but not if that failed.
+ */
+static void init_console(void)
+{
+	int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+
+	if (fd < 0)
+		return;
+	for (int i = 0; i <= STDERR_FILENO; i++)
+		if (fd != i)
+			(void)dup2(fd, i);
+	if (fd > STDERR_FILENO)
+		(void)close(fd);
+}
+
+/* Read /proc/cmdline into buf (NUL-terminated); returns its length or -errno. */
+static ssize_t init_read_cmdline(char *buf, size_t size)
+{
+	size_t len = 0;
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	while (len + 1 < size) {
+		ssize_t n = read(fd, buf + len, size - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+
+			(void)close(fd);
+			return -err;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	(void)close(fd);
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+/* Start argv with the console as stdio; wait for it, reaping every other child. */
+static int init_spawn_wait(char **argv)
+{
+	pid_t pid;
+	int err;
+
+	/* posix_spawnp searches the PATH of its caller's environment. */
+	environ = (char **)init_child_env;
+	err = posix_spawnp(&pid, argv[0], NULL, NULL, argv, (char **)init_child_env);
+	if (err != 0) {
+		dprintf(STDERR_FILENO, INIT_TAG "%s: %s\n", argv[0],
+		        err == ENOENT ? "not found" : strerror(err));
+		return agent_status_from_spawn_errno(err);
+	}
+	for (;;) {
+		int ws;
+		pid_t w = waitpid(-1, &ws, 0);
+
+		if (w == pid)
+			return agent_status_from_wait(ws);
+		if (w < 0 && errno != EINTR) {
+			dprintf(STDERR_FILENO, INIT_TAG "waitpid: %s\n", strerror(errno));
+			return MINIVM_STATUS_INIT_ERROR;
+		}
+	}
+}
+
+/* Find, decode, split and run minivm.run=; returns the status to report. */
+static int init_run(void)
+{
+	static char cmdline[INIT_CMDLINE_MAX];
+	static char decoded[AGENT_CMD_DECODED_SIZE];
+	static char words[AGENT_CMD_WORDS_SIZE];
+	static char *argv[AGENT_CMD_ARGV_SIZE];
+	const char *val;
+	size_t val_len;
+	ssize_t len;
+	int n;
+
+	len = init_read_cmdline(cmdline, sizeof(cmdline));
+	if (len < 0) {
+		dprintf(STDERR_FILENO, INIT_TAG "/proc/cmdline: %s\n", strerror((int)-len));
+		return MINIVM_STATUS_INIT_ERROR;
+	}
+	if (!agent_cmdline_find(cmdline, (size_t)len, MINIVM_RUN_PARAM, &val, &val_len)) {
+		dprintf(STDOUT_FILENO, "minivm-init: ready\n");
+		return 0;
+	}
+	len = agent_pct_decode(val, val_len, decoded, sizeof(decoded));
+	if (len < 0) {
+		dprintf(STDERR_FILENO, INIT_TAG "bad " MINIVM_RUN_PARAM ": %s\n",
+		        agent_cmd_strerror((int)len));
+		return MINIVM_STATUS_BAD_COMMAND;
+	}
+	n = agent_split_words(decoded, (size_t)len, words, sizeof(words), argv, AGENT_CMD_ARGV_SIZE);
+	if (n < 0) {
+		dprintf(STDERR_FILENO, INIT_TAG "bad " MINIVM_RUN_PARAM ": %s\n",
+		        agent_cmd_strerror(n));
+		return MINIVM_STATUS_BAD_COMMAND;
+	}
+	if (n == 0) {
+		dprintf(STDERR_FILENO, INIT_TAG "bad " MINIVM_RUN_PARAM ": empty command\n");
+		return MINIVM_STATUS_BAD_COMMAND;
+	}
+	return init_spawn_wait(argv);
+}
+
+int main(void)
+{
+	int ports_err, status;
+	bool ports;
+
+	if (getpid() != 1) {
+		/* It mounts, and reboots the machine: never on a host by mistake. */
+		dprintf(STDERR_FILENO, INIT_TAG "not PID 1, refusing to run\n");
+		return 1;
+	}
+	ports_err = init_ports_open();
+	ports = ports_err == 0;
+	init_port_outb(ports, MINIVM_PHASE_INIT_STARTED, MINIVM_PORT_MARKER);
+
+	init_mount_dev();
+	init_console();
+	if (!ports)
+		dprintf(STDERR_FILENO, INIT_TAG "ioperm: %s; no phase markers or status for the host\n",
+		        strerror(ports_err));
+	if (mkdir("/dev/pts", 0755) != 0 && errno != EEXIST)
+		dprintf(STDERR_FILENO, INIT_TAG "mkdir /dev/pts: %s\n", strerror(errno));
+	for (size_t i = 0; i < sizeof(init_mounts) / sizeof(init_mounts[0]); i++)
+		init_mount_one(&init_mounts[i]);
+
+	init_port_outb(ports, MINIVM_PHASE_READY, MINIVM_PORT_MARKER);
+	status = init_run();
+
+	sync();
+	init_port_outl(ports, (unsigned int)status, MINIVM_PORT_STATUS);
+	reboot(RB_AUTOBOOT);
+	/* PID 1 must never exit: that panics the kernel. */
+	dprintf(STDERR_FILENO, INIT_TAG "reboot: %s\n", strerror(errno));
+	for (;;)
+		pause();
+}
