@@ -3,8 +3,8 @@
 #
 #   rootfs/build.sh OUTDIR
 #
-# Rebuilds only when its inputs changed (their hash is kept in
-# OUTDIR/rootfs.img.inputs). The image is reproducible: fixed UUID and hash
+# Rebuilds only when its inputs or the image itself changed (both hashes are
+# kept in OUTDIR/rootfs.img.inputs). The image is reproducible: fixed UUID and hash
 # seed, every timestamp SOURCE_DATE_EPOCH (default fixed), every owner set
 # explicitly, so the same inputs give the same bytes whoever builds it.
 # Knobs (all part of the input hash): ROOTFS_CC (musl-gcc if installed, else
@@ -69,8 +69,11 @@ inputs_hash() {
 	} | sha256sum | cut -d' ' -f1
 }
 
+# The stamp holds the inputs' hash and the image's own: a guest that mounted
+# the image read-write since (root is rw) changed it, and tests want it pristine.
+image_hash() { sha256sum <"$IMG" | cut -d' ' -f1; }
 HASH=$(inputs_hash)
-if [[ -f $IMG && -f $STAMP && $(cat "$STAMP") == "$HASH" ]]; then
+if [[ -f $IMG && -f $STAMP && $(cat "$STAMP") == "$HASH $(image_hash)" ]]; then
 	echo "rootfs: $IMG is up to date"
 	exit 0
 fi
@@ -160,5 +163,5 @@ done
 e2fsck -fn "$TMPIMG" >"$WORK/e2fsck.log" 2>&1 || { cat "$WORK/e2fsck.log" >&2; die "e2fsck found errors in the new image"; }
 
 mv -f "$TMPIMG" "$IMG"
-echo "$HASH" >"$STAMP"
+echo "$HASH $(image_hash)" >"$STAMP"
 echo "rootfs: built $IMG (${SIZE_MIB} MiB, $applets busybox applets) in $((SECONDS - START)) s"
