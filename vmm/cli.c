@@ -13,7 +13,9 @@ const char cli_usage[] =
 	"\n"
 	"Options:\n"
 	"  --kernel PATH        kernel: a bzImage or an ELF vmlinux (booted via PVH)\n"
-	"  --rootfs PATH        root filesystem image (ext4), the guest's /dev/vda\n"
+	"  --rootfs PATH[,rw]   root filesystem image (ext4), the guest's /dev/vda;\n"
+	"                       read-only unless ,rw is given (the guest's /tmp and\n"
+	"                       /run are tmpfs)\n"
 	"  --disk PATH[,ro]     an extra disk (/dev/vdb, ...); repeatable, up to 7\n"
 	"  --run 'PROG ARGS'    program for the guest's init to run; its exit status\n"
 	"                       becomes minivm's (words split like a shell, no expansion)\n"
@@ -89,10 +91,12 @@ static int cli_parse_disk(const char *arg, struct minivm_disk *d, char *pathbuf,
 	size_t len = strlen(arg);
 
 	d->read_only = false;
+	d->read_write = false;
 	if (len >= 3 && !strcmp(arg + len - 3, ",ro")) {
 		d->read_only = true;
 		len -= 3;
 	} else if (len >= 3 && !strcmp(arg + len - 3, ",rw")) {
+		d->read_write = true;
 		len -= 3;
 	}
 	if (len == 0 || len >= cap)
@@ -181,7 +185,18 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		if (!strcmp(name, "--kernel")) {
 			CLI_ONCE(kernel);
 		} else if (!strcmp(name, "--rootfs")) {
-			CLI_ONCE(rootfs);
+			struct minivm_disk d;
+
+			if (c->rootfs) {
+				snprintf(err, errlen, "option '--rootfs' given twice");
+				return -EINVAL;
+			}
+			if (cli_parse_disk(val, &d, out->rootfs_path, sizeof(out->rootfs_path))) {
+				snprintf(err, errlen, "bad --rootfs '%s' (expected PATH or PATH,rw)", val);
+				return -EINVAL;
+			}
+			c->rootfs = d.path;
+			c->rootfs_rw = d.read_write;
 		} else if (!strcmp(name, "--run")) {
 			CLI_ONCE(run);
 		} else if (!strcmp(name, "--cmdline")) {

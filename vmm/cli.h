@@ -19,6 +19,7 @@ struct cli {
 	struct minivm_config cfg; /* strings point into argv */
 	bool print_timings;
 	char disk_paths[MINIVM_MAX_DISKS][4096]; /* --disk paths without ",ro" */
+	char rootfs_path[4096];                  /* --rootfs path without ",rw" */
 };
 
 #define CLI_MIN_MEM (32ULL << 20)

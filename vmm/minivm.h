@@ -33,11 +33,13 @@ enum minivm_emul {
 struct minivm_disk {
 	const char *path;
 	bool read_only;
+	bool read_write; /* said explicitly (",rw"); only the CLI looks at it */
 };
 
 struct minivm_config {
 	const char *kernel;      /* bzImage or ELF vmlinux (PVH); required */
 	const char *rootfs;      /* ext4 image, becomes /dev/vda; optional */
+	bool rootfs_rw;          /* mount it read-write (default: read-only) */
 	struct minivm_disk disks[MINIVM_MAX_DISKS]; /* extra disks, /dev/vdb... */
 	unsigned int nr_disks;
 	const char *run;         /* program for init to run (minivm.run=), or NULL */

@@ -156,7 +156,7 @@ int vm_devices_setup(struct minivm *vm)
 		return -EIO;
 	}
 	if (vm->cfg.rootfs) {
-		r = vm_add_disk(vm, vm->cfg.rootfs, false, n++);
+		r = vm_add_disk(vm, vm->cfg.rootfs, !vm->cfg.rootfs_rw, n++);
 		if (r)
 			return r;
 	}

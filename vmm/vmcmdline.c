@@ -46,7 +46,9 @@ int vm_cmdline_build(char *buf, size_t cap, const struct minivm_config *cfg, boo
 	for (unsigned int i = 0; i < nr_dev_params; i++)
 		r |= cmd_append(buf, cap, &len, dev_params[i]);
 	if (cfg->rootfs)
-		r |= cmd_append(buf, cap, &len, "root=/dev/vda rw rootfstype=ext4");
+		r |= cmd_append(buf, cap, &len,
+				cfg->rootfs_rw ? "root=/dev/vda rw rootfstype=ext4"
+					       : "root=/dev/vda ro rootfstype=ext4");
 	if (r)
 		goto too_long;
 	if (cfg->run) {
