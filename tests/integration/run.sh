@@ -9,7 +9,8 @@ set -uo pipefail
 B=${1:-build}
 MINIVM=$B/minivm
 T=$(mktemp -d "${TMPDIR:-/tmp}/minivm-it.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+# The work directory (consoles, logs) is kept when a test fails.
+trap '[ "$fail" -eq 0 ] && rm -rf "$T" || echo "logs kept in $T"' EXIT
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-600}
 pass=0
 fail=0
@@ -90,10 +91,10 @@ cat >"$T/files/t.sh" <<'GUEST'
 echo cpus-online=$(cat /sys/devices/system/cpu/online)
 echo hello from the guest
 # a pattern written to a writable disk, read back in the guest
-dd if=/mnt/pattern.bin of=/dev/vdb bs=65536 conv=fsync 2>/dev/null && echo vdb-write=ok
-dd if=/dev/vdb iflag=direct bs=65536 count=16 2>/dev/null | cmp -s - /mnt/pattern.bin && echo vdb-readback=ok
+dd if=/tmp/t/pattern.bin of=/dev/vdb bs=65536 conv=fsync 2>/dev/null && echo vdb-write=ok
+dd if=/dev/vdb iflag=direct bs=65536 count=16 2>/dev/null | cmp -s - /tmp/t/pattern.bin && echo vdb-readback=ok
 # a read-only disk refuses writes
-if dd if=/mnt/pattern.bin of=/dev/vdc bs=4096 count=1 conv=fsync 2>/dev/null; then
+if dd if=/tmp/t/pattern.bin of=/dev/vdc bs=4096 count=1 conv=fsync 2>/dev/null; then
 	echo vdc-write=succeeded
 else
 	echo vdc-write=refused
@@ -103,13 +104,13 @@ echo hwrng-bytes=$(head -c 64 /dev/hwrng | wc -c)
 echo root-mounted=$(awk '$2 == "/" { print $1 "," $3 }' /proc/mounts)
 exit 3
 GUEST
-mkfs.ext4 -q -F -d "$T/files" "$T/files.img" 8M
+mkfs.ext4 -q -F -d "$T/files" "$T/files.img" 8M >/dev/null
 truncate -s 8M "$T/data.img"
 head -c 1048576 /dev/urandom >"$T/ro.img"
 ro_sum=$(sha256sum <"$T/ro.img")
 vm pvh2 --kernel "$B/vmlinux" --rootfs "$B/rootfs.img" --cpus 2 --timings \
 	--disk "$T/data.img" --disk "$T/ro.img,ro" --disk "$T/files.img,ro" \
-	--run "/bin/sh -c 'mount -o ro /dev/vdd /mnt && exec /bin/sh /mnt/t.sh'"
+	--run "/bin/sh -c 'mkdir /tmp/t && mount -o ro /dev/vdd /tmp/t && exec /bin/sh /tmp/t/t.sh'"
 # 2: bzImage (64-bit boot protocol), 1 vCPU, exits 3
 vm bz1 --kernel "$B/bzImage" --rootfs "$B/rootfs.img" --run "/bin/sh -c 'exit 3'"
 wait
