@@ -17,6 +17,8 @@
 
 #define MINIVM_PHASE_INIT_STARTED 1 /* first thing /sbin/init does */
 #define MINIVM_PHASE_READY 2        /* mounts done, about to run the work */
+#define MINIVM_PHASE_USER 16        /* 16-255: free for workloads (minivm-mark N);
+				     * minivm -v logs each with the host's time */
 
 /*
  * The program init runs is passed on the kernel command line as one token
