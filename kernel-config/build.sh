@@ -196,6 +196,7 @@ cp "$config" "$tmp/config"
 	printf 'built %s in %s s\n' "$(date -u +%FT%TZ)" "$((SECONDS - started))"
 } >"$tmp/inputs"
 rm -rf "$tree"
+chmod 755 "$tmp"
 touch "$tmp/complete"
 rm -rf "$final" # only ever an incomplete leftover here (checked above)
 mv -T "$tmp" "$final"
