@@ -475,6 +475,17 @@ static int vm_setup_irqchip(struct minivm *vm)
 		vm_set_error(vm, "KVM_CREATE_PIT2: %s", strerror(errno));
 		return r;
 	}
+	/* Drop PIT ticks the guest missed instead of injecting them later: a
+	 * guest slower than real time (kernel code emulated, host loaded)
+	 * otherwise falls ever further behind and spends all its time in
+	 * catch-up ticks (seen: a boot stuck in tick work after "Run
+	 * /sbin/init"). Linux does not count on reinjection. */
+	{
+		struct kvm_reinject_control rc = { .pit_reinject = 0 };
+
+		if (ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &rc) < 0)
+			vm_log(vm, 1, "KVM_REINJECT_CONTROL: %s (ignored)", strerror(errno));
+	}
 	vm->uart_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->uart_irq_fd < 0) {
 		int r = -errno;
