@@ -91,7 +91,8 @@ fuzz: fuzz-build
 	@./tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_BINS)
 
 bench: all
-	@./bench/run
+	@./bench/boot-times $(BUILD)
+	@./bench/disk $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
