@@ -43,8 +43,15 @@ static void check_result(int r, int argc, char *const argv[])
 		if (c->disks[i].path != cli.disk_paths[i] || n == 0 || n >= sizeof(cli.disk_paths[i]))
 			abort();
 	}
+	/* --rootfs is copied without its ",rw"/",ro" suffix, like --disk. */
+	if (c->rootfs) {
+		size_t n = strnlen(cli.rootfs_path, sizeof(cli.rootfs_path));
+
+		if (c->rootfs != cli.rootfs_path || n == 0 || n >= sizeof(cli.rootfs_path))
+			abort();
+	}
 	/* Every other string is a value from argv (after '=' or whole). */
-	const char *const strs[] = { c->kernel, c->rootfs, c->run, c->cmdline, c->console };
+	const char *const strs[] = { c->kernel, c->run, c->cmdline, c->console };
 
 	for (size_t s = 0; s < sizeof(strs) / sizeof(strs[0]); s++) {
 		int found = 0;
