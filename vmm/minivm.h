@@ -29,6 +29,7 @@ enum minivm_emul {
 
 #define MINIVM_MAX_CPUS 32
 #define MINIVM_MAX_DISKS 8
+#define MINIVM_DEFAULT_GUEST_CID 3
 
 struct minivm_disk {
 	const char *path;
@@ -51,6 +52,13 @@ struct minivm_config {
 	enum minivm_emul emul;   /* default AUTO */
 	bool timings;            /* record phase timestamps */
 	int verbose;             /* 0 quiet, 1 info, 2 debug (to stderr) */
+	/* virtio-vsock, host side in Firecracker's hybrid form: a Unix socket
+	 * at vsock_uds (host connects, writes "CONNECT <port>\n"); guest
+	 * connections to host port P go to "<vsock_uds>_<P>". NULL: no vsock
+	 * device. The socket file is created by minivm_create() and removed by
+	 * minivm_destroy(); an existing file there is an error. */
+	const char *vsock_uds;
+	uint32_t guest_cid;      /* default 3 (MINIVM_DEFAULT_GUEST_CID) */
 };
 
 /* Phase timestamps, nanoseconds since minivm_create() started (0: not reached). */

@@ -84,6 +84,7 @@ void minivm_config_init(struct minivm_config *cfg)
 	cfg->mem_bytes = 256ULL << 20;
 	cfg->cpus = 1;
 	cfg->emul = MINIVM_EMUL_AUTO;
+	cfg->guest_cid = MINIVM_DEFAULT_GUEST_CID;
 }
 
 const char *minivm_error(const struct minivm *vm)
@@ -556,6 +557,7 @@ static int vm_copy_config(struct minivm *vm, const struct minivm_config *cfg)
 	vm->cfg.run = vm_strdup(cfg->run, &oom);
 	vm->cfg.cmdline = vm_strdup(cfg->cmdline, &oom);
 	vm->cfg.console = vm_strdup(cfg->console, &oom);
+	vm->cfg.vsock_uds = vm_strdup(cfg->vsock_uds, &oom);
 	for (unsigned int i = 0; i < cfg->nr_disks && i < MINIVM_MAX_DISKS; i++)
 		vm->cfg.disks[i].path = vm_strdup(cfg->disks[i].path, &oom);
 	return oom ? -ENOMEM : 0;
@@ -814,6 +816,7 @@ void minivm_destroy(struct minivm *vm)
 	free((char *)vm->cfg.run);
 	free((char *)vm->cfg.cmdline);
 	free((char *)vm->cfg.console);
+	free((char *)vm->cfg.vsock_uds);
 	for (unsigned int i = 0; i < vm->cfg.nr_disks && i < MINIVM_MAX_DISKS; i++)
 		free((char *)vm->cfg.disks[i].path);
 	pthread_mutex_destroy(&vm->lock);
