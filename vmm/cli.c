@@ -6,23 +6,48 @@
 #include <string.h>
 
 const char cli_usage[] =
-	"Usage: minivm --kernel KERNEL [--rootfs IMAGE] [--run 'PROG ARGS'] [options]\n"
+	"Usage: minivm --kernel KERNEL --rootfs IMAGE --agent 'CMD ARGS' [options]\n"
+	"       minivm --kernel KERNEL --rootfs IMAGE [options] -- CMD [ARGS...]\n"
+	"       minivm --kernel KERNEL [--rootfs IMAGE] --run 'PROG ARGS' [options]\n"
 	"\n"
-	"Boots a Linux kernel in a KVM microVM, runs a program in it and exits with\n"
-	"the program's status.\n"
+	"Boots a Linux kernel in a KVM microVM, runs a command in it and exits with\n"
+	"the command's status. With --agent (or --), the guest agent runs the command\n"
+	"over vsock: its stdout and stderr stream to minivm's, minivm's stdin goes to\n"
+	"it, and the kernel console goes to a log file (see --console), never into\n"
+	"the command's output. With --run, the guest's init runs the program itself\n"
+	"and the console is minivm's stderr (the mode for VMMs without vsock).\n"
 	"\n"
-	"Options:\n"
+	"The command (--agent / --):\n"
+	"  --agent 'CMD ARGS'   split into words like a shell would, without any\n"
+	"                       expansion; no shell is needed in the guest\n"
+	"  -- CMD [ARGS...]     the exact argv (ends minivm's own options)\n"
+	"  --env K=V            set a variable for the command; repeatable\n"
+	"  --workdir DIR        its working directory in the guest (default /)\n"
+	"  --user USER[:GROUP]  run it as this guest user (name or number; default root)\n"
+	"  --timeout SECONDS    kill it after this long; minivm then exits 124\n"
+	"  --tty                give it a pseudo-terminal (stdout and stderr merge)\n"
+	"  --boot-timeout SECS  give up when the agent is not ready after this long\n"
+	"                       (default 600: emulating hosts boot in about a minute)\n"
+	"\n"
+	"The machine:\n"
 	"  --kernel PATH        kernel: a bzImage or an ELF vmlinux (booted via PVH)\n"
 	"  --rootfs PATH[,rw]   root filesystem image (ext4), the guest's /dev/vda;\n"
-	"                       read-only unless ,rw is given (the guest's /tmp and\n"
-	"                       /run are tmpfs)\n"
+	"                       read-only unless ,rw is given (the guest's /tmp, /run\n"
+	"                       and /scratch are tmpfs)\n"
 	"  --disk PATH[,ro]     an extra disk (/dev/vdb, ...); repeatable, up to 7\n"
 	"  --run 'PROG ARGS'    program for the guest's init to run; its exit status\n"
 	"                       becomes minivm's (words split like a shell, no expansion)\n"
 	"  --mem SIZE           guest memory, e.g. 512M or 1G (default 256M)\n"
 	"  --cpus N             number of vCPUs, 1-32 (default 1)\n"
+	"  --vsock PATH         a virtio-vsock device whose host side is the Unix socket\n"
+	"                       PATH (Firecracker's form: connect, send 'CONNECT PORT\\n',\n"
+	"                       read 'OK ...'; guest connections to host port P go to\n"
+	"                       PATH_P). With --agent, minivm makes a private one when\n"
+	"                       this is not given\n"
 	"  --cmdline STR        appended to the kernel command line\n"
-	"  --console FILE       write the guest console there (default: stderr)\n"
+	"  --console FILE       write the guest console there (default: stderr with\n"
+	"                       --run; with --agent a log in minivm's private run\n"
+	"                       directory, whose end is printed if the guest fails)\n"
 	"  --emulated MODE      auto|yes|no: whether the host emulates guest kernel\n"
 	"                       code (adds the guest switches it needs; default auto,\n"
 	"                       decided by a probe through the KVM API)\n"
@@ -32,11 +57,15 @@ const char cli_usage[] =
 	"  --version            the version\n"
 	"\n"
 	"Exit status:\n"
-	"  0-255  the status the guest program exited with (128+N: killed by signal N;\n"
-	"         126: not executable; 127: not found)\n"
+	"  0-255  the status the command exited with (128+N: killed by signal N)\n"
+	"  124    the command ran past --timeout and was killed\n"
+	"  126    the command was found but could not be executed\n"
+	"  127    the command was not found in the guest\n"
 	"  123    the guest crashed: it reset or shut down without reporting a status\n"
-	"         (kernel panic, triple fault, init died)\n"
-	"  125    minivm itself failed (bad arguments, a file it cannot use, KVM error)\n";
+	"         (kernel panic, triple fault, init died), or died under the agent\n"
+	"  125    minivm itself failed (bad arguments, a file it cannot use, KVM\n"
+	"         error, no agent answer within --boot-timeout)\n"
+	"  130, 143  minivm was interrupted (SIGINT, SIGTERM): the VM was stopped\n";
 
 int cli_parse_size(const char *s, uint64_t *out)
 {
@@ -67,6 +96,7 @@ int cli_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* Decimal digits only, at most max. */
 static int cli_parse_uint(const char *s, unsigned int max, unsigned int *out)
 {
 	unsigned long v = 0;
@@ -139,6 +169,31 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 			out->print_timings = c->timings = true;
 			continue;
 		}
+		if (!strcmp(a, "--tty")) {
+			out->tty = true;
+			continue;
+		}
+		if (!strcmp(a, "--")) {
+			/* The rest is the command's exact argv. */
+			if (out->agent) {
+				snprintf(err, errlen, "give the command once: --agent or -- ARGV, not both");
+				return -EINVAL;
+			}
+			if (i + 1 >= argc) {
+				snprintf(err, errlen, "'--' must be followed by a command");
+				return -EINVAL;
+			}
+			if (argc - (i + 1) > AGENT_CMD_MAX_WORDS) {
+				snprintf(err, errlen, "too many arguments after '--' (at most %d)",
+					 AGENT_CMD_MAX_WORDS);
+				return -EINVAL;
+			}
+			for (int j = i + 1; j < argc; j++)
+				out->agent_argv[out->agent_argc++] = argv[j];
+			out->agent_argv[out->agent_argc] = NULL;
+			out->agent = true;
+			break;
+		}
 		if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
 			snprintf(err, errlen, "unexpected argument '%s' (see --help)", a);
 			return -EINVAL;
@@ -155,7 +210,9 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		if (strcmp(name, "--kernel") && strcmp(name, "--rootfs") && strcmp(name, "--disk") &&
 		    strcmp(name, "--run") && strcmp(name, "--mem") && strcmp(name, "--cpus") &&
 		    strcmp(name, "--cmdline") && strcmp(name, "--console") &&
-		    strcmp(name, "--emulated")) {
+		    strcmp(name, "--emulated") && strcmp(name, "--agent") && strcmp(name, "--env") &&
+		    strcmp(name, "--workdir") && strcmp(name, "--user") && strcmp(name, "--timeout") &&
+		    strcmp(name, "--boot-timeout") && strcmp(name, "--vsock")) {
 			snprintf(err, errlen, "unknown option '%s' (see --help)", name);
 			return -EINVAL;
 		}
@@ -245,6 +302,69 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 					 MINIVM_MAX_CPUS);
 				return -EINVAL;
 			}
+		} else if (!strcmp(name, "--vsock")) {
+			CLI_ONCE(vsock_uds);
+		} else if (!strcmp(name, "--agent")) {
+			int n;
+
+			if (out->agent) {
+				snprintf(err, errlen, "give the command once: one --agent, or -- ARGV");
+				return -EINVAL;
+			}
+			n = agent_split_words(val, strlen(val), out->agent_words,
+					      sizeof(out->agent_words), out->agent_argv,
+					      AGENT_CMD_ARGV_SIZE);
+			if (n < 0) {
+				snprintf(err, errlen, "bad --agent command: %s", agent_cmd_strerror(n));
+				return -EINVAL;
+			}
+			if (n == 0) {
+				snprintf(err, errlen, "--agent needs a command");
+				return -EINVAL;
+			}
+			out->agent_argc = (unsigned int)n;
+			out->agent = true;
+		} else if (!strcmp(name, "--env")) {
+			const char *e = strchr(val, '=');
+
+			if (!e || e == val) {
+				snprintf(err, errlen, "bad --env '%s' (expected NAME=VALUE)", val);
+				return -EINVAL;
+			}
+			if (out->nr_env >= CLI_MAX_ENV) {
+				snprintf(err, errlen, "too many --env options (at most %d)", CLI_MAX_ENV);
+				return -EINVAL;
+			}
+			out->env[out->nr_env++] = val;
+		} else if (!strcmp(name, "--workdir")) {
+			if (out->workdir || val[0] != '/') {
+				snprintf(err, errlen, out->workdir ? "option '--workdir' given twice"
+							 : "--workdir must be an absolute path");
+				return -EINVAL;
+			}
+			out->workdir = val;
+		} else if (!strcmp(name, "--user")) {
+			if (out->user || !*val) {
+				snprintf(err, errlen, out->user ? "option '--user' given twice"
+							     : "--user needs a value");
+				return -EINVAL;
+			}
+			out->user = val;
+		} else if (!strcmp(name, "--timeout") || !strcmp(name, "--boot-timeout")) {
+			bool boot = !strcmp(name, "--boot-timeout");
+			unsigned int *dst = boot ? &out->boot_timeout_s : &out->timeout_s;
+			unsigned int v;
+
+			if (*dst) {
+				snprintf(err, errlen, "option '%s' given twice", name);
+				return -EINVAL;
+			}
+			if (cli_parse_uint(val, CLI_MAX_TIMEOUT, &v) || v == 0) {
+				snprintf(err, errlen, "bad %s '%s' (expected whole seconds, 1 to %d)",
+					 name, val, CLI_MAX_TIMEOUT);
+				return -EINVAL;
+			}
+			*dst = v;
 		} else if (!strcmp(name, "--emulated")) {
 			if (seen_emul) {
 				snprintf(err, errlen, "option '--emulated' given twice");
@@ -268,5 +388,23 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		snprintf(err, errlen, "--kernel is required (see --help)");
 		return -EINVAL;
 	}
+	if (out->agent && c->run) {
+		snprintf(err, errlen, "--run and --agent exclude each other: --run has the guest's "
+				      "init run the program, --agent has the agent run it");
+		return -EINVAL;
+	}
+	if (!out->agent && (out->nr_env || out->workdir || out->user || out->timeout_s ||
+			    out->tty || out->boot_timeout_s)) {
+		snprintf(err, errlen, "--env, --workdir, --user, --timeout, --tty and "
+				      "--boot-timeout apply to a command given with --agent or --");
+		return -EINVAL;
+	}
+	if (out->agent && !c->rootfs) {
+		snprintf(err, errlen, "--agent needs --rootfs: the agent lives in the root filesystem");
+		return -EINVAL;
+	}
+	if (!out->boot_timeout_s)
+		out->boot_timeout_s = CLI_DEFAULT_BOOT_TIMEOUT;
+	out->env[out->nr_env] = NULL;
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rootfs/agent/cmdline.h"
 #include "vmm/minivm.h"
 
 enum cli_action {
@@ -14,12 +15,30 @@ enum cli_action {
 	CLI_VERSION,
 };
 
+#define CLI_MAX_ENV 128
+#define CLI_DEFAULT_BOOT_TIMEOUT 600 /* s; emulating hosts boot in about a minute */
+#define CLI_MAX_TIMEOUT 31536000     /* s; a year */
+
 struct cli {
 	enum cli_action action;
 	struct minivm_config cfg; /* strings point into argv */
 	bool print_timings;
 	char disk_paths[MINIVM_MAX_DISKS][4096]; /* --disk paths without ",ro" */
 	char rootfs_path[4096];                  /* --rootfs path without ",rw" */
+
+	/* The agent's command: --agent 'CMD ARGS' (split on the host like a
+	 * shell without expansion) or everything after "--" (exact argv). */
+	bool agent;
+	char *agent_argv[AGENT_CMD_ARGV_SIZE]; /* NULL-terminated; into argv or agent_words */
+	unsigned int agent_argc;
+	char agent_words[AGENT_CMD_WORDS_SIZE];
+	const char *env[CLI_MAX_ENV + 1];       /* --env K=V, NULL-terminated */
+	unsigned int nr_env;
+	const char *workdir;                    /* --workdir, or NULL */
+	const char *user;                       /* --user, or NULL */
+	unsigned int timeout_s;                 /* --timeout; 0: none */
+	bool tty;                               /* --tty */
+	unsigned int boot_timeout_s;            /* --boot-timeout (agent ready deadline) */
 };
 
 #define CLI_MIN_MEM (32ULL << 20)

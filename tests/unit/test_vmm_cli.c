@@ -391,6 +391,124 @@ START_TEST(parse_small_error_buffer)
 }
 END_TEST
 
+/* ---- the agent's command ---- */
+
+START_TEST(parse_agent_split)
+{
+	ck_assert_int_eq(parse("--kernel", "k", "--rootfs", "r", "--agent",
+			       "sh -c 'echo \"a b\"; exit 3'", NULL), 0);
+	ck_assert(t_cli.agent);
+	ck_assert_uint_eq(t_cli.agent_argc, 3);
+	ck_assert_str_eq(t_cli.agent_argv[0], "sh");
+	ck_assert_str_eq(t_cli.agent_argv[1], "-c");
+	ck_assert_str_eq(t_cli.agent_argv[2], "echo \"a b\"; exit 3");
+	ck_assert_ptr_null(t_cli.agent_argv[3]);
+	ck_assert_uint_eq(t_cli.boot_timeout_s, CLI_DEFAULT_BOOT_TIMEOUT);
+	ck_assert_uint_eq(t_cli.timeout_s, 0);
+	ck_assert(!t_cli.tty);
+	ck_assert_ptr_null(t_cli.env[0]);
+}
+END_TEST
+
+START_TEST(parse_agent_dashdash)
+{
+	/* After "--" nothing is minivm's: "-v" and "--timeout" go to the command. */
+	ck_assert_int_eq(parse("--kernel", "k", "--rootfs", "r", "--timeout", "5", "--",
+			       "ls", "-v", "--timeout", "a b", NULL), 0);
+	ck_assert(t_cli.agent);
+	ck_assert_uint_eq(t_cli.agent_argc, 4);
+	ck_assert_str_eq(t_cli.agent_argv[0], "ls");
+	ck_assert_str_eq(t_cli.agent_argv[1], "-v");
+	ck_assert_str_eq(t_cli.agent_argv[2], "--timeout");
+	ck_assert_str_eq(t_cli.agent_argv[3], "a b");
+	ck_assert_ptr_null(t_cli.agent_argv[4]);
+	ck_assert_uint_eq(t_cli.timeout_s, 5);
+	ck_assert_int_eq(t_cli.cfg.verbose, 0);
+}
+END_TEST
+
+START_TEST(parse_agent_options)
+{
+	ck_assert_int_eq(parse("--kernel", "k", "--rootfs", "r", "--agent", "env", "--env", "A=1",
+			       "--env=B=x=y", "--workdir", "/tmp", "--user", "agent:agent", "--tty",
+			       "--boot-timeout", "30", "--vsock", "/tmp/v.sock", NULL), 0);
+	ck_assert_uint_eq(t_cli.nr_env, 2);
+	ck_assert_str_eq(t_cli.env[0], "A=1");
+	ck_assert_str_eq(t_cli.env[1], "B=x=y");
+	ck_assert_ptr_null(t_cli.env[2]);
+	ck_assert_str_eq(t_cli.workdir, "/tmp");
+	ck_assert_str_eq(t_cli.user, "agent:agent");
+	ck_assert(t_cli.tty);
+	ck_assert_uint_eq(t_cli.boot_timeout_s, 30);
+	ck_assert_str_eq(t_cli.cfg.vsock_uds, "/tmp/v.sock");
+}
+END_TEST
+
+START_TEST(parse_agent_bad)
+{
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--agent", "", NULL), "needs a command");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--agent", "   ", NULL),
+			   "needs a command");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--agent", "echo 'open", NULL),
+			   "bad --agent");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--agent", "a", "--agent", "b",
+				 NULL), "once");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--agent", "a", "--", "b", NULL),
+			   "not both");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--", NULL), "followed by");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--run", "x", "--agent", "y",
+				 NULL), "exclude");
+	ck_assert_rejected(parse("--kernel", "k", "--agent", "y", NULL), "--rootfs");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--run", "x", "--timeout", "3",
+				 NULL), "apply to a command");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--tty", NULL),
+			   "apply to a command");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--agent", "a", "--env", "=1",
+				 NULL), "NAME=VALUE");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--agent", "a", "--env", "A",
+				 NULL), "NAME=VALUE");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--agent", "a", "--workdir",
+				 "rel", NULL), "absolute");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--agent", "a", "--timeout", "0",
+				 NULL), "whole seconds");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--agent", "a", "--timeout",
+				 "1.5", NULL), "whole seconds");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--agent", "a", "--timeout",
+				 "99999999999", NULL), "whole seconds");
+	ck_assert_rejected(parse("--kernel", "k", "--rootfs", "r", "--agent", "a", "--timeout", "1",
+				 "--timeout", "2", NULL), "twice");
+	ck_assert_rejected(parse("--kernel", "k", "--vsock", "a", "--vsock", "b", NULL), "twice");
+}
+END_TEST
+
+START_TEST(parse_agent_too_many_env)
+{
+	static const char *argv[4 + 2 * (CLI_MAX_ENV + 1) + 3];
+	static char vals[CLI_MAX_ENV + 1][16];
+	int argc = 0;
+
+	argv[argc++] = "minivm";
+	argv[argc++] = "--kernel";
+	argv[argc++] = "k";
+	argv[argc++] = "--rootfs";
+	argv[argc++] = "r";
+	argv[argc++] = "--agent";
+	argv[argc++] = "true";
+	for (int i = 0; i <= CLI_MAX_ENV; i++) {
+		snprintf(vals[i], sizeof(vals[i]), "V%d=1", i);
+		argv[argc++] = "--env";
+		argv[argc++] = vals[i];
+	}
+	ck_assert_int_eq(argc, (int)(sizeof(argv) / sizeof(argv[0])));
+	ck_assert_int_eq(cli_parse(argc, (char *const *)argv, &t_cli, t_err, sizeof(t_err)), -EINVAL);
+	ck_assert_msg(strstr(t_err, "too many --env") != NULL, "%s", t_err);
+	/* One fewer is fine. */
+	ck_assert_int_eq(cli_parse(argc - 2, (char *const *)argv, &t_cli, t_err, sizeof(t_err)), 0);
+	ck_assert_uint_eq(t_cli.nr_env, CLI_MAX_ENV);
+	ck_assert_ptr_null(t_cli.env[CLI_MAX_ENV]);
+}
+END_TEST
+
 static Suite *vmm_cli_suite(void)
 {
 	Suite *s = suite_create("vmm_cli");
@@ -413,6 +531,11 @@ static Suite *vmm_cli_suite(void)
 	tcase_add_test(args, parse_help_version);
 	tcase_add_test(args, parse_kernel_required);
 	tcase_add_test(args, parse_small_error_buffer);
+	tcase_add_test(args, parse_agent_split);
+	tcase_add_test(args, parse_agent_dashdash);
+	tcase_add_test(args, parse_agent_options);
+	tcase_add_test(args, parse_agent_bad);
+	tcase_add_test(args, parse_agent_too_many_env);
 	suite_add_tcase(s, size);
 	suite_add_tcase(s, args);
 	return s;
