@@ -8,7 +8,8 @@
 
 /*
  * Call order: minivm_config_init() -> fill fields -> minivm_create() ->
- * minivm_run() (once) -> minivm_destroy(). No call exits or aborts the
+ * either minivm_run() (once), or minivm_start() -> [minivm_wait_ready()]
+ * -> minivm_wait() (once each) -> minivm_destroy(). No call exits or aborts the
  * process; every failure returns a negative errno and leaves a message in
  * minivm_error(vm) (or in the caller's buffer for minivm_create()).
  * There is no global state: one process may hold several VMs.
@@ -99,6 +100,36 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 /* Runs the VM until it stops. Returns 0 with *res filled, or -errno with
  * minivm_error(vm) set (res->outcome is then MINIVM_VMM_ERROR). */
 int minivm_run(struct minivm *vm, struct minivm_result *res) __attribute__((warn_unused_result));
+
+/*
+ * Starts the VM's threads (event loop, vCPUs) and returns at once; the
+ * caller's thread stays its own. Signals are blocked in those threads, so
+ * the caller's handlers run on its own threads. Then minivm_wait() must be
+ * called (also after a failure here) before minivm_destroy().
+ */
+int minivm_start(struct minivm *vm) __attribute__((warn_unused_result));
+
+/*
+ * After minivm_start(): waits until the guest signals ready (its agent
+ * listens), at most timeout_ms (-1: no limit). Returns 0 when ready,
+ * -ETIMEDOUT, -EINTR when a signal interrupted the wait, or -ECHILD when the
+ * VM ended first (minivm_wait() then tells how). Any thread.
+ */
+int minivm_wait_ready(struct minivm *vm, int timeout_ms) __attribute__((warn_unused_result));
+
+/*
+ * A file descriptor that becomes readable when the guest signals ready and
+ * again when the VM ends (for a caller's own poll loop; do not read it).
+ * Owned by vm; valid until minivm_destroy().
+ */
+int minivm_event_fd(const struct minivm *vm);
+
+/* Whether the VM has ended (it stopped, exited, crashed or failed). */
+bool minivm_ended(const struct minivm *vm);
+
+/* After minivm_start(): waits for the VM to stop and fills *res, as
+ * minivm_run() does. */
+int minivm_wait(struct minivm *vm, struct minivm_result *res) __attribute__((warn_unused_result));
 
 /* Asks a running VM to stop; async-signal-safe. */
 void minivm_stop(struct minivm *vm);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -104,6 +105,16 @@ int minivm_exit_status(const struct minivm_result *res)
 	}
 }
 
+/* Wakes whoever polls minivm_event_fd(); async-signal-safe. */
+static void vm_signal_event(struct minivm *vm)
+{
+	uint64_t one = 1;
+
+	if (vm->event_fd >= 0 && write(vm->event_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is already non-zero, the fd already readable. */
+	}
+}
+
 /* Ends the VM once (first caller wins) and kicks every vCPU out of KVM_RUN. */
 static void vm_end(struct minivm *vm, enum minivm_outcome outcome)
 {
@@ -113,6 +124,7 @@ static void vm_end(struct minivm *vm, enum minivm_outcome outcome)
 		return;
 	vm->result.outcome = outcome;
 	atomic_store(&vm->exit_ns, vm_elapsed(vm));
+	vm_signal_event(vm);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
@@ -144,6 +156,7 @@ static void sig_marker_write(void *opaque, uint64_t off, const void *data, unsig
 		vm_log(vm, 1, "guest init started");
 	} else if (phase == MINIVM_PHASE_READY) {
 		atomic_compare_exchange_strong(&vm->ready_ns, &zero, vm_elapsed(vm));
+		vm_signal_event(vm);
 		vm_log(vm, 1, "guest ready");
 	} else if (phase >= MINIVM_PHASE_USER) {
 		/* Benchmarks time guest work with the host's clock. */
@@ -647,6 +660,12 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	}
 	vm->t0_ns = now_ns();
 	vm->vm_fd = vm->uart_irq_fd = vm->console_fd = -1;
+	vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->event_fd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		free(vm);
+		return -ENOMEM;
+	}
 	vm->kvm.fd = -1;
 	for (unsigned int i = 0; i < MINIVM_MAX_CPUS; i++)
 		vm->vcpus[i].fd = -1;
@@ -733,15 +752,20 @@ fail:
 	return r;
 }
 
-int minivm_run(struct minivm *vm, struct minivm_result *res)
+int minivm_start(struct minivm *vm)
 {
 	sigset_t all, old;
 	int r = 0;
 
-	memset(res, 0, sizeof(*res));
+	if (vm->started) {
+		vm_set_error(vm, "the VM was already started");
+		return -EALREADY;
+	}
+	vm->started = true;
 	r = vm_devices_start(vm);
 	if (r) {
-		res->outcome = MINIVM_VMM_ERROR;
+		vm_end(vm, MINIVM_VMM_ERROR);
+		vm->start_err = r;
 		return r;
 	}
 	/* Threads start with every signal blocked; each vCPU unblocks its kick. */
@@ -755,12 +779,67 @@ int minivm_run(struct minivm *vm, struct minivm_result *res)
 			vm_set_error(vm, "cannot start vCPU thread: %s", strerror(r));
 			vm_end(vm, MINIVM_VMM_ERROR);
 			r = -r;
+			vm->start_err = r;
 			break;
 		}
 		v->started = true;
 		atomic_store(&v->in_guest_thread, true);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+bool minivm_ended(const struct minivm *vm)
+{
+	return atomic_load(&vm->state) != VM_RUNNING;
+}
+
+int minivm_event_fd(const struct minivm *vm)
+{
+	return vm->event_fd;
+}
+
+int minivm_wait_ready(struct minivm *vm, int timeout_ms)
+{
+	uint64_t deadline = timeout_ms >= 0 ? now_ns() + (uint64_t)timeout_ms * 1000000ULL : 0;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = vm->event_fd, .events = POLLIN };
+		int wait_ms = -1;
+
+		if (atomic_load(&vm->ready_ns))
+			return 0;
+		if (minivm_ended(vm))
+			return -ECHILD;
+		if (timeout_ms >= 0) {
+			uint64_t now = now_ns();
+
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			wait_ms = (int)((deadline - now + 999999) / 1000000);
+		}
+		if (poll(&pfd, 1, wait_ms) < 0 && errno == EINTR)
+			return -EINTR;
+		/* The fd stays readable once written (nobody reads it), so the
+		 * state checks above decide; avoid spinning on it. */
+		if (pfd.revents & POLLIN) {
+			if (atomic_load(&vm->ready_ns) || minivm_ended(vm))
+				continue;
+			usleep(1000);
+		}
+	}
+}
+
+int minivm_wait(struct minivm *vm, struct minivm_result *res)
+{
+	int r = vm->start_err;
+
+	memset(res, 0, sizeof(*res));
+	if (!vm->started) {
+		vm_set_error(vm, "minivm_wait() before minivm_start()");
+		res->outcome = MINIVM_VMM_ERROR;
+		return -EINVAL;
+	}
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
@@ -787,10 +866,29 @@ int minivm_run(struct minivm *vm, struct minivm_result *res)
 	return r;
 }
 
+int minivm_run(struct minivm *vm, struct minivm_result *res)
+{
+	int r = minivm_start(vm);
+	int w = minivm_wait(vm, res);
+
+	return r ? r : w;
+}
+
 void minivm_destroy(struct minivm *vm)
 {
 	if (!vm)
 		return;
+	/* Started and never waited for: stop and join the threads first. */
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->started) {
+			minivm_stop(vm);
+			pthread_join(v->thread, NULL);
+			atomic_store(&v->in_guest_thread, false);
+			v->started = false;
+		}
+	}
 	for (unsigned int i = 0; i < MINIVM_MAX_CPUS; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
@@ -819,6 +917,8 @@ void minivm_destroy(struct minivm *vm)
 	free((char *)vm->cfg.vsock_uds);
 	for (unsigned int i = 0; i < vm->cfg.nr_disks && i < MINIVM_MAX_DISKS; i++)
 		free((char *)vm->cfg.disks[i].path);
+	if (vm->event_fd >= 0)
+		close(vm->event_fd);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
 }

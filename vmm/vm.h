@@ -104,6 +104,9 @@ struct minivm {
 	struct minivm_result result;
 	char fatal[256];
 	_Atomic uint64_t first_run_ns, init_started_ns, ready_ns, exit_ns;
+	int event_fd;      /* eventfd: written on ready and on end (minivm_event_fd) */
+	bool started;      /* minivm_start() ran; minivm_wait() joins */
+	int start_err;     /* minivm_start()'s failure, reported by minivm_wait() */
 };
 
 /* vmm/vm_devices.c: virtio-mmio devices and the event loop, called by vm.c. */
