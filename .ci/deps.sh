@@ -8,6 +8,7 @@ pkgs=(
 	liburing-dev libfdt-dev libcap-ng-dev zlib1g-dev libseccomp-dev check
 	linux-source-6.1 bison flex libelf-dev libssl-dev bc lz4 xz-utils cpio
 	busybox-static e2fsprogs musl-tools
+	socat
 )
 
 missing=()

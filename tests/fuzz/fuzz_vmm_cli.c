@@ -51,7 +51,29 @@ static void check_result(int r, int argc, char *const argv[])
 			abort();
 	}
 	/* Every other string is a value from argv (after '=' or whole). */
-	const char *const strs[] = { c->kernel, c->run, c->cmdline, c->console };
+	/* The agent's command: argv-terminated, within bounds, never with --run. */
+	if (cli.agent) {
+		if (c->run || cli.agent_argc == 0 || cli.agent_argc > AGENT_CMD_MAX_WORDS ||
+		    cli.agent_argv[cli.agent_argc] != NULL || !c->rootfs)
+			abort();
+		for (unsigned int i = 0; i < cli.agent_argc; i++)
+			if (!cli.agent_argv[i])
+				abort();
+	} else if (cli.nr_env || cli.workdir || cli.user || cli.timeout_s || cli.tty) {
+		abort();
+	}
+	if (cli.nr_env > CLI_MAX_ENV || cli.env[cli.nr_env] != NULL)
+		abort();
+	for (unsigned int i = 0; i < cli.nr_env; i++)
+		if (!strchr(cli.env[i], '=') || cli.env[i][0] == '=')
+			abort();
+	if (cli.workdir && cli.workdir[0] != '/')
+		abort();
+	if (cli.boot_timeout_s == 0 || cli.boot_timeout_s > CLI_MAX_TIMEOUT ||
+	    cli.timeout_s > CLI_MAX_TIMEOUT)
+		abort();
+	const char *const strs[] = { c->kernel, c->run, c->cmdline, c->console, c->vsock_uds,
+				     cli.workdir, cli.user };
 
 	for (size_t s = 0; s < sizeof(strs) / sizeof(strs[0]); s++) {
 		int found = 0;
