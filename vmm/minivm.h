@@ -118,9 +118,11 @@ int minivm_start(struct minivm *vm) __attribute__((warn_unused_result));
 int minivm_wait_ready(struct minivm *vm, int timeout_ms) __attribute__((warn_unused_result));
 
 /*
- * A file descriptor that becomes readable when the guest signals ready and
- * again when the VM ends (for a caller's own poll loop; do not read it).
- * Owned by vm; valid until minivm_destroy().
+ * An eventfd that becomes readable when the guest signals ready and when
+ * the VM ends, for a caller's own poll loop: read it (8 bytes) to reset
+ * it, then look at minivm_ended() / minivm_wait_ready(vm, 0). It has one
+ * reader at a time (minivm_wait_ready() reads it too). Non-blocking; owned
+ * by vm, valid until minivm_destroy().
  */
 int minivm_event_fd(const struct minivm *vm);
 

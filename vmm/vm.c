@@ -820,12 +820,13 @@ int minivm_wait_ready(struct minivm *vm, int timeout_ms)
 		}
 		if (poll(&pfd, 1, wait_ms) < 0 && errno == EINTR)
 			return -EINTR;
-		/* The fd stays readable once written (nobody reads it), so the
-		 * state checks above decide; avoid spinning on it. */
 		if (pfd.revents & POLLIN) {
-			if (atomic_load(&vm->ready_ns) || minivm_ended(vm))
-				continue;
-			usleep(1000);
+			uint64_t cnt;
+
+			/* Consume the wake-up; the state checks above decide. */
+			if (read(vm->event_fd, &cnt, sizeof(cnt)) < 0) {
+				/* EAGAIN: another reader took it; recheck. */
+			}
 		}
 	}
 }
