@@ -19,7 +19,7 @@ SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 
 # rootfs/agent/cmdline.c is shared: the host encodes what the guest decodes.
-SHARED_SRCS := rootfs/agent/cmdline.c
+SHARED_SRCS := rootfs/agent/cmdline.c rootfs/agent/agent_proto.c
 LIB_SRCS   := $(filter-out vmm/main.c,$(wildcard vmm/*.c boot/*.c devices/*.c)) $(SHARED_SRCS)
 AGENT_SRCS := $(filter-out rootfs/agent/init.c $(SHARED_SRCS),$(wildcard rootfs/agent/*.c))
 HDRS       := $(wildcard vmm/*.h boot/*.h devices/*.h rootfs/agent/*.h)
