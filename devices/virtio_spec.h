@@ -1,4 +1,4 @@
-/* Constants and wire layouts from the virtio 1.2 specification (split rings, MMIO, blk, rng). */
+/* Constants and wire layouts from the virtio 1.2 specification (split rings, MMIO, blk, rng, vsock). */
 #ifndef MINIVM_VIRTIO_SPEC_H
 #define MINIVM_VIRTIO_SPEC_H
 
@@ -198,5 +198,61 @@ _Static_assert(offsetof(struct virtio_blk_config, max_discard_sectors) == 36,
 	       "virtio_blk_config layout (5.2.4)");
 _Static_assert(offsetof(struct virtio_blk_config, write_zeroes_may_unmap) == 56,
 	       "virtio_blk_config layout (5.2.4)");
+
+/* 5.10 Socket device (virtio-vsock). Queues: rx 0, tx 1, event 2. */
+#define VIRTIO_VSOCK_F_STREAM 0
+#define VIRTIO_VSOCK_F_SEQPACKET 1
+
+#define VIRTIO_VSOCK_QUEUE_RX 0
+#define VIRTIO_VSOCK_QUEUE_TX 1
+#define VIRTIO_VSOCK_QUEUE_EVENT 2
+
+/* 5.10.6: well-known CIDs. */
+#define VIRTIO_VSOCK_CID_HOST 2
+
+#define VIRTIO_VSOCK_TYPE_STREAM 1
+#define VIRTIO_VSOCK_TYPE_SEQPACKET 2
+
+#define VIRTIO_VSOCK_OP_INVALID 0
+#define VIRTIO_VSOCK_OP_REQUEST 1
+#define VIRTIO_VSOCK_OP_RESPONSE 2
+#define VIRTIO_VSOCK_OP_RST 3
+#define VIRTIO_VSOCK_OP_SHUTDOWN 4
+#define VIRTIO_VSOCK_OP_RW 5
+#define VIRTIO_VSOCK_OP_CREDIT_UPDATE 6
+#define VIRTIO_VSOCK_OP_CREDIT_REQUEST 7
+
+/* 5.10.6.4.1 SHUTDOWN flags: the sender will receive / send no more. */
+#define VIRTIO_VSOCK_SHUTDOWN_F_RCV 1u
+#define VIRTIO_VSOCK_SHUTDOWN_F_SEND 2u
+
+/* 5.10.6.5: event ids. */
+#define VIRTIO_VSOCK_EVENT_TRANSPORT_RESET 0u
+
+/* 5.10.4 Device configuration layout. */
+struct virtio_vsock_config {
+	uint64_t guest_cid; /* le64; only the low 32 bits are used (5.10.4) */
+};
+#define VIRTIO_VSOCK_CONFIG_SIZE 8u
+
+/* 5.10.6 The packet header that precedes every payload on rx and tx. */
+struct virtio_vsock_hdr {
+	uint64_t src_cid;
+	uint64_t dst_cid;
+	uint32_t src_port;
+	uint32_t dst_port;
+	uint32_t len;
+	uint16_t type;
+	uint16_t op;
+	uint32_t flags;
+	uint32_t buf_alloc;
+	uint32_t fwd_cnt;
+} __attribute__((packed));
+_Static_assert(sizeof(struct virtio_vsock_hdr) == 44, "virtio_vsock_hdr is 44 bytes (5.10.6)");
+
+/* 5.10.6.5 Event queue element. */
+struct virtio_vsock_event {
+	uint32_t id; /* le32, VIRTIO_VSOCK_EVENT_* */
+};
 
 #endif
