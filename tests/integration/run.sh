@@ -50,7 +50,7 @@ timing() { awk -v p="$2" '$2 == "timing" && $3 == p { print $4 }' "$T/$1.err"; }
 
 positive() { awk -v v="$1" 'BEGIN { exit !(v + 0 > 0) }'; }
 
-for f in minivm vmlinux bzImage rootfs.img; do
+for f in minivm agentctl vmlinux bzImage rootfs.img; do
 	if [ ! -e "$B/$f" ]; then
 		echo "missing $B/$f: run make first"
 		echo "0 passed, 1 failed"
@@ -148,6 +148,160 @@ check "guest panic: crash exit code 123 (got $(rc crash))" [ "$(rc crash)" = 123
 check "guest panic: minivm says the guest crashed" has crash.err "guest crashed"
 check "guest panic: the kernel's panic is on the console" has crash.console "Kernel panic"
 
-echo "== boot wall times (ms): pvh2 $(ms pvh2), bz1 $(ms bz1), crash $(ms crash)"
+
+# 4: the agent. One VM (vmlinux, 2 vCPUs) runs the CLI's own command, which
+# waits on its stdin (a fifo) while agentctl runs many commands through the
+# same VM over the --vsock socket; then the fifo closes and the CLI's command
+# finishes. No --console: the console must go to a log, not to stderr.
+AGENTCTL=$B/agentctl
+SOCK=$T/v.sock
+mkdir -p "$T/run4"
+mkfifo "$T/agent.in"
+(
+	start=$(date +%s%N)
+	TMPDIR=$T/run4 timeout "$BOOT_TIMEOUT" "$MINIVM" --kernel "$B/vmlinux" --rootfs "$B/rootfs.img" \
+		--cpus 2 --timings --vsock "$SOCK" \
+		--agent "sh -c 'echo started; cat >/dev/null; echo out-line; echo err-line >&2; exit 3'" \
+		<"$T/agent.in" >"$T/agent.out" 2>"$T/agent.err"
+	echo $? >"$T/agent.rc"
+	echo $((($(date +%s%N) - start) / 1000000)) >"$T/agent.ms"
+) &
+agent_pid=$!
+exec 7>"$T/agent.in" # the CLI command's stdin stays open until 7 closes
+
+ax() { "$AGENTCTL" "$SOCK" exec "$@"; }
+CONNECT_TIMEOUT_MS=$((BOOT_TIMEOUT * 1000)) "$AGENTCTL" "$SOCK" ping 2>"$T/ping.err"
+check "agent: answers on the --vsock socket after boot" [ $? = 0 ]
+check "agent: the CLI's command started (stdout streamed live)" has agent.out "^started$"
+
+ax -n -- true; check "agent: true exits 0" [ $? = 0 ]
+ax -n -- false; check "agent: false exits 1" [ $? = 1 ]
+ax -n -- sh -c 'exit 3'; check "agent: exit 3 gives 3" [ $? = 3 ]
+ax -n -- sh -c 'kill -9 $$'; e=$?
+check "agent: killed by SIGKILL gives 137 (got $e)" [ "$e" = 137 ]
+ax -n -- /no/such/cmd 2>"$T/nf.err"; e=$?
+check "agent: a missing command gives 127 (got $e)" [ "$e" = 127 ]
+
+ax -n -- sh -c 'echo o1; echo e1 >&2; echo o2; echo e2 >&2' >"$T/sep.out" 2>"$T/sep.err"
+check "agent: stdout kept apart and in order" [ "$(cat "$T/sep.out")" = "$(printf 'o1\no2')" ]
+check "agent: stderr kept apart and in order" [ "$(cat "$T/sep.err")" = "$(printf 'e1\ne2')" ]
+
+ax -n -- sh -c 'head -c 1048576 /dev/urandom >/tmp/big && sha256sum /tmp/big >&2 && cat /tmp/big' \
+	>"$T/big.out" 2>"$T/big.err"
+guest_sum=$(awk '{ print $1 }' "$T/big.err")
+check "agent: 1 MiB of output arrives whole ($(stat -c %s "$T/big.out") bytes)" \
+	[ "$(stat -c %s "$T/big.out")" = 1048576 ]
+check "agent: 1 MiB of output byte-identical (sha256)" \
+	[ -n "$guest_sum" ] && [ "$(sha256sum <"$T/big.out" | cut -d' ' -f1)" = "$guest_sum" ]
+
+head -c 262144 /dev/urandom >"$T/in.bin"
+ax -- sha256sum <"$T/in.bin" >"$T/in.out"
+check "agent: stdin passed through (256 KiB, sha256)" \
+	[ "$(cut -d' ' -f1 "$T/in.out")" = "$(sha256sum <"$T/in.bin" | cut -d' ' -f1)" ]
+printf 'line one\nline two\n' | ax -- cat >"$T/cat.out"
+check "agent: stdin to cat comes back" [ "$(cat "$T/cat.out")" = "$(printf 'line one\nline two')" ]
+
+ax -n -e FOO=bar -w /tmp -u 1000 -- sh -c 'echo "$FOO $(pwd) $(id -u)"' >"$T/env.out"
+check "agent: env, workdir and user ($(cat "$T/env.out"))" [ "$(cat "$T/env.out")" = "bar /tmp 1000" ]
+
+ax -n --tty -- sh -c 'test -t 0 && test -t 1 && echo is-a-tty' >"$T/tty.out"
+check "agent: --tty gives the command a terminal" grep -q "is-a-tty" "$T/tty.out"
+
+"$AGENTCTL" "$SOCK" put /tmp/put.bin 0640 <"$T/in.bin"
+check "agent: put a file" [ $? = 0 ]
+"$AGENTCTL" "$SOCK" get /tmp/put.bin >"$T/get.bin"
+check "agent: get it back byte-identical" cmp -s "$T/get.bin" "$T/in.bin"
+
+# Output is live: the first line reaches the host while the command sleeps.
+ax -n -- sh -c 'echo first; sleep 3; echo second' >"$T/live.out" &
+live_pid=$!
+live=no
+for _ in $(seq 1 600); do
+	if grep -q first "$T/live.out" 2>/dev/null; then
+		kill -0 "$live_pid" 2>/dev/null && ! grep -q second "$T/live.out" && live=yes
+		break
+	fi
+	sleep 0.1
+done
+wait "$live_pid"
+check "agent: output is live (first line before the command ended)" [ "$live" = yes ]
+check "agent: ...and the rest follows" grep -q second "$T/live.out"
+
+# Commands run concurrently: 4 x sleep 3 at once, under 6 s in all.
+t0=$(date +%s%N)
+conc_pids=()
+for i in 1 2 3 4; do
+	ax -n -- sh -c "sleep 3; echo done-$i" >"$T/conc$i.out" &
+	conc_pids+=($!)
+done
+wait "${conc_pids[@]}"
+conc_ms=$((($(date +%s%N) - t0) / 1000000))
+conc_ok=yes
+for i in 1 2 3 4; do grep -q "^done-$i$" "$T/conc$i.out" || conc_ok=no; done
+check "agent: 4 concurrent commands all answered" [ "$conc_ok" = yes ]
+check "agent: 4 x 'sleep 3' at once took $conc_ms ms (< 6000)" [ "$conc_ms" -lt 6000 ]
+
+t0=$(date +%s%N)
+ax -n -t 2 -- sleep 60; e=$?
+to_ms=$((($(date +%s%N) - t0) / 1000000))
+check "agent: a command past its timeout gives 124 (got $e, after $to_ms ms)" [ "$e" = 124 ]
+check "agent: ...and is killed well before it would end ($to_ms ms < 30000)" [ "$to_ms" -lt 30000 ]
+
+# Compatibility: a plain Unix-socket client (socat) with the CONNECT handshake
+# talks to a guest listener (minivm-vsock listen echoes one connection).
+ax -n -- minivm-vsock listen 5000 >"$T/listen.out" 2>&1 &
+listen_pid=$!
+sock_ok=no
+for _ in $(seq 1 100); do
+	reply=$( (printf 'CONNECT 5000\n'; sleep 2; printf 'ping-from-socat\n'; sleep 3) |
+		timeout 20 socat - UNIX-CONNECT:"$SOCK" 2>/dev/null)
+	if printf '%s' "$reply" | grep -q '^OK '; then
+		printf '%s' "$reply" | grep -q 'ping-from-socat' && sock_ok=yes
+		break
+	fi
+	sleep 1
+done
+check "vsock: socat gets 'OK <port>' and an echo from a guest listener" [ "$sock_ok" = yes ]
+kill "$listen_pid" 2>/dev/null
+wait "$listen_pid" 2>/dev/null
+
+# The CLI's own command now ends: its status is minivm's, its streams apart.
+exec 7>&-
+wait "$agent_pid"
+check "agent CLI: minivm exits with the command's status 3 (got $(rc agent))" [ "$(rc agent)" = 3 ]
+check "agent CLI: stdout is the command's" [ "$(cat "$T/agent.out")" = "$(printf 'started\nout-line')" ]
+check "agent CLI: stderr has the command's stderr" has agent.err "^err-line$"
+check "agent CLI: no kernel console in stderr" sh -c "! grep -q -e 'Linux version' -e 'Run /sbin/init' '$T/agent.err'"
+check "agent CLI: the vsock socket is removed" [ ! -e "$SOCK" ]
+check "agent CLI: the run directory is removed" [ -z "$(ls -A "$T/run4")" ]
+v=$(timing agent workload)
+check "agent CLI: --timings still printed (${v:-none} ms)" positive "${v:-0}"
+
+# 5: SIGTERM while a command runs (bzImage, 1 vCPU): minivm exits 143 and
+# leaves no process, socket or temporary file.
+mkdir -p "$T/run5"
+TMPDIR=$T/run5 timeout "$BOOT_TIMEOUT" "$MINIVM" --kernel "$B/bzImage" --rootfs "$B/rootfs.img" \
+	--agent 'sleep 600' </dev/null >"$T/term.out" 2>"$T/term.err" &
+term_pid=$!
+sock5=
+for _ in $(seq 1 "$BOOT_TIMEOUT"); do
+	sock5=$(ls "$T"/run5/minivm.*/vsock.sock 2>/dev/null | head -n1)
+	[ -n "$sock5" ] && break
+	sleep 1
+done
+CONNECT_TIMEOUT_MS=$((BOOT_TIMEOUT * 1000)) "$AGENTCTL" "$sock5" ping 2>/dev/null
+check "SIGTERM: the agent came up (private socket $sock5)" [ $? = 0 ]
+sleep 2
+kill -TERM "$term_pid"
+t0=$(date +%s%N)
+wait "$term_pid"
+e=$?
+term_ms=$((($(date +%s%N) - t0) / 1000000))
+check "SIGTERM: minivm exits 143 (got $e) within 10 s ($term_ms ms)" [ "$e" = 143 ] && [ "$term_ms" -lt 10000 ]
+check "SIGTERM: no run directory, socket or console log left" [ -z "$(ls -A "$T/run5")" ]
+check "SIGTERM: no minivm process left" sh -c "! pgrep -f -- 'agent sleep 600' >/dev/null"
+check "SIGTERM: minivm says it was interrupted" has term.err "interrupted by signal 15"
+
+echo "== boot wall times (ms): pvh2 $(ms pvh2), bz1 $(ms bz1), crash $(ms crash), agent $(ms agent)"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
