@@ -10,6 +10,7 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_mmio.h"
 #include "devices/virtio_rng.h"
+#include "devices/virtio_vsock.h"
 #include "vmm/evl.h"
 #include "vmm/vm.h"
 
@@ -174,6 +175,21 @@ int vm_devices_setup(struct minivm *vm)
 			return -ENOMEM;
 		}
 		r = vm_add_device(vm, rng, "virtio-rng");
+		if (r)
+			return r;
+	}
+	/* vsock last, so the slots and IRQs of the devices above do not move
+	 * with it. The device removes its socket file when destroyed
+	 * (vm_devices_destroy, on every path after this point). */
+	if (vm->cfg.vsock_uds) {
+		struct virtio_dev *vsock = virtio_vsock_create(vm->cfg.vsock_uds, vm->cfg.guest_cid,
+							       vm->evl, err, sizeof(err));
+
+		if (!vsock) {
+			vm_set_error(vm, "%s", err);
+			return -EINVAL;
+		}
+		r = vm_add_device(vm, vsock, "virtio-vsock");
 		if (r)
 			return r;
 	}
