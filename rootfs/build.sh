@@ -85,10 +85,10 @@ TREE=$WORK/tree
 
 # The tree. Modes matter (they go into the image as they are here).
 mkdir -p "$TREE"
-for d in bin sbin dev proc sys tmp run etc root home/agent usr/bin usr/sbin; do
+for d in bin sbin dev proc sys tmp run scratch etc root home/agent usr/bin usr/sbin; do
 	mkdir -p "$TREE/$d"
 done
-chmod 1777 "$TREE/tmp"
+chmod 1777 "$TREE/tmp" "$TREE/scratch"
 chmod 0700 "$TREE/root" "$TREE/home/agent"
 cp "$HERE"/skel/etc/* "$TREE/etc/"
 chmod 0644 "$TREE"/etc/*

@@ -1,4 +1,4 @@
-/* /sbin/init (PID 1) for minivm guests: mount, signal the host, run minivm.run=, report its status, reset. */
+/* /sbin/init (PID 1) for minivm guests: mount, signal the host, run minivm.run= or serve the vsock agent, report a status, reset. */
 /*
  * Guest kernel code is emulated on the test hosts (~1000x slower than
  * hardware), so init does the least kernel work it can: no stdio buffers,
@@ -20,7 +20,10 @@
 #include <sys/io.h>
 #define INIT_HAVE_PORTS 1
 #endif
+#include <sys/ioctl.h>
 
+#include "agent.h"
+#include "agent_proto.h"
 #include "cmdline.h"
 #include "minivm_guest.h"
 #include "status.h"
@@ -153,6 +156,82 @@ static ssize_t init_read_cmdline(char *buf, size_t size)
 	return (ssize_t)len;
 }
 
+/*
+ * Whether the kernel has a guest-to-host vsock transport (a virtio-vsock
+ * device): /dev/vsock's IOCTL_VM_SOCKETS_GET_LOCAL_CID gives our CID, or
+ * VMADDR_CID_ANY without one. A listen() would succeed either way.
+ */
+static bool init_vsock_usable(void)
+{
+	unsigned int cid = 0xffffffffu;
+	int fd = open("/dev/vsock", O_RDONLY | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = ioctl(fd, _IO(7, 0xb9), &cid) == 0 && cid != 0xffffffffu && cid > 2;
+	(void)close(fd);
+	return ok;
+}
+
+/* The end of every path: sync, report status to the host, reset. Never returns. */
+static __attribute__((noreturn)) void init_finish(bool ports, int status)
+{
+	sync();
+	init_port_outl(ports, (unsigned int)status, MINIVM_PORT_STATUS);
+	reboot(RB_AUTOBOOT);
+	/* PID 1 must never exit: that panics the kernel. */
+	dprintf(STDERR_FILENO, INIT_TAG "reboot: %s\n", strerror(errno));
+	for (;;)
+		pause();
+}
+
+/* The agent's SHUTDOWN: it synced already; ctx holds whether the ports work. */
+static void init_agent_shutdown(void *ctx, int status)
+{
+	init_finish(*(const bool *)ctx, status);
+}
+
+/*
+ * No minivm.run=: serve the agent on vsock (see rootfs/agent/agent.h) with
+ * a writable /scratch, writing MINIVM_PHASE_READY only once it listens (the
+ * host connects after that marker). Without vsock, as before: ready, 0.
+ */
+static int init_agent(bool ports)
+{
+	static const struct init_mount scratch = {
+		"tmpfs", "/scratch", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"
+	};
+	static bool ports_ok;
+	struct agent_server_ops ops = { .shutdown = init_agent_shutdown, .ctx = &ports_ok,
+	                                .log_prefix = "minivm-agent: " };
+	struct agent_server *srv;
+	int fd = -1, err;
+
+	ports_ok = ports;
+	err = init_vsock_usable() ? agent_vsock_listen(AGENT_VSOCK_PORT, &fd) : -ENODEV;
+	if (err == 0) {
+		if (mkdir("/scratch", 01777) != 0 && errno != EEXIST)
+			dprintf(STDERR_FILENO, INIT_TAG "mkdir /scratch: %s\n", strerror(errno));
+		init_mount_one(&scratch);
+		err = agent_server_create(fd, &ops, &srv);
+		if (err)
+			(void)close(fd);
+	}
+	init_port_outb(ports, MINIVM_PHASE_READY, MINIVM_PORT_MARKER);
+	if (err) {
+		if (err != -ENODEV)
+			dprintf(STDERR_FILENO, INIT_TAG "agent on vsock port %u: %s\n", AGENT_VSOCK_PORT,
+			        strerror(-err));
+		dprintf(STDOUT_FILENO, "minivm-init: ready\n");
+		return 0;
+	}
+	err = agent_server_run(srv);
+	dprintf(STDERR_FILENO, INIT_TAG "agent stopped: %s\n", strerror(err < 0 ? -err : EIO));
+	agent_server_free(srv);
+	return MINIVM_STATUS_INIT_ERROR;
+}
+
 /* Start argv with the console as stdio; wait for it, reaping every other child. */
 static int init_spawn_wait(char **argv)
 {
@@ -180,8 +259,11 @@ static int init_spawn_wait(char **argv)
 	}
 }
 
-/* Find, decode, split and run minivm.run=; returns the status to report. */
-static int init_run(void)
+/*
+ * Find, decode, split and run minivm.run= (or, without it, the agent);
+ * returns the status to report. Writes MINIVM_PHASE_READY.
+ */
+static int init_run(bool ports)
 {
 	static char cmdline[INIT_CMDLINE_MAX];
 	static char decoded[AGENT_CMD_DECODED_SIZE];
@@ -194,13 +276,13 @@ static int init_run(void)
 
 	len = init_read_cmdline(cmdline, sizeof(cmdline));
 	if (len < 0) {
+		init_port_outb(ports, MINIVM_PHASE_READY, MINIVM_PORT_MARKER);
 		dprintf(STDERR_FILENO, INIT_TAG "/proc/cmdline: %s\n", strerror((int)-len));
 		return MINIVM_STATUS_INIT_ERROR;
 	}
-	if (!agent_cmdline_find(cmdline, (size_t)len, MINIVM_RUN_PARAM, &val, &val_len)) {
-		dprintf(STDOUT_FILENO, "minivm-init: ready\n");
-		return 0;
-	}
+	if (!agent_cmdline_find(cmdline, (size_t)len, MINIVM_RUN_PARAM, &val, &val_len))
+		return init_agent(ports);
+	init_port_outb(ports, MINIVM_PHASE_READY, MINIVM_PORT_MARKER);
 	len = agent_pct_decode(val, val_len, decoded, sizeof(decoded));
 	if (len < 0) {
 		dprintf(STDERR_FILENO, INIT_TAG "bad " MINIVM_RUN_PARAM ": %s\n",
@@ -244,14 +326,6 @@ int main(void)
 	for (size_t i = 0; i < sizeof(init_mounts) / sizeof(init_mounts[0]); i++)
 		init_mount_one(&init_mounts[i]);
 
-	init_port_outb(ports, MINIVM_PHASE_READY, MINIVM_PORT_MARKER);
-	status = init_run();
-
-	sync();
-	init_port_outl(ports, (unsigned int)status, MINIVM_PORT_STATUS);
-	reboot(RB_AUTOBOOT);
-	/* PID 1 must never exit: that panics the kernel. */
-	dprintf(STDERR_FILENO, INIT_TAG "reboot: %s\n", strerror(errno));
-	for (;;)
-		pause();
+	status = init_run(ports);
+	init_finish(ports, status);
 }
