@@ -762,6 +762,92 @@ START_TEST(test_many_connections_bounded)
 }
 END_TEST
 
+/* A listener at <path>_6000 and a guest connection to it from guest port
+ * gport; returns the accepted host socket, *lfd the listener. */
+static int guest_connection(uint32_t gport, int *lfd)
+{
+	struct sockaddr_un sa;
+	struct vsock_hdr h;
+	int fd;
+
+	*lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_6000", path);
+	ck_assert_int_eq(bind(*lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(*lfd, 4), 0);
+	send_pkt(VIRTIO_VSOCK_OP_REQUEST, gport, 6000, 0, 65536, 0, NULL, 0);
+	ck_assert(wait_rx(&h, NULL));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RESPONSE);
+	fd = accept(*lfd, NULL, NULL);
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+START_TEST(test_guest_close_drains_buffered_bytes)
+{
+	static uint8_t chunk[VSOCK_MAX_PKT_LEN];
+	static uint8_t sink[1 << 20];
+	struct vsock_hdr h;
+	size_t got = 0;
+	int lfd, fd, sz = 4096;
+
+	post_rx(8);
+	fd = guest_connection(40010, &lfd);
+	/* A small host receive buffer, so most bytes wait in the device. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	for (int i = 0; i < 4; i++) {
+		memset(chunk, 'a' + i, sizeof(chunk));
+		send_pkt(VIRTIO_VSOCK_OP_RW, 40010, 6000, 0, 65536, 0, chunk, sizeof(chunk));
+	}
+	ck_assert_uint_eq(virtio_vsock_nr_conns(dev), 1);
+	send_pkt(VIRTIO_VSOCK_OP_SHUTDOWN, 40010, 6000, 3, 65536, 0, NULL, 0);
+	/* RST to the guest at once, whatever is still buffered. */
+	do
+		ck_assert(wait_rx(&h, NULL));
+	while (h.op == VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RST);
+	/* The host still gets every byte, in order, then EOF. */
+	for (;;) {
+		ssize_t n = host_read(fd, sink + got, sizeof(sink) - got);
+
+		ck_assert_int_ge(n, 0);
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	ck_assert_uint_eq(got, 4 * sizeof(chunk));
+	for (int i = 0; i < 4; i++)
+		ck_assert_uint_eq(sink[(size_t)i * sizeof(chunk) + 100], 'a' + i);
+	virtio_vsock_poll(dev, 0);
+	ck_assert_uint_eq(virtio_vsock_nr_conns(dev), 0);
+	close(fd);
+	close(lfd);
+}
+END_TEST
+
+START_TEST(test_unanswered_request_times_out)
+{
+	struct vsock_hdr h;
+	int fd;
+
+	post_rx(4);
+	fd = host_connect(path);
+	host_write(fd, "CONNECT 5000\n");
+	ck_assert(wait_rx(&h, NULL));
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_REQUEST);
+	/* The guest never answers: after VIRTIO_VSOCK_CONNECT_TIMEOUT_MS the
+	 * device gives up, tells the guest (RST) and closes the socket. */
+	for (int i = 0; i < (VIRTIO_VSOCK_CONNECT_TIMEOUT_MS + 2000) / 50 && !next_rx(&h, NULL); i++)
+		virtio_vsock_poll(dev, 50);
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_RST);
+	ck_assert_uint_eq(h.dst_port, 5000);
+	ck_assert(host_closed(fd));
+	ck_assert_uint_eq(virtio_vsock_nr_conns(dev), 0);
+	close(fd);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("virtio_vsock");
@@ -788,6 +874,8 @@ int main(void)
 	tcase_add_test(tc, test_device_reset_drops_connections);
 	tcase_add_test(tc, test_transport_reset_event);
 	tcase_add_test(tc, test_many_connections_bounded);
+	tcase_add_test(tc, test_guest_close_drains_buffered_bytes);
+	tcase_add_test(tc, test_unanswered_request_times_out);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
