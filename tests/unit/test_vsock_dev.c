@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "devices/virtio_spec.h"
 #include "devices/virtio_vsock.h"
 #include "devices/vsock_pkt.h"
+#include "vmm/evl.h"
 #include "tests/unit/test_virtio_helpers.h"
 
 #define ACK VIRTIO_STATUS_ACKNOWLEDGE
@@ -848,6 +850,62 @@ START_TEST(test_unanswered_request_times_out)
 }
 END_TEST
 
+static void *evl_thread(void *arg)
+{
+	ck_assert_int_eq(evl_run(arg), 0);
+	return NULL;
+}
+
+/* The real event loop serves the device (its epoll fd polled through
+ * io_uring), with no virtio_vsock_poll() calls: a host client's CONNECT
+ * reaches the guest, the guest's RESPONSE reaches the client. */
+START_TEST(test_served_by_event_loop)
+{
+	struct vmmio *t0 = t;
+	struct virtio_dev *dev0 = dev;
+	struct evl *evl;
+	pthread_t th;
+	struct vsock_hdr h;
+	char err[256], line[32], p2[80];
+	int fd;
+	ssize_t n;
+	bool got = false;
+
+	evl = evl_create(64, err, sizeof(err));
+	ck_assert_msg(evl != NULL, "%s", err);
+	snprintf(p2, sizeof(p2), "%s.evl", path);
+	dev = virtio_vsock_create(p2, GUEST_CID, evl, err, sizeof(err));
+	ck_assert_msg(dev != NULL, "%s", err);
+	t = vmmio_create(dev, &ram.gm, irq);
+	ck_assert_ptr_nonnull(t);
+	driver_init();
+	post_rx(4);
+	ck_assert_int_eq(pthread_create(&th, NULL, evl_thread, evl), 0);
+	fd = host_connect(p2);
+	host_write(fd, "CONNECT 5000\n");
+	for (int i = 0; i < 400 && !got; i++) {
+		vmmio_read(t, VIRTIO_MMIO_STATUS, &(uint32_t){ 0 }, 4); /* takes the lock: a barrier */
+		got = next_rx(&h, NULL);
+		if (!got)
+			usleep(5000);
+	}
+	ck_assert(got);
+	ck_assert_uint_eq(h.op, VIRTIO_VSOCK_OP_REQUEST);
+	send_pkt(VIRTIO_VSOCK_OP_RESPONSE, 5000, h.src_port, 0, 65536, 0, NULL, 0);
+	n = read(fd, line, sizeof(line) - 1); /* blocking: the loop writes it */
+	ck_assert_int_gt(n, 3);
+	ck_assert_mem_eq(line, "OK ", 3);
+	close(fd);
+	evl_stop(evl);
+	pthread_join(th, NULL);
+	vmmio_destroy(t);
+	ck_assert_int_eq(access(p2, F_OK), -1);
+	evl_destroy(evl);
+	t = t0;
+	dev = dev0;
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("virtio_vsock");
@@ -876,6 +934,7 @@ int main(void)
 	tcase_add_test(tc, test_many_connections_bounded);
 	tcase_add_test(tc, test_guest_close_drains_buffered_bytes);
 	tcase_add_test(tc, test_unanswered_request_times_out);
+	tcase_add_test(tc, test_served_by_event_loop);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
