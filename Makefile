@@ -40,7 +40,7 @@ all: minivm kernel rootfs
 deps:
 	@./.ci/deps.sh
 
-minivm: $(BUILD)/minivm $(BUILD)/libminivm.a
+minivm: $(BUILD)/minivm $(BUILD)/libminivm.a $(BUILD)/agentctl
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -57,6 +57,10 @@ $(BUILD)/libminivm.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/minivm: $(BUILD)/obj/vmm/main.o $(BUILD)/libminivm.a
+	$(CC) $(CFLAGS) -pthread -o $@ $^ $(LDLIBS)
+
+# A client of the agent of a running VM (tests, scripts): exec, put, get, shutdown.
+$(BUILD)/agentctl: $(BUILD)/obj/tests/integration/agentctl.o $(BUILD)/libminivm.a
 	$(CC) $(CFLAGS) -pthread -o $@ $^ $(LDLIBS)
 
 # The guest kernel: cached outside the tree, keyed by its inputs.

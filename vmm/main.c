@@ -1,28 +1,63 @@
-/* The minivm command: a thin CLI over libminivm. */
+/* The minivm command: a thin CLI over libminivm and the agent client (boot, run one command, clean up). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "vmm/agent_client.h"
 #include "vmm/cli.h"
 #include "vmm/minivm.h"
 
-#define MINIVM_VERSION "0.1.0"
+#define MINIVM_VERSION "0.2.0"
 
+/* How long one agent_connect() attempt may take before minivm looks at
+ * signals and the VM again, and how long it keeps trying after ready. */
+#define MAIN_CONNECT_SLICE_MS 1000
+#define MAIN_CONNECT_TOTAL_MS 120000
+/* A clean power-off (sync, reset) after the command, with writable disks. */
+#define MAIN_SHUTDOWN_MS 60000
+/* Lines of the console log shown when the guest fails. */
+#define MAIN_CONSOLE_TAIL_LINES 25
+
+/* Signal handlers need these; main() sets them before installing them. */
 static struct minivm *main_vm;
+static int main_ctl_wr = -1;             /* the ctl pipe of agent_exec */
+static volatile sig_atomic_t main_signal; /* the first terminating signal */
 
 static void main_on_signal(int sig)
 {
-	(void)sig;
+	unsigned char abort_byte = 0;
+
+	if (!main_signal)
+		main_signal = sig;
 	if (main_vm)
 		minivm_stop(main_vm);
+	if (main_ctl_wr >= 0 && write(main_ctl_wr, &abort_byte, 1) < 0) {
+		/* A full pipe already holds an abort byte. */
+	}
+}
+
+static void main_on_winch(int sig)
+{
+	unsigned char b = (unsigned char)sig;
+
+	if (main_ctl_wr >= 0 && write(main_ctl_wr, &b, 1) < 0) {
+		/* Dropped: a size change is re-sent on the next one. */
+	}
 }
 
 static void main_print_timings(const struct minivm_timings *t)
 {
 	const double ms = 1e6;
-	uint64_t ready = t->ready_ns ? t->ready_ns : t->exit_ns;
-	uint64_t init = t->init_started_ns ? t->init_started_ns : ready;
 
 	fprintf(stderr, "minivm: timing vmm_setup %.3f ms\n", t->first_run_ns / ms);
 	fprintf(stderr, "minivm: timing kernel %.3f ms\n",
@@ -32,17 +67,441 @@ static void main_print_timings(const struct minivm_timings *t)
 	fprintf(stderr, "minivm: timing workload %.3f ms\n",
 		t->ready_ns ? (t->exit_ns - t->ready_ns) / ms : -1.0);
 	fprintf(stderr, "minivm: timing total %.3f ms\n", t->exit_ns / ms);
-	(void)init;
+}
+
+static void main_install_signals(bool tty)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = main_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL); /* a closed stdout is EPIPE, not death */
+	if (tty) {
+		sa.sa_handler = main_on_winch;
+		sa.sa_flags = SA_RESTART;
+		sigaction(SIGWINCH, &sa, NULL);
+	}
+}
+
+/* The exit status after a terminating signal, as a shell reports it. */
+static int main_signal_status(void)
+{
+	return 128 + (int)main_signal;
+}
+
+/* --run and plain boots: the guest's init runs the program itself. */
+static int main_boot(struct cli *cli)
+{
+	struct minivm_result res;
+	struct minivm *vm;
+	char err[512];
+	int r, status;
+
+	r = minivm_create(&cli->cfg, &vm, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "minivm: %s\n", err);
+		return MINIVM_EXIT_ERROR;
+	}
+	main_vm = vm;
+	main_install_signals(false);
+	r = minivm_run(vm, &res);
+	if (r) {
+		fprintf(stderr, "minivm: %s\n", minivm_error(vm));
+		status = MINIVM_EXIT_ERROR;
+	} else {
+		status = minivm_exit_status(&res);
+		if (res.outcome == MINIVM_GUEST_CRASHED)
+			fprintf(stderr, "minivm: the guest crashed: it reset without reporting an "
+					"exit status (kernel panic, triple fault or init died)\n");
+		else if (res.outcome == MINIVM_STOPPED) {
+			fprintf(stderr, "minivm: stopped by a signal\n");
+			status = main_signal ? main_signal_status() : status;
+		}
+	}
+	if (cli->print_timings)
+		main_print_timings(&res.timings);
+	main_vm = NULL;
+	minivm_destroy(vm);
+	return status;
+}
+
+/* ---- the agent's command (--agent / --) ---- */
+
+/* minivm's private run directory: the vsock socket and the console log
+ * unless the user named them. Removed at exit. */
+struct main_rundir {
+	char dir[256];
+	char sock[300];
+	char console[300];
+	bool own_sock, own_console;
+};
+
+static int main_rundir_create(struct main_rundir *rd)
+{
+	const char *base = getenv("XDG_RUNTIME_DIR");
+	struct stat st;
+
+	memset(rd, 0, sizeof(*rd));
+	if (!base || base[0] != '/' || stat(base, &st) || !S_ISDIR(st.st_mode) ||
+	    access(base, W_OK | X_OK))
+		base = getenv("TMPDIR");
+	if (!base || base[0] != '/' || stat(base, &st) || !S_ISDIR(st.st_mode) ||
+	    access(base, W_OK | X_OK))
+		base = "/tmp";
+	/* Unix socket paths hold 107 bytes: keep the directory short. */
+	if (snprintf(rd->dir, sizeof(rd->dir), "%s/minivm.XXXXXX", base) >= 80)
+		snprintf(rd->dir, sizeof(rd->dir), "/tmp/minivm.XXXXXX");
+	if (!mkdtemp(rd->dir)) {
+		fprintf(stderr, "minivm: cannot create a run directory %s: %s\n", rd->dir,
+			strerror(errno));
+		rd->dir[0] = '\0';
+		return -1;
+	}
+	snprintf(rd->sock, sizeof(rd->sock), "%s/vsock.sock", rd->dir);
+	snprintf(rd->console, sizeof(rd->console), "%s/console.log", rd->dir);
+	return 0;
+}
+
+static void main_rundir_remove(struct main_rundir *rd)
+{
+	if (!rd->dir[0])
+		return;
+	/* The VMM removes its own socket; these are leftovers of a failure. */
+	if (rd->own_sock)
+		(void)unlink(rd->sock);
+	if (rd->own_console)
+		(void)unlink(rd->console);
+	if (rmdir(rd->dir) != 0 && errno != ENOENT)
+		fprintf(stderr, "minivm: cannot remove %s: %s\n", rd->dir, strerror(errno));
+}
+
+/* Prints the last lines of the console log: why the guest failed. */
+static void main_console_tail(const char *path)
+{
+	static char buf[8192];
+	ssize_t n;
+	off_t size;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int lines = 0;
+	char *p;
+
+	if (fd < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	if (size > (off_t)sizeof(buf) - 1)
+		(void)lseek(fd, size - (off_t)sizeof(buf) + 1, SEEK_SET);
+	else
+		(void)lseek(fd, 0, SEEK_SET);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	p = buf + n;
+	while (p > buf && lines <= MAIN_CONSOLE_TAIL_LINES)
+		if (*--p == '\n')
+			lines++;
+	if (*p == '\n')
+		p++;
+	fprintf(stderr, "minivm: the end of the guest console (%s):\n%s%s", path, p,
+		buf[n - 1] == '\n' ? "" : "\n");
+}
+
+/* Watches the VM while a command runs: when it ends (crash, stop), aborts
+ * agent_exec through the ctl pipe. */
+struct main_watch {
+	struct minivm *vm;
+	int quit_rd;
+	pthread_t thread;
+	bool started;
+};
+
+static void *main_watch_thread(void *arg)
+{
+	struct main_watch *w = arg;
+	unsigned char abort_byte = 0;
+
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = minivm_event_fd(w->vm), .events = POLLIN },
+			{ .fd = w->quit_rd, .events = POLLIN },
+		};
+		uint64_t cnt;
+
+		if (minivm_ended(w->vm)) {
+			if (write(main_ctl_wr, &abort_byte, 1) < 0) {
+				/* A full pipe already holds an abort byte. */
+			}
+			return NULL;
+		}
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return NULL;
+		if (p[1].revents)
+			return NULL;
+		if ((p[0].revents & POLLIN) && read(p[0].fd, &cnt, sizeof(cnt)) < 0) {
+			/* Nothing to consume: check the state again. */
+		}
+	}
+}
+
+static void main_tty_size(int fd, struct agent_exec_req *req)
+{
+	struct winsize ws;
+
+	if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col) {
+		req->rows = ws.ws_row;
+		req->cols = ws.ws_col;
+	}
+}
+
+/* Connects to the agent, retrying in short slices so that a signal or the
+ * VM's end is noticed within a second. */
+static int main_agent_connect(struct minivm *vm, const char *sock, int *fd, char *err,
+			      size_t errlen)
+{
+	struct timespec t0, now;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		long elapsed_ms;
+
+		r = agent_connect(sock, AGENT_VSOCK_PORT, MAIN_CONNECT_SLICE_MS, fd, err, errlen);
+		if (r != -ETIMEDOUT)
+			return r;
+		if (main_signal || minivm_ended(vm))
+			return -ECANCELED;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		elapsed_ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+		if (elapsed_ms >= MAIN_CONNECT_TOTAL_MS)
+			return r;
+	}
+}
+
+/* Waits up to ms for the VM to end by itself; then stops it. */
+static void main_wait_end(struct minivm *vm, int ms)
+{
+	struct timespec t0, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!minivm_ended(vm) && !main_signal) {
+		struct pollfd p = { .fd = minivm_event_fd(vm), .events = POLLIN };
+		long left;
+		uint64_t cnt;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = ms - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0)
+			break;
+		if (poll(&p, 1, (int)left) > 0 && read(p.fd, &cnt, sizeof(cnt)) < 0) {
+			/* Nothing to consume. */
+		}
+	}
+	minivm_stop(vm);
+}
+
+static bool main_has_writable_disk(const struct minivm_config *c)
+{
+	if (c->rootfs && c->rootfs_rw)
+		return true;
+	for (unsigned int i = 0; i < c->nr_disks; i++)
+		if (!c->disks[i].read_only)
+			return true;
+	return false;
+}
+
+/* Boots, waits for the agent, runs the command, powers off, cleans up. */
+static int main_agent(struct cli *cli)
+{
+	struct agent_exec_result xres;
+	struct minivm_result res;
+	struct agent_exec_req req;
+	struct agent_exec_io io;
+	struct main_watch watch = { 0 };
+	struct termios saved_tio;
+	struct main_rundir rd;
+	struct minivm *vm = NULL;
+	int ctl[2] = { -1, -1 }, quit[2] = { -1, -1 };
+	int status = MINIVM_EXIT_ERROR, fd = -1, r;
+	bool raw = false, got_result = false, guest_died = false;
+	char err[512];
+
+	if (main_rundir_create(&rd))
+		return MINIVM_EXIT_ERROR;
+	if (!cli->cfg.vsock_uds) {
+		cli->cfg.vsock_uds = rd.sock;
+		rd.own_sock = true;
+	}
+	if (!cli->cfg.console) {
+		cli->cfg.console = rd.console;
+		rd.own_console = true;
+	}
+	if (pipe2(ctl, O_CLOEXEC | O_NONBLOCK) || pipe2(quit, O_CLOEXEC)) {
+		fprintf(stderr, "minivm: pipe: %s\n", strerror(errno));
+		goto out;
+	}
+	main_ctl_wr = ctl[1];
+	main_install_signals(cli->tty);
+
+	r = minivm_create(&cli->cfg, &vm, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "minivm: %s\n", err);
+		goto out;
+	}
+	main_vm = vm;
+	if (main_signal) {
+		status = main_signal_status();
+		goto out;
+	}
+	r = minivm_start(vm);
+	if (r) {
+		fprintf(stderr, "minivm: %s\n", minivm_error(vm));
+		goto stop;
+	}
+	do
+		r = minivm_wait_ready(vm, (int)(cli->boot_timeout_s > 2000000 ? 2000000000
+						  : cli->boot_timeout_s * 1000));
+	while (r == -EINTR && !main_signal);
+	if (main_signal)
+		goto stop;
+	if (r == -ETIMEDOUT) {
+		fprintf(stderr, "minivm: the guest agent was not ready after %u s (--boot-timeout)\n",
+			cli->boot_timeout_s);
+		main_console_tail(cli->cfg.console);
+		goto stop;
+	}
+	if (r) {
+		guest_died = true;
+		goto stop;
+	}
+	r = main_agent_connect(vm, cli->cfg.vsock_uds, &fd, err, sizeof(err));
+	if (r) {
+		if (main_signal)
+			goto stop;
+		if (minivm_ended(vm)) {
+			guest_died = true;
+			goto stop;
+		}
+		fprintf(stderr, "minivm: no answer from the guest agent: %s\n", err);
+		main_console_tail(cli->cfg.console);
+		goto stop;
+	}
+
+	memset(&req, 0, sizeof(req));
+	req.argv = (const char *const *)cli->agent_argv;
+	req.env = cli->nr_env ? cli->env : NULL;
+	req.cwd = cli->workdir;
+	req.user = cli->user;
+	req.timeout_s = cli->timeout_s;
+	io.in_fd = STDIN_FILENO;
+	io.out_fd = STDOUT_FILENO;
+	io.err_fd = STDERR_FILENO;
+	io.ctl_fd = ctl[0];
+	io.winsize_fd = -1;
+	if (cli->tty) {
+		req.flags |= AGENT_EXEC_TTY;
+		if (isatty(STDIN_FILENO)) {
+			struct termios tio;
+
+			main_tty_size(STDIN_FILENO, &req);
+			io.winsize_fd = STDIN_FILENO;
+			if (tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
+				tio = saved_tio;
+				cfmakeraw(&tio);
+				raw = tcsetattr(STDIN_FILENO, TCSANOW, &tio) == 0;
+			}
+		}
+	}
+	watch.vm = vm;
+	watch.quit_rd = quit[0];
+	watch.started = pthread_create(&watch.thread, NULL, main_watch_thread, &watch) == 0;
+	r = agent_exec(fd, &req, &io, &xres, err, sizeof(err));
+	if (raw)
+		(void)tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+	if (watch.started) {
+		(void)!write(quit[1], "q", 1);
+		pthread_join(watch.thread, NULL);
+	}
+	close(fd);
+	fd = -1;
+	if (r == 0) {
+		got_result = true;
+		status = agent_exec_exit_status(&xres);
+		if (xres.kind == AGENT_EXIT_START_FAILED)
+			fprintf(stderr, "minivm: %s: %s in the guest\n", cli->agent_argv[0],
+				xres.err == ENOENT ? "command not found" : strerror(xres.err));
+		else if (xres.kind == AGENT_EXIT_TIMED_OUT)
+			fprintf(stderr, "minivm: the command ran past --timeout %u s and was killed\n",
+				cli->timeout_s);
+	} else if (main_signal) {
+		goto stop;
+	} else if (minivm_ended(vm)) {
+		guest_died = true;
+		goto stop;
+	} else {
+		fprintf(stderr, "minivm: running the command: %s\n", err);
+		goto stop;
+	}
+	/* Power off. With a writable disk the guest syncs first (its data must
+	 * reach the image); otherwise there is nothing to lose by stopping. */
+	if (main_has_writable_disk(&cli->cfg) && !main_signal) {
+		r = main_agent_connect(vm, cli->cfg.vsock_uds, &fd, err, sizeof(err));
+		if (r == 0)
+			r = agent_shutdown(fd, status & 0xff, err, sizeof(err));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		if (r)
+			fprintf(stderr, "minivm: clean shutdown failed (%s); stopping the VM\n", err);
+		else
+			main_wait_end(vm, MAIN_SHUTDOWN_MS);
+	}
+stop:
+	if (vm) {
+		minivm_stop(vm);
+		r = minivm_wait(vm, &res);
+		if (r && !got_result && !main_signal)
+			fprintf(stderr, "minivm: %s\n", minivm_error(vm));
+		if (guest_died || (!got_result && res.outcome == MINIVM_GUEST_CRASHED)) {
+			fprintf(stderr, "minivm: the guest died before the command finished "
+					"(kernel panic, triple fault, or its init/agent exited)\n");
+			main_console_tail(cli->cfg.console);
+			status = MINIVM_EXIT_GUEST_CRASH;
+		} else if (!got_result && res.outcome == MINIVM_GUEST_EXITED) {
+			fprintf(stderr, "minivm: the guest powered off before the command finished\n");
+			status = MINIVM_EXIT_GUEST_CRASH;
+		}
+		if (main_signal) {
+			fprintf(stderr, "minivm: interrupted by signal %d; the VM was stopped\n",
+				(int)main_signal);
+			status = main_signal_status();
+		}
+		if (cli->print_timings)
+			main_print_timings(&res.timings);
+	}
+out:
+	main_vm = NULL;
+	main_ctl_wr = -1;
+	minivm_destroy(vm);
+	for (int i = 0; i < 2; i++) {
+		if (ctl[i] >= 0)
+			close(ctl[i]);
+		if (quit[i] >= 0)
+			close(quit[i]);
+	}
+	main_rundir_remove(&rd);
+	return status;
 }
 
 int main(int argc, char **argv)
 {
-	struct minivm_result res;
-	struct sigaction sa;
-	struct minivm *vm;
+	static struct cli cli; /* large (path buffers): not on the stack */
 	char err[512];
-	struct cli cli;
-	int r, status;
 
 	if (cli_parse(argc, argv, &cli, err, sizeof(err))) {
 		fprintf(stderr, "minivm: %s\n", err);
@@ -56,33 +515,5 @@ int main(int argc, char **argv)
 		printf("minivm %s\n", MINIVM_VERSION);
 		return 0;
 	}
-	r = minivm_create(&cli.cfg, &vm, err, sizeof(err));
-	if (r) {
-		fprintf(stderr, "minivm: %s\n", err);
-		return MINIVM_EXIT_ERROR;
-	}
-	main_vm = vm;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = main_on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	r = minivm_run(vm, &res);
-	if (r) {
-		fprintf(stderr, "minivm: %s\n", minivm_error(vm));
-		status = MINIVM_EXIT_ERROR;
-	} else {
-		status = minivm_exit_status(&res);
-		if (res.outcome == MINIVM_GUEST_CRASHED)
-			fprintf(stderr, "minivm: the guest crashed: it reset without reporting an "
-					"exit status (kernel panic, triple fault or init died)\n");
-		else if (res.outcome == MINIVM_STOPPED)
-			fprintf(stderr, "minivm: stopped by a signal\n");
-	}
-	if (cli.print_timings)
-		main_print_timings(&res.timings);
-	main_vm = NULL;
-	minivm_destroy(vm);
-	return status;
+	return cli.agent ? main_agent(&cli) : main_boot(&cli);
 }
