@@ -132,6 +132,7 @@ struct vsock_dev {
 	uint32_t next_host_port;
 	bool timer_armed;
 	bool event_pending;
+	bool tx_more; /* the tx budget ran out with chains left: the loop resumes */
 	bool rx_held; /* rx_chain was popped and is not used yet */
 	struct virtq_chain rx_chain;
 	struct virtq_chain tx_chain;
@@ -1178,6 +1179,8 @@ static void host_events(struct vsock_dev *d, int timeout_ms)
 		kick(d);
 }
 
+static void tx_process(struct vsock_dev *d);
+
 static void vsock_loop_cb(void *opaque, int fd, uint32_t revents)
 {
 	struct vsock_dev *d = opaque;
@@ -1187,6 +1190,8 @@ static void vsock_loop_cb(void *opaque, int fd, uint32_t revents)
 		/* EAGAIN: another wake-up took it */
 	}
 	virtio_dev_lock(&d->vdev);
+	if (d->tx_more && d->active)
+		tx_process(d);
 	host_events(d, 0);
 	rx_pump(d);
 	virtio_dev_unlock(&d->vdev);
@@ -1207,6 +1212,8 @@ void virtio_vsock_poll(struct virtio_dev *dev, int timeout_ms)
 		(void)epoll_wait(d->epfd, &ev, 1, timeout_ms); /* level-triggered: nothing consumed */
 	}
 	virtio_dev_lock(dev);
+	if (d->tx_more && d->active)
+		tx_process(d);
 	host_events(d, 0);
 	rx_pump(d);
 	virtio_dev_unlock(dev);
@@ -1240,12 +1247,48 @@ int virtio_vsock_send_transport_reset(struct virtio_dev *dev)
 
 /* ---- device hooks ---- */
 
+/* Handles the guest's tx chains, at most VSOCK_TX_BUDGET per call; when
+ * chains remain, the event loop comes back for them (tx_more + kick), since
+ * with EVENT_IDX the guest does not notify again for chains it already
+ * published. */
+static void tx_process(struct vsock_dev *d)
+{
+	struct virtq *vq = &d->vdev.vqs[VIRTIO_VSOCK_QUEUE_TX];
+	unsigned int n = 0;
+	bool pushed = false;
+
+	d->tx_more = false;
+	while (!d->broken) {
+		int r;
+
+		if (n++ == VSOCK_TX_BUDGET) {
+			d->tx_more = true;
+			kick(d);
+			break;
+		}
+		r = virtq_pop(vq, &d->tx_chain);
+		if (r < 0) {
+			d->broken = true;
+			virtio_dev_fail(&d->vdev, vq->error);
+			return;
+		}
+		if (r == 0) {
+			if (virtq_enable_notify(vq))
+				continue;
+			break;
+		}
+		handle_tx(d, &d->tx_chain);
+		if (virtq_push(vq, d->tx_chain.head, 0))
+			virtio_dev_log(&d->vdev, "%s", vq->error);
+		pushed = true;
+	}
+	if (pushed)
+		virtio_dev_notify(&d->vdev, VIRTIO_VSOCK_QUEUE_TX);
+}
+
 static void vsock_queue_notify(struct virtio_dev *dev, unsigned int q)
 {
 	struct vsock_dev *d = to_vsock(dev);
-	struct virtq *vq = &dev->vqs[VIRTIO_VSOCK_QUEUE_TX];
-	unsigned int n = 0;
-	bool pushed = false;
 
 	if (!d->active || d->broken)
 		return;
@@ -1253,30 +1296,8 @@ static void vsock_queue_notify(struct virtio_dev *dev, unsigned int q)
 		event_deliver(d);
 		return;
 	}
-	if (q == VIRTIO_VSOCK_QUEUE_TX) {
-		while (n++ < VSOCK_TX_BUDGET && !d->broken) {
-			int r = virtq_pop(vq, &d->tx_chain);
-
-			if (r < 0) {
-				d->broken = true;
-				virtio_dev_fail(dev, vq->error);
-				return;
-			}
-			if (r == 0) {
-				if (virtq_enable_notify(vq))
-					continue;
-				break;
-			}
-			handle_tx(d, &d->tx_chain);
-			if (virtq_push(vq, d->tx_chain.head, 0))
-				virtio_dev_log(dev, "%s", vq->error);
-			pushed = true;
-		}
-		if (pushed)
-			virtio_dev_notify(dev, VIRTIO_VSOCK_QUEUE_TX);
-		if (n > VSOCK_TX_BUDGET)
-			kick(d); /* the guest keeps queueing; the loop comes back */
-	}
+	if (q == VIRTIO_VSOCK_QUEUE_TX)
+		tx_process(d);
 	/* rx buffers arrived, or tx made replies, credit or data ready. */
 	rx_pump(d);
 }
@@ -1316,6 +1337,7 @@ static void vsock_reset(struct virtio_dev *dev)
 	d->broken = false;
 	d->rx_held = false;
 	d->event_pending = false;
+	d->tx_more = false;
 }
 
 static void vsock_destroy(struct virtio_dev *dev)
