@@ -35,7 +35,18 @@ static struct vmmio *t;
 static struct virtio_dev *dev;
 static struct ring rings[3];
 static int lfd = -1;
-static char path[96];
+static char path[96], dir[64];
+
+/* Leaves no socket files behind when libFuzzer exits. */
+static void cleanup(void)
+{
+	char p[128];
+
+	snprintf(p, sizeof(p), "%s_6000", path);
+	unlink(p);
+	unlink(path);
+	rmdir(dir);
+}
 
 static void wr(uint64_t off, uint32_t v)
 {
@@ -91,7 +102,7 @@ static void driver_init(void)
 static void init_once(void)
 {
 	struct sockaddr_un sa;
-	char dir[64], err[256];
+	char err[256];
 	int irq;
 
 	ram = calloc(1, RAM_SIZE);
@@ -116,6 +127,7 @@ static void init_once(void)
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_6000", path);
 	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 64))
 		abort();
+	atexit(cleanup);
 }
 
 static int client(uint32_t port)
