@@ -1,4 +1,4 @@
-/* minivm-diskbench: O_DIRECT read benchmarks on a block device, timed by the host through marker ports. */
+/* minivm-diskbench: O_DIRECT read and write benchmarks on a block device, timed by the host through marker ports. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -82,6 +82,35 @@ static int seq_read(int fd, off_t size, int m)
 	return 0;
 }
 
+/* Sequential 1 MiB O_DIRECT writes over the whole device, then fdatasync
+ * (a flush to the VMM), all inside the markers. */
+static int seq_write(int fd, off_t size, int m)
+{
+	void *buf;
+	off_t off;
+
+	if (posix_memalign(&buf, 4096, SEQ_BS))
+		return 1;
+	memset(buf, 0xa5, SEQ_BS);
+	mark(m);
+	for (off = 0; off + SEQ_BS <= size; off += SEQ_BS) {
+		if (pwrite(fd, buf, SEQ_BS, off) != SEQ_BS) {
+			perror("pwrite");
+			free(buf);
+			return 1;
+		}
+	}
+	if (fdatasync(fd) < 0) {
+		perror("fdatasync");
+		free(buf);
+		return 1;
+	}
+	mark(m + 1);
+	free(buf);
+	printf("seqwrite-1m bytes=%lld\n", (long long)off);
+	return 0;
+}
+
 static int rand_read(int fd, off_t size, double secs, int qd, int m)
 {
 	struct job jobs[MAX_QD];
@@ -118,8 +147,8 @@ int main(int argc, char **argv)
 	off_t size;
 	int fd, qd = 1, m;
 
-	if (argc != 6 || (strcmp(argv[2], "seq") && strcmp(argv[2], "rand"))) {
-		fprintf(stderr, "usage: %s DEVICE seq|rand SECONDS QUEUE_DEPTH MARKER\n"
+	if (argc != 6 || (strcmp(argv[2], "seq") && strcmp(argv[2], "seqw") && strcmp(argv[2], "rand"))) {
+		fprintf(stderr, "usage: %s DEVICE seq|seqw|rand SECONDS QUEUE_DEPTH MARKER\n"
 				"  writes MARKER before and MARKER+1 after the timed part\n",
 			argv[0]);
 		return 2;
@@ -136,13 +165,15 @@ int main(int argc, char **argv)
 		perror("ioperm");
 		return 1;
 	}
-	fd = open(argv[1], O_RDONLY | O_DIRECT);
+	fd = open(argv[1], (strcmp(argv[2], "seqw") ? O_RDONLY : O_RDWR) | O_DIRECT);
 	if (fd < 0 || (size = lseek(fd, 0, SEEK_END)) < SEQ_BS) {
 		perror(argv[1]);
 		return 1;
 	}
 	if (!strcmp(argv[2], "seq"))
 		return seq_read(fd, size, m);
+	if (!strcmp(argv[2], "seqw"))
+		return seq_write(fd, size, m);
 	if (secs <= 0) {
 		fprintf(stderr, "%s: rand needs SECONDS > 0\n", argv[0]);
 		return 2;
