@@ -75,6 +75,10 @@ struct agent_session {
 	bool timed_out;
 	bool tty;
 	bool want_stdin;
+	int start_fd;       /* the child's report pipe until it has exec'd; -1 */
+	int start_err;      /* the child could not exec: errno, and at which step */
+	const char *start_what;
+	char arg0[256];     /* for messages */
 	int wstatus;
 	int stdin_fd;       /* pipe write end, or a dup of the pty master; -1 */
 	int master_fd;      /* pty master for TIOCSWINSZ/TIOCGPGRP (tty); -1 */
@@ -89,7 +93,7 @@ struct agent_session {
 	int shutdown_status;
 };
 
-/* What the vfork child needs, all prepared by the parent (no allocation in the child). */
+/* What the forked child needs, all prepared by the parent. */
 struct agent_spawn {
 	char *const *argv;
 	const char *envp[AGENT_EXEC_MAX_ENV + 8];
@@ -105,10 +109,20 @@ struct agent_spawn {
 	char env_home[AGENT_PATH_MAX + 8];
 	char env_user[AGENT_USER_MAX + 8];
 	char env_logname[AGENT_USER_MAX + 16];
-	/* Written by the child (shared memory until it execs or exits). */
-	volatile int err;
-	const char *volatile what;
+	int report_fd;      /* the child writes a struct agent_spawn_report here when it fails */
 };
+
+/* What a child that could not exec tells the agent through its CLOEXEC pipe. */
+struct agent_spawn_report {
+	int32_t err;
+	int32_t step;       /* index into agent_spawn_steps */
+};
+
+static const char *const agent_spawn_steps[] = {
+	"setsid", "TIOCSCTTY", "dup2", "setgroups", "setgid", "setuid", "cwd", "exec",
+};
+enum { STEP_SETSID, STEP_TIOCSCTTY, STEP_DUP2, STEP_SETGROUPS, STEP_SETGID, STEP_SETUID,
+       STEP_CWD, STEP_EXEC };
 
 struct agent_server {
 	int listen_fd;
@@ -279,6 +293,10 @@ static struct agent_session *session_new(int sock)
 	s->pid = 0;
 	s->running = s->timed_out = s->tty = s->want_stdin = false;
 	s->wstatus = 0;
+	s->start_fd = -1;
+	s->start_err = 0;
+	s->start_what = NULL;
+	s->arg0[0] = '\0';
 	s->stdin_fd = s->master_fd = -1;
 	s->out[0].fd = s->out[1].fd = -1;
 	s->out[0].type = AGENT_MSG_STDOUT;
@@ -290,10 +308,13 @@ static struct agent_session *session_new(int sock)
 	return s;
 }
 
+static void session_kill(struct agent_session *s, pid_t pg, int sig);
+
 static void session_stop_exec(struct agent_session *s)
 {
 	if (s->running && s->pid > 0)
-		(void)kill(-s->pid, SIGKILL);
+		session_kill(s, s->pid, SIGKILL);
+	close_fd(&s->start_fd);
 	close_fd(&s->stdin_fd);
 	close_fd(&s->master_fd);
 	close_fd(&s->out[0].fd);
@@ -434,12 +455,21 @@ static void build_env(struct agent_spawn *sp, const char *const *req_env, const 
 		}
 }
 
-/* ---- spawning (vfork: no page-table copy, which costs seconds in an emulated guest kernel) ---- */
+/*
+ * ---- spawning ----
+ * fork, not vfork/posix_spawn: a vfork parent waits until the child's
+ * execve is done, and an exec costs 1.5-2 s of emulated guest kernel time
+ * here, which would serialize every session's start behind the others.
+ * After fork the agent goes on at once (the agent is small: its page
+ * tables are cheap to copy) and learns the exec's outcome from a CLOEXEC
+ * pipe: EOF when the exec happened, a struct agent_spawn_report if not.
+ */
 
-static __attribute__((noreturn)) void spawn_fail(struct agent_spawn *sp, const char *what)
+static __attribute__((noreturn)) void spawn_fail(struct agent_spawn *sp, int step)
 {
-	sp->err = errno ? errno : EINVAL;
-	sp->what = what;
+	struct agent_spawn_report r = { .err = errno ? errno : EINVAL, .step = step };
+
+	(void)!write(sp->report_fd, &r, sizeof(r));
 	_exit(127);
 }
 
@@ -488,50 +518,57 @@ static __attribute__((noreturn)) void spawn_child(struct agent_spawn *sp)
 {
 	errno = 0;
 	if (setsid() < 0)
-		spawn_fail(sp, "setsid");
+		spawn_fail(sp, STEP_SETSID);
 	if (sp->tty && ioctl(sp->fd_in, TIOCSCTTY, 0) < 0)
-		spawn_fail(sp, "TIOCSCTTY");
+		spawn_fail(sp, STEP_TIOCSCTTY);
 	if (dup2(sp->fd_in, 0) < 0 || dup2(sp->fd_out, 1) < 0 || dup2(sp->fd_err, 2) < 0)
-		spawn_fail(sp, "dup2");
+		spawn_fail(sp, STEP_DUP2);
 	if (sp->set_ids) {
-		/* Raw system calls: libc wrappers may broadcast to threads, which a vfork child must not. */
-		if (syscall(SYS_setgroups, sp->ngroups, sp->groups) < 0)
-			spawn_fail(sp, "setgroups");
-		if (syscall(SYS_setresgid, sp->gid, sp->gid, sp->gid) < 0)
-			spawn_fail(sp, "setgid");
-		if (syscall(SYS_setresuid, sp->uid, sp->uid, sp->uid) < 0)
-			spawn_fail(sp, "setuid");
+		if (setgroups(sp->ngroups, sp->groups) < 0)
+			spawn_fail(sp, STEP_SETGROUPS);
+		if (setresgid(sp->gid, sp->gid, sp->gid) < 0)
+			spawn_fail(sp, STEP_SETGID);
+		if (setresuid(sp->uid, sp->uid, sp->uid) < 0)
+			spawn_fail(sp, STEP_SETUID);
 	}
 	if (chdir(sp->cwd) < 0)
-		spawn_fail(sp, "cwd");
+		spawn_fail(sp, STEP_CWD);
+	/* The command gets default signal dispositions and mask (ours have handlers, which exec resets). */
 	spawn_exec(sp);
-	spawn_fail(sp, "exec");
+	spawn_fail(sp, STEP_EXEC);
 }
 
-/* Start the command; 0 with *pid, or -errno with sp->what saying which step failed. */
-static int spawn_run(struct agent_spawn *sp, pid_t *pid)
+/* Start the command: 0 with *pid and *report_fd (non-blocking; see above), or -errno. */
+static int spawn_run(struct agent_spawn *sp, pid_t *pid, int *report_fd)
 {
+	int rp[2], err;
 	pid_t p;
 
-	sp->err = 0;
-	sp->what = NULL;
-	p = vfork();
-	if (p < 0) {
-		sp->what = "fork";
+	if (pipe2(rp, O_CLOEXEC) < 0)
 		return -errno;
-	}
-	if (p == 0)
+	sp->report_fd = rp[1];
+	p = fork();
+	if (p == 0) {
+		(void)close(rp[0]);
 		spawn_child(sp);
-	/* The child has exec'd or exited: sp->err is final. */
-	if (sp->err) {
-		int ws;
-
-		while (waitpid(p, &ws, 0) < 0 && errno == EINTR)
-			;
-		return -sp->err;
 	}
+	err = errno;
+	(void)close(rp[1]);
+	if (p < 0) {
+		(void)close(rp[0]);
+		return -err;
+	}
+	(void)set_nonblock(rp[0]);
 	*pid = p;
+	*report_fd = rp[0];
 	return 0;
+}
+
+/* Signal the command's process group (or the child itself before its setsid). */
+static void session_kill(struct agent_session *s, pid_t pg, int sig)
+{
+	if (kill(-pg, sig) < 0 && errno == ESRCH && pg == s->pid)
+		(void)kill(s->pid, sig);
 }
 
 /* ---- EXEC ---- */
@@ -593,7 +630,6 @@ static void session_exec(struct agent_server *srv, struct agent_session *s,
 	int pfd[2];
 	const char *home = "/", *name = NULL;
 	char detail[AGENT_USER_MAX + 64];
-	struct agent_msg m;
 	pid_t pid = 0;
 	int err;
 
@@ -662,28 +698,25 @@ static void session_exec(struct agent_server *srv, struct agent_session *s,
 	sp->fd_in = child_fds[0];
 	sp->fd_out = child_fds[1];
 	sp->fd_err = child_fds[2];
-	err = spawn_run(sp, &pid);
+	err = spawn_run(sp, &pid, &s->start_fd);
 	/* The child's ends (a tty's slave appears up to three times: close once). */
 	for (int i = 0; i < 3; i++)
 		if (child_fds[i] >= 0 && (i == 0 || child_fds[i] != child_fds[i - 1]))
 			(void)close(child_fds[i]);
 	if (err) {
 		session_stop_exec(s);
-		exec_start_failed(srv, s, -err, sp->what, q->argv[0], NULL);
+		exec_start_failed(srv, s, -err, "fork", q->argv[0], NULL);
 		return;
 	}
 	s->pid = pid;
 	s->running = true;
+	snprintf(s->arg0, sizeof(s->arg0), "%s", q->argv[0]);
 	if (q->timeout_s)
 		s->deadline = now_ms() + (int64_t)q->timeout_s * 1000;
 	if ((s->stdin_fd >= 0 && set_nonblock(s->stdin_fd)) ||
 	    (s->out[0].fd >= 0 && set_nonblock(s->out[0].fd)) ||
 	    (s->out[1].fd >= 0 && set_nonblock(s->out[1].fd)))
 		srv_log(srv, "O_NONBLOCK: %s", strerror(errno));
-	memset(&m, 0, sizeof(m));
-	m.type = AGENT_MSG_STARTED;
-	m.u.pid = (uint32_t)pid;
-	q_msg(srv, s, &m);
 	return;
 
 fail_setup:
@@ -757,7 +790,7 @@ static void session_exec_frame(struct agent_server *srv, struct agent_session *s
 				if (fg > 0)
 					pg = fg;
 			}
-			(void)kill(-pg, (int)m->u.signal);
+			session_kill(s, pg, (int)m->u.signal);
 		}
 		return;
 	case AGENT_MSG_WINSIZE:
@@ -802,12 +835,46 @@ static int stream_read(struct agent_session *s, struct agent_stream *st)
 	return 0;
 }
 
+/* The child's report pipe: EOF once it has exec'd (then STARTED), or why it could not. */
+static void session_start_report(struct agent_server *srv, struct agent_session *s)
+{
+	struct agent_spawn_report r;
+	struct agent_msg m = { .type = AGENT_MSG_STARTED };
+	ssize_t n;
+
+	if (s->start_fd < 0)
+		return;
+	do
+		n = read(s->start_fd, &r, sizeof(r));
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return;
+	close_fd(&s->start_fd);
+	if (n == (ssize_t)sizeof(r)) {
+		s->start_err = r.err > 0 && r.err <= 4095 ? r.err : EINVAL;
+		s->start_what = r.step >= 0 && (size_t)r.step < sizeof(agent_spawn_steps) / sizeof(agent_spawn_steps[0])
+		                    ? agent_spawn_steps[r.step] : "start";
+		return;
+	}
+	m.u.pid = (uint32_t)s->pid;
+	q_msg(srv, s, &m);
+}
+
 static void session_exec_progress(struct agent_server *srv, struct agent_session *s)
 {
 	struct agent_msg m;
 
 	if (s->state != SS_EXEC || s->closing || s->dead || s->running)
 		return;
+	/* The child is gone, so its report (or the pipe's EOF) is there. */
+	session_start_report(srv, s);
+	if (s->start_fd >= 0)
+		return;
+	if (s->start_err && !s->timed_out) {
+		session_stop_exec(s);
+		exec_start_failed(srv, s, s->start_err, s->start_what, s->arg0, NULL);
+		return;
+	}
 	/* Exited: what it wrote is in the pipes; drain them, then EXIT. */
 	for (int i = 0; i < 2; i++)
 		while (stream_read(s, &s->out[i]) > 0)
@@ -1124,7 +1191,7 @@ static void session_progress(struct agent_server *srv, struct agent_session *s, 
 		}
 		if (s->state == SS_EXEC && s->running) {
 			s->timed_out = true;
-			(void)kill(-s->pid, SIGKILL);
+			session_kill(s, s->pid, SIGKILL);
 		} else if (s->state == SS_HELLO || s->state == SS_REQUEST) {
 			q_error(srv, s, ETIMEDOUT, "no request within %d s", AGENT_REQUEST_TIMEOUT_S);
 		}
@@ -1225,7 +1292,7 @@ static void srv_accept(struct agent_server *srv)
 	}
 }
 
-enum { ROLE_SOCK, ROLE_STDIN, ROLE_OUT0, ROLE_OUT1 };
+enum { ROLE_SOCK, ROLE_STDIN, ROLE_START, ROLE_OUT0, ROLE_OUT1 };
 
 int agent_server_create(int listen_fd, const struct agent_server_ops *ops, struct agent_server **out)
 {
@@ -1269,8 +1336,8 @@ int agent_server_create(int listen_fd, const struct agent_server_ops *ops, struc
 
 int agent_server_run(struct agent_server *srv)
 {
-	struct pollfd pfds[2 + 4 * AGENT_MAX_SESSIONS];
-	struct { struct agent_session *s; int role; } map[2 + 4 * AGENT_MAX_SESSIONS];
+	struct pollfd pfds[2 + 5 * AGENT_MAX_SESSIONS];
+	struct { struct agent_session *s; int role; } map[2 + 5 * AGENT_MAX_SESSIONS];
 
 	for (;;) {
 		int64_t now = now_ms(), next = -1;
@@ -1293,12 +1360,16 @@ int agent_server_run(struct agent_server *srv)
 				ev |= POLLOUT;
 			map[n].s = s, map[n].role = ROLE_SOCK;
 			pfds[n++] = (struct pollfd){ .fd = s->sock, .events = ev };
+			if (s->start_fd >= 0) {
+				map[n].s = s, map[n].role = ROLE_START;
+				pfds[n++] = (struct pollfd){ .fd = s->start_fd, .events = POLLIN };
+			}
 			if (s->in_data && s->stdin_fd >= 0) {
 				map[n].s = s, map[n].role = ROLE_STDIN;
 				pfds[n++] = (struct pollfd){ .fd = s->stdin_fd, .events = POLLOUT };
 			}
 			for (int k = 0; k < 2; k++)
-				if (s->running && !s->closing && s->out[k].fd >= 0 &&
+				if (s->running && !s->closing && s->out[k].fd >= 0 && s->start_fd < 0 &&
 				    AGENT_OUTQ_SIZE - s->out_len >= AGENT_OUTQ_DATA_ROOM + 1024) {
 					map[n].s = s, map[n].role = ROLE_OUT0 + k;
 					pfds[n++] = (struct pollfd){ .fd = s->out[k].fd, .events = POLLIN };
@@ -1344,6 +1415,9 @@ int agent_server_run(struct agent_server *srv)
 				case ROLE_STDIN:
 					if (session_write_stdin(s) == 0)
 						session_feed(srv, s);
+					break;
+				case ROLE_START:
+					session_start_report(srv, s);
 					break;
 				default:
 					(void)stream_read(s, &s->out[map[i].role - ROLE_OUT0]);

@@ -8,8 +8,8 @@
  * One poll loop in one process serves every connection (no fork per
  * connection: in the guest a fork costs 0.5-1 s of emulated kernel time and
  * would serialize in PID 1; the only process creation per command is the
- * command's own vfork+exec). Sessions run concurrently; each has bounded
- * buffers (a 64 KiB frame reader, a 16 KiB input staging buffer, a 64 KiB
+ * command's own fork+exec, and the loop does not wait for the exec).
+ * Sessions run concurrently; each has bounded buffers (a 64 KiB frame reader, a 16 KiB input staging buffer, a 64 KiB
  * output queue), and at most AGENT_MAX_SESSIONS exist at once (one more
  * connection gets ERROR EBUSY and is closed).
  *
