@@ -34,7 +34,7 @@ FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 # Keep the sanitizer objects between test builds.
 .SECONDARY:
 
-.PHONY: all deps minivm kernel rootfs check check-unit check-integration fuzz fuzz-build bench clean
+.PHONY: all deps minivm kernel rootfs check check-unit check-integration fuzz fuzz-build bench bench-quick clean
 all: minivm kernel rootfs
 
 deps:
@@ -95,8 +95,10 @@ fuzz: fuzz-build
 	@./tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_BINS)
 
 bench: all
-	@./bench/boot-times $(BUILD)
-	@./bench/disk $(BUILD)
+	@./bench/run --build $(BUILD)
+
+bench-quick: all
+	@./bench/run --quick --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -9,6 +9,7 @@ pkgs=(
 	linux-source-6.1 bison flex libelf-dev libssl-dev bc lz4 xz-utils cpio
 	busybox-static e2fsprogs musl-tools
 	socat
+	qemu-system-x86 gnuplot-nox linux-perf
 )
 
 missing=()
