@@ -313,6 +313,19 @@ check "SIGTERM: no run directory, socket or console log left" [ -z "$(ls -A "$T/
 check "SIGTERM: no minivm process left" sh -c "! pgrep -f -- 'agent sleep 600' >/dev/null"
 check "SIGTERM: minivm says it was interrupted" has term.err "interrupted by signal 15"
 
-echo "== boot wall times (ms): pvh2 $(ms pvh2), bz1 $(ms bz1), crash $(ms crash), agent $(ms agent)"
+# 6: the guest dies under a running command (minivm-crash makes PID 1, the
+# agent, die: the kernel panics and resets): 123, and the console's end on
+# stderr says why.
+vm_crash_start=$(date +%s%N)
+TMPDIR=$T/run5 timeout "$BOOT_TIMEOUT" "$MINIVM" --kernel "$B/vmlinux" --rootfs "$B/rootfs.img" \
+	--agent minivm-crash </dev/null >"$T/acrash.out" 2>"$T/acrash.err"
+e=$?
+acrash_ms=$((($(date +%s%N) - vm_crash_start) / 1000000))
+check "agent crash: the guest dying under the command gives 123 (got $e)" [ "$e" = 123 ]
+check "agent crash: minivm says the guest died" has acrash.err "guest died"
+check "agent crash: the console's end shows the panic" has acrash.err "Kernel panic"
+check "agent crash: no run directory left" [ -z "$(ls -A "$T/run5")" ]
+
+echo "== boot wall times (ms): pvh2 $(ms pvh2), bz1 $(ms bz1), crash $(ms crash), agent $(ms agent), agent-crash $acrash_ms"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
