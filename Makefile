@@ -98,6 +98,7 @@ bench: all
 	@./bench/run --build $(BUILD)
 
 bench-quick: all
+	@./bench/test-report
 	@./bench/run --quick --build $(BUILD)
 
 clean:
