@@ -467,13 +467,17 @@ stop:
 		r = minivm_wait(vm, &res);
 		if (r && !got_result && !main_signal)
 			fprintf(stderr, "minivm: %s\n", minivm_error(vm));
-		if (guest_died || (!got_result && res.outcome == MINIVM_GUEST_CRASHED)) {
+		if (!got_result && !main_signal && res.outcome == MINIVM_GUEST_EXITED) {
+			/* Someone asked the agent to power off (another client of
+			 * the vsock socket): not a crash, but no result either. */
+			fprintf(stderr, "minivm: the guest powered off (status %d) before the "
+					"command finished\n", res.status);
+			status = MINIVM_EXIT_GUEST_CRASH;
+		} else if (!main_signal && (guest_died || (!got_result &&
+							  res.outcome == MINIVM_GUEST_CRASHED))) {
 			fprintf(stderr, "minivm: the guest died before the command finished "
 					"(kernel panic, triple fault, or its init/agent exited)\n");
 			main_console_tail(cli->cfg.console);
-			status = MINIVM_EXIT_GUEST_CRASH;
-		} else if (!got_result && res.outcome == MINIVM_GUEST_EXITED) {
-			fprintf(stderr, "minivm: the guest powered off before the command finished\n");
 			status = MINIVM_EXIT_GUEST_CRASH;
 		}
 		if (main_signal) {
