@@ -18,7 +18,8 @@ LDLIBS := -pthread -luring -lfdt -lcap-ng -lz
 SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 
-# rootfs/agent/cmdline.c is shared: the host encodes what the guest decodes.
+# Shared by host and guest: cmdline.c (the host encodes what the guest
+# decodes) and agent_proto.c (the agent protocol's frames).
 SHARED_SRCS := rootfs/agent/cmdline.c rootfs/agent/agent_proto.c
 LIB_SRCS   := $(filter-out vmm/main.c,$(wildcard vmm/*.c boot/*.c devices/*.c)) $(SHARED_SRCS)
 AGENT_SRCS := $(filter-out rootfs/agent/init.c $(SHARED_SRCS),$(wildcard rootfs/agent/*.c))
