@@ -2,6 +2,7 @@
 #include "vmm/bus.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 int bus_add(struct bus *bus, uint64_t base, uint64_t len, bus_read_fn rd, bus_write_fn wr,
@@ -38,9 +39,16 @@ static const struct bus_range *bus_find(const struct bus *bus, uint64_t addr, un
 	return NULL;
 }
 
+/* Handlers are promised 1, 2, 4 or 8 bytes; anything else (an odd-sized
+ * MMIO access KVM could report) is treated as hitting no device. */
+static bool bus_len_ok(unsigned int len)
+{
+	return len == 1 || len == 2 || len == 4 || len == 8;
+}
+
 int bus_read(const struct bus *bus, uint64_t addr, void *data, unsigned int len)
 {
-	const struct bus_range *r = bus_find(bus, addr, len);
+	const struct bus_range *r = bus_len_ok(len) ? bus_find(bus, addr, len) : NULL;
 
 	if (!r || !r->read) {
 		memset(data, 0xff, len);
@@ -52,7 +60,7 @@ int bus_read(const struct bus *bus, uint64_t addr, void *data, unsigned int len)
 
 int bus_write(const struct bus *bus, uint64_t addr, const void *data, unsigned int len)
 {
-	const struct bus_range *r = bus_find(bus, addr, len);
+	const struct bus_range *r = bus_len_ok(len) ? bus_find(bus, addr, len) : NULL;
 
 	if (!r)
 		return 0;

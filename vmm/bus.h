@@ -31,8 +31,9 @@ int bus_add(struct bus *bus, uint64_t base, uint64_t len, bus_read_fn rd, bus_wr
 	    void *opaque) __attribute__((warn_unused_result));
 
 /* Dispatches an access wholly inside one range. Returns 1 when handled, 0
- * when no range holds all of [addr, addr+len): reads then fill data with
- * all-ones and writes are dropped, as on real hardware. */
+ * when no range holds all of [addr, addr+len) or len is not 1, 2, 4 or 8:
+ * reads then fill data[0..len) with all-ones and writes are dropped, as on
+ * real hardware. */
 int bus_read(const struct bus *bus, uint64_t addr, void *data, unsigned int len);
 int bus_write(const struct bus *bus, uint64_t addr, const void *data, unsigned int len);
 
