@@ -23,6 +23,10 @@
  *             VMMs catch it with an ioeventfd (datamatch queue 0), so the
  *             vCPU does not return to user space; the device then sees a
  *             spurious notification (no new buffers), which virtio allows
+ *   spin      N * PROBE_SPIN_MULT iterations of `dec %ecx; jnz` and no access
+ *             (ns= per iteration): no exit at all, so what it costs above the
+ *             floor is what the guest's own kernel takes from its user space
+ *             (timer ticks, emulated on the test hosts) in any loop
  *
  * Each loop is exactly the instructions bench/floor.c runs in its guest
  * (see PROBE_LOOP below; keep the two in step): one access, `dec %ecx`,
@@ -46,6 +50,7 @@
 #define PROBE_PORT_MARKER 0x0f40 /* MINIVM_PORT_MARKER */
 #define PROBE_MARK_END 39        /* after each timed loop */
 #define PROBE_MARK_KIND 40       /* 40 + kind before each timed loop */
+#define PROBE_SPIN_MULT 25000u   /* spin iterations per access of the others */
 #define VIRTIO_MMIO_MAGIC 0x000
 #define VIRTIO_MMIO_DEVICE_ID 0x008
 #define VIRTIO_MMIO_QUEUE_NOTIFY 0x050
@@ -67,6 +72,7 @@ static uint64_t probe_now_ns(void)
  *   pio_in    ec          inb (%dx),%al
  *   mmio_read 8b 06       mov (%rsi),%eax
  *   notify    89 06       mov %eax,(%rsi)
+ *   spin      (nothing)
  * each followed by ff c9 (dec %ecx) and 75 xx (jnz back).
  */
 #define PROBE_LOOP(insn, n, port, addr)                                                   \
@@ -78,8 +84,9 @@ static uint64_t probe_now_ns(void)
 				 : "memory");                                             \
 	} while (0)
 
-enum probe_kind { PK_PIO_OUT, PK_PIO_IN, PK_MMIO_READ, PK_NOTIFY, PK_NR };
-static const char *const probe_names[PK_NR] = { "pio_out", "pio_in", "mmio_read", "notify" };
+enum probe_kind { PK_PIO_OUT, PK_PIO_IN, PK_MMIO_READ, PK_NOTIFY, PK_SPIN, PK_NR };
+static const char *const probe_names[PK_NR] = { "pio_out", "pio_in", "mmio_read", "notify",
+						"spin" };
 
 static void probe_run(enum probe_kind k, uint32_t n, uint16_t port, volatile uint32_t *regs)
 {
@@ -97,6 +104,9 @@ static void probe_run(enum probe_kind k, uint32_t n, uint16_t port, volatile uin
 		break;
 	case PK_NOTIFY:
 		PROBE_LOOP("movl %%eax, (%%rsi)", n, port, notify);
+		break;
+	case PK_SPIN:
+		PROBE_LOOP("", n * PROBE_SPIN_MULT, port, regs);
 		break;
 	default:
 		break;
@@ -171,7 +181,7 @@ int main(int argc, char **argv)
 	uint64_t addr;
 	int memfd;
 
-	if (argc > 4 || n == 0 || rounds == 0 || rounds > 1000 || port == 0 || port > 0xffff) {
+	if (argc > 4 || n == 0 || n > 100000 || rounds == 0 || rounds > 1000 || port == 0 || port > 0xffff) {
 		fprintf(stderr, "usage: %s [N [ROUNDS [PORT]]]\n", argv[0]);
 		return 2;
 	}
@@ -202,8 +212,8 @@ int main(int argc, char **argv)
 			probe_run((enum probe_kind)k, n, (uint16_t)port, regs);
 			t1 = probe_now_ns();
 			outb(PROBE_MARK_END, PROBE_PORT_MARKER);
-			printf("probe %s round=%u n=%u ns=%.1f\n", probe_names[k], r, n,
-			       (double)(t1 - t0) / n);
+			printf("probe %s round=%u n=%u ns=%.3f\n", probe_names[k], r, n,
+			       (double)(t1 - t0) / n / (k == PK_SPIN ? PROBE_SPIN_MULT : 1));
 		}
 		fflush(stdout);
 	}
