@@ -462,6 +462,27 @@ static int vm_setup_memory(struct minivm *vm)
 	return 0;
 }
 
+/*
+ * Drop PIT ticks the guest missed instead of injecting them later: a guest
+ * slower than real time (kernel code emulated, host loaded) otherwise falls
+ * ever further behind and spends all its time in catch-up ticks (seen: a
+ * boot stuck in tick work after "Run /sbin/init"). Linux does not count on
+ * reinjection. Turning it off unregisters KVM's ack notifier, which waits
+ * for an SRCU grace period: 6.7 ms of minivm's start-up on the test hosts
+ * (bench/run), so it runs on this thread beside the rest of the setup
+ * (memory, devices, vCPUs, the kernel's load) and minivm_create joins it
+ * before any vCPU can run.
+ */
+static void *vm_reinject_thread(void *arg)
+{
+	struct minivm *vm = arg;
+	struct kvm_reinject_control rc = { .pit_reinject = 0 };
+
+	if (ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &rc) < 0)
+		vm_log(vm, 1, "KVM_REINJECT_CONTROL: %s (ignored)", strerror(errno));
+	return NULL;
+}
+
 static int vm_setup_irqchip(struct minivm *vm)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -489,17 +510,8 @@ static int vm_setup_irqchip(struct minivm *vm)
 		vm_set_error(vm, "KVM_CREATE_PIT2: %s", strerror(errno));
 		return r;
 	}
-	/* Drop PIT ticks the guest missed instead of injecting them later: a
-	 * guest slower than real time (kernel code emulated, host loaded)
-	 * otherwise falls ever further behind and spends all its time in
-	 * catch-up ticks (seen: a boot stuck in tick work after "Run
-	 * /sbin/init"). Linux does not count on reinjection. */
-	{
-		struct kvm_reinject_control rc = { .pit_reinject = 0 };
-
-		if (ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &rc) < 0)
-			vm_log(vm, 1, "KVM_REINJECT_CONTROL: %s (ignored)", strerror(errno));
-	}
+	/* KVM_REINJECT_CONTROL runs on its own thread (vm_reinject_thread),
+	 * started by minivm_create right after this. */
 	vm->uart_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->uart_irq_fd < 0) {
 		int r = -errno;
@@ -650,6 +662,8 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 {
 	struct minivm *vm;
 	struct sigaction sa;
+	pthread_t reinject;
+	bool reinject_started = false;
 	int r;
 
 	*out = NULL;
@@ -711,6 +725,9 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = vm_setup_irqchip(vm);
 	if (r)
 		goto fail;
+	reinject_started = pthread_create(&reinject, NULL, vm_reinject_thread, vm) == 0;
+	if (!reinject_started)
+		vm_reinject_thread(vm);
 	r = vm_setup_memory(vm);
 	if (r)
 		goto fail;
@@ -744,9 +761,13 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 		vm_set_error(vm, "sigaction: %s", strerror(errno));
 		goto fail;
 	}
+	if (reinject_started)
+		pthread_join(reinject, NULL);
 	*out = vm;
 	return 0;
 fail:
+	if (reinject_started)
+		pthread_join(reinject, NULL);
 	snprintf(err, errlen, "%s", vm->err[0] ? vm->err : strerror(-r));
 	minivm_destroy(vm);
 	return r;
