@@ -232,10 +232,12 @@ check "agent: ...and the rest follows" grep -q second "$T/live.out"
 # Commands run concurrently. The issue asks for 4 x 'sleep 3' in under 6 s;
 # here each command also costs 1.5-2 s (more on a loaded host) of emulated
 # guest kernel work before it sleeps, so wall time depends on load. What the
-# check asserts instead is load-independent: each command records the guest's
-# uptime before and after its sleep, and the four sleeps overlap in time
-# (the latest start comes before the earliest end), which serial execution
-# cannot do. The wall time is logged against the 6 s target.
+# check asserts instead is load-independent: each command records the
+# guest's uptime before and after its sleep, and the intervals overlap: the
+# span from the first start to the last end is shorter than the intervals'
+# total, which serial execution cannot do (on a loaded host the starts
+# themselves spread by many seconds, so "all four overlap at one instant" is
+# too strict). The wall time is logged against the 6 s target.
 t0=$(date +%s%N)
 conc_pids=()
 for i in 1 2 3 4; do
@@ -248,10 +250,10 @@ conc_ms=$((($(date +%s%N) - t0) / 1000000))
 conc_ok=yes
 for i in 1 2 3 4; do grep -Eq '^[0-9.]+ [0-9.]+$' "$T/conc$i.out" || conc_ok=no; done
 check "agent: 4 concurrent commands all answered" [ "$conc_ok" = yes ]
-overlap=$(cat "$T"/conc[1-4].out | awk 'NR == 1 || $1 > ms { ms = $1 } NR == 1 || $2 < me { me = $2 }
-	END { printf "%s %s", ms, me; exit !(NR == 4 && ms < me) }')
+overlap=$(cat "$T"/conc[1-4].out | awk 'NR == 1 || $1 < s0 { s0 = $1 } NR == 1 || $2 > e1 { e1 = $2 }
+	{ sum += $2 - $1 } END { printf "span %.2f s, total %.2f s", e1 - s0, sum; exit !(NR == 4 && e1 - s0 < sum) }')
 overlap_rc=$?
-check "agent: the 4 commands' sleeps overlap (latest start, earliest end: $overlap)" [ "$overlap_rc" = 0 ]
+check "agent: the 4 commands ran at once ($overlap)" [ "$overlap_rc" = 0 ]
 echo "note: 4 x 'sleep 5' at once: $conc_ms ms wall (issue: 4 x 'sleep 3' under 6000 ms)"
 
 t0=$(date +%s%N)
@@ -294,7 +296,7 @@ check "agent CLI: --timings still printed (${v:-none} ms)" positive "${v:-0}"
 # leaves no process, socket or temporary file.
 mkdir -p "$T/run5"
 TMPDIR=$T/run5 "$MINIVM" --kernel "$B/bzImage" --rootfs "$B/rootfs.img" \
-	--agent 'sleep 600' </dev/null >"$T/term.out" 2>"$T/term.err" &
+	--agent "sleep 7$$" </dev/null >"$T/term.out" 2>"$T/term.err" &
 term_pid=$! # minivm itself, so that the signal goes to it
 sock5=
 for _ in $(seq 1 "$BOOT_TIMEOUT"); do
@@ -314,8 +316,9 @@ e=$?
 term_ms=$((($(date +%s%N) - t0) / 1000000))
 check "SIGTERM: minivm exits 143 (got $e) within 10 s ($term_ms ms)" [ "$e" = 143 ] && [ "$term_ms" -lt 10000 ]
 check "SIGTERM: no run directory, socket or console log left" [ -z "$(ls -A "$T/run5")" ]
-# [s]leep: the pattern must not match this check's own command line.
-check "SIGTERM: no minivm process left" sh -c "! pgrep -f -- 'agent [s]leep 600' >/dev/null"
+# "sleep 7<our pid>": not another test run's; [s]leep: the pattern must not
+# match this check's own command line.
+check "SIGTERM: no minivm process left" sh -c "! pgrep -f -- 'agent [s]leep 7$$\$' >/dev/null"
 check "SIGTERM: minivm says it was interrupted" has term.err "interrupted by signal 15"
 
 # 6: the guest dies under a running command (minivm-crash makes PID 1, the
