@@ -66,8 +66,11 @@ START_TEST(base_only)
 	ck_assert_int_ge(pos("panic=-1"), 0);
 	ck_assert_int_ge(pos("io_delay=none"), 0);
 	ck_assert_int_ge(pos("8250.nr_uarts=1"), 0);
+	ck_assert_int_ge(pos("quiet"), 0);
 	ck_assert_int_lt(pos("noxsave"), 0);
 	ck_assert_int_lt(pos("nopv"), 0);
+	ck_assert_int_lt(pos("noreplace-smp"), 0);
+	ck_assert_int_lt(pos("percpu_alloc=page"), 0);
 	ck_assert_ptr_null(strstr(t_buf, "clearcpuid"));
 	ck_assert_ptr_null(strstr(t_buf, "root="));
 	ck_assert_ptr_null(strstr(t_buf, MINIVM_RUN_PARAM));
@@ -82,9 +85,14 @@ START_TEST(emulated_switches_only_when_emulated)
 	ck_assert_int_gt(pos(VM_CMDLINE_EMULATED), pos("8250.nr_uarts=1"));
 	ck_assert_int_ge(pos("noxsave"), 0);
 	ck_assert_int_ge(pos("nopv"), 0);
+	ck_assert_int_gt(pos("noreplace-smp no_timer_check percpu_alloc=page"),
+			 pos(VM_CMDLINE_EMULATED));
 	ck_assert_int_eq(build(T_CAP, false, 2), 0);
 	ck_assert_ptr_null(strstr(t_buf, "noxsave"));
 	ck_assert_ptr_null(strstr(t_buf, "clearcpuid"));
+	ck_assert_ptr_null(strstr(t_buf, "noreplace-smp"));
+	ck_assert_ptr_null(strstr(t_buf, "no_timer_check"));
+	ck_assert_ptr_null(strstr(t_buf, "percpu_alloc"));
 }
 END_TEST
 
