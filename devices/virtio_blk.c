@@ -11,8 +11,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "devices/ratelimit.h"
 #include "devices/virtio_spec.h"
 #include "vmm/evl.h"
 
@@ -237,8 +240,21 @@ struct blk_dev {
 	uint32_t gen;
 	unsigned int busy;
 	struct virtq_chain chain; /* scratch for blk_process */
-	struct blk_req req;       /* scratch for blk_process */
+	struct blk_req req;       /* scratch for blk_process; the parked request */
 	struct blk_io ios[VIRTIO_BLK_QUEUE_SIZE];
+
+	/* Rate limiting (virtio_blk_set_rate_limit). When the buckets refuse a
+	 * request, it stays parsed in req (parked) and nothing more is popped
+	 * until a timer on the event loop fires at the time the limiter named.
+	 * Under the transport lock, but for the fixed limited and timer_fd. */
+	bool limited;
+	int timer_fd; /* timerfd watched by the event loop, or -1 */
+	bool timer_armed;
+	uint64_t timer_at;
+	bool parked;
+	uint16_t parked_head;
+	uint64_t throttled; /* times a request was parked, for tests and logs */
+	struct ratelimit rl;
 };
 
 static struct blk_dev *to_blk(struct virtio_dev *dev)
@@ -396,6 +412,42 @@ done:
 	return true;
 }
 
+static uint64_t blk_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether the limiter lets req go now; if not, the timer is armed for when
+ * it will. One operation; the bytes are the data a read or write moves
+ * (flush, GET_ID, discard and write-zeroes move none). Lock held. */
+static bool blk_admit(struct blk_dev *b, const struct blk_req *req)
+{
+	uint64_t bytes = req->type == VIRTIO_BLK_T_IN || req->type == VIRTIO_BLK_T_OUT ? req->data_len : 0;
+	uint64_t at;
+	struct itimerspec its;
+
+	if (!b->limited || rl_admit(&b->rl, blk_now_ns(), bytes, 1, &at))
+		return true;
+	if (b->timer_armed && b->timer_at == at)
+		return false;
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = (time_t)(at / 1000000000ULL);
+	its.it_value.tv_nsec = (long)(at % 1000000000ULL);
+	if (timerfd_settime(b->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+		/* Cannot happen with a valid fd and time; without a timer the
+		 * request would wait for the next kick: let it go instead. */
+		virtio_dev_log(&b->vdev, "rate limiter timer: %s; request not throttled",
+			       strerror(errno));
+		return true;
+	}
+	b->timer_armed = true;
+	b->timer_at = at;
+	return false;
+}
+
 /* Takes every available request. Lock held. */
 static void blk_process(struct blk_dev *b)
 {
@@ -415,6 +467,15 @@ static void blk_process(struct blk_dev *b)
 			 * when one completes. */
 			b->waiting = true;
 			break;
+		}
+		if (b->parked) {
+			/* The request the limiter refused last time goes first. */
+			if (!blk_admit(b, &b->req))
+				break;
+			b->parked = false;
+			if (blk_start(b, io, &b->req, b->parked_head))
+				pushed = true;
+			continue;
 		}
 		r = virtq_pop(vq, &b->chain);
 		if (r < 0) {
@@ -438,6 +499,13 @@ static void blk_process(struct blk_dev *b)
 				       r == VIRTIO_BLK_S_UNSUPP ? "UNSUPP" : "IOERR", b->req.error);
 			finish(b, b->chain.head, b->req.status_gpa, (uint8_t)r, 1);
 			pushed = true;
+		} else if (b->limited && !blk_admit(b, &b->req)) {
+			/* Out of tokens: keep this one, pop nothing more. The guest
+			 * sees a slower disk, not an error. */
+			b->parked = true;
+			b->parked_head = b->chain.head;
+			b->throttled++;
+			break;
 		} else if (blk_start(b, io, &b->req, b->chain.head)) {
 			pushed = true;
 		}
@@ -564,6 +632,7 @@ static void blk_reset(struct virtio_dev *dev)
 	b->active = false;
 	b->broken = false;
 	b->waiting = false;
+	b->parked = false; /* its chain is gone with the rings; the buckets stay */
 }
 
 static void blk_destroy(struct virtio_dev *dev)
@@ -575,6 +644,10 @@ static void blk_destroy(struct virtio_dev *dev)
 		fprintf(stderr, "minivm: %s: destroyed with %u requests in flight; leaking it\n",
 			b->name, b->busy);
 		return;
+	}
+	if (b->timer_fd >= 0) {
+		evl_del_fd(b->evl, b->timer_fd);
+		close(b->timer_fd);
 	}
 	/* The event loop's ring still holds the files it registered (its slots
 	 * go with the loop, whose thread owns the ring), and it drops them
@@ -648,7 +721,7 @@ struct virtio_dev *virtio_blk_create(const char *path, bool read_only, const cha
 		set_err(err, errlen, "disk %s: out of memory", path);
 		return NULL;
 	}
-	b->fd = b->dfd = b->slot = b->dslot = -1;
+	b->fd = b->dfd = b->slot = b->dslot = b->timer_fd = -1;
 	b->read_only = read_only;
 	b->evl = evl;
 	for (unsigned int i = 0; i < VIRTIO_BLK_QUEUE_SIZE; i++) {
@@ -755,4 +828,66 @@ err_close:
 err_free:
 	free(b);
 	return NULL;
+}
+
+/* ---- rate limiting ---- */
+
+/* The limiter's timer fired: tokens are back for the parked request. */
+static void blk_timer_fired(void *opaque, int fd, uint32_t revents)
+{
+	struct blk_dev *b = opaque;
+	uint64_t n;
+
+	(void)revents;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		virtio_dev_log(&b->vdev, "rate limiter timer: %s", strerror(errno));
+	virtio_dev_lock(&b->vdev);
+	b->timer_armed = false;
+	blk_process(b);
+	virtio_dev_unlock(&b->vdev);
+}
+
+int virtio_blk_set_rate_limit(struct virtio_dev *dev, const struct rl_config *cfg, char *err,
+			      size_t errlen)
+{
+	struct blk_dev *b = to_blk(dev);
+	int r;
+
+	if (b->limited) {
+		set_err(err, errlen, "%s: rate limit already set", b->name);
+		return -EALREADY;
+	}
+	r = rl_init(&b->rl, cfg, blk_now_ns());
+	if (r) {
+		set_err(err, errlen, "%s: rate limit out of bounds", b->name);
+		return r;
+	}
+	if (!rl_enabled(&b->rl))
+		return 0; /* nothing limited: the data path stays as it was */
+	b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (b->timer_fd < 0) {
+		r = -errno;
+		set_err(err, errlen, "%s: timerfd for the rate limiter: %s", b->name, strerror(errno));
+		return r;
+	}
+	r = evl_add_fd(b->evl, b->timer_fd, blk_timer_fired, b);
+	if (r) {
+		set_err(err, errlen, "%s: watching the rate limiter's timer: %s", b->name, strerror(-r));
+		close(b->timer_fd);
+		b->timer_fd = -1;
+		return r;
+	}
+	b->limited = true;
+	return 0;
+}
+
+uint64_t virtio_blk_throttled(struct virtio_dev *dev)
+{
+	struct blk_dev *b = to_blk(dev);
+	uint64_t n;
+
+	virtio_dev_lock(&b->vdev);
+	n = b->throttled;
+	virtio_dev_unlock(&b->vdev);
+	return n;
 }

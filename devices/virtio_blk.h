@@ -40,6 +40,25 @@ struct evl;
 struct virtio_dev *virtio_blk_create(const char *path, bool read_only, const char *serial,
 				     struct evl *evl, char *err, size_t errlen);
 
+/*
+ * Limits the disk's rate with token buckets (devices/ratelimit.h): each
+ * request is one operation, and a read or write also its data length in
+ * bytes. When the buckets are empty the device stops taking requests from
+ * the queue (the one refused is kept and goes first) and resumes from a
+ * timerfd on the event loop when the tokens are back: the guest sees a
+ * slower disk, never an error; requests already started complete normally.
+ * A cfg that limits nothing changes nothing (no clock read, no timer).
+ * Call once, at setup time (after virtio_blk_create, before the guest
+ * runs). Returns 0, or -errno with a message in err (a bound exceeded, no
+ * timerfd).
+ */
+struct rl_config;
+int virtio_blk_set_rate_limit(struct virtio_dev *dev, const struct rl_config *cfg, char *err,
+			      size_t errlen) __attribute__((warn_unused_result));
+
+/* How many times a request waited for the rate limiter (bound device only). */
+uint64_t virtio_blk_throttled(struct virtio_dev *dev);
+
 /* Capacity in 512-byte sectors, for logs and the kernel command line. */
 uint64_t virtio_blk_capacity(const struct virtio_dev *dev);
 

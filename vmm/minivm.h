@@ -20,6 +20,7 @@
 /* Exit statuses of the minivm command (documented in --help too). */
 #define MINIVM_EXIT_ERROR 125       /* minivm itself failed: usage, setup, VMM fault */
 #define MINIVM_EXIT_GUEST_CRASH 123 /* guest reset or shut down without an exit status */
+#define MINIVM_EXIT_VM_TIMEOUT 122  /* the whole VM ran past its vm_timeout_ms */
 
 /* Whether the host runs guest kernel code under emulation (HOSTS.md). */
 enum minivm_emul {
@@ -32,16 +33,30 @@ enum minivm_emul {
 #define MINIVM_MAX_DISKS 8
 #define MINIVM_DEFAULT_GUEST_CID 3
 
+/* A device's rate limit: token buckets as Firecracker's (devices/ratelimit.h).
+ * A bucket holds rate x refill period (default 1 s) and starts full; the
+ * burst is a one-time extra on top. All zero: no limit. */
+struct minivm_rate_limit {
+	uint64_t bytes_per_s;     /* 0: bytes unlimited */
+	uint64_t bytes_burst;     /* one-time extra bytes */
+	uint32_t bytes_refill_ms; /* 0: 1000 */
+	uint64_t ops_per_s;       /* 0: operations unlimited */
+	uint64_t ops_burst;       /* one-time extra operations */
+	uint32_t ops_refill_ms;   /* 0: 1000 */
+};
+
 struct minivm_disk {
 	const char *path;
 	bool read_only;
 	bool read_write; /* said explicitly (",rw"); only the CLI looks at it */
+	struct minivm_rate_limit limit; /* the guest is throttled, never failed */
 };
 
 struct minivm_config {
 	const char *kernel;      /* bzImage or ELF vmlinux (PVH); required */
 	const char *rootfs;      /* ext4 image, becomes /dev/vda; optional */
 	bool rootfs_rw;          /* mount it read-write (default: read-only) */
+	struct minivm_rate_limit rootfs_limit; /* the root disk's rate limit */
 	struct minivm_disk disks[MINIVM_MAX_DISKS]; /* extra disks, /dev/vdb... */
 	unsigned int nr_disks;
 	const char *run;         /* program for init to run (minivm.run=), or NULL */
@@ -60,6 +75,9 @@ struct minivm_config {
 	 * minivm_destroy(); an existing file there is an error. */
 	const char *vsock_uds;
 	uint32_t guest_cid;      /* default 3 (MINIVM_DEFAULT_GUEST_CID) */
+	/* Wall-clock limit on the whole VM from minivm_start(), in ms (0: none):
+	 * the VM is stopped with outcome MINIVM_TIMED_OUT. */
+	uint64_t vm_timeout_ms;
 };
 
 /* Phase timestamps, nanoseconds since minivm_create() started (0: not reached). */
@@ -75,6 +93,7 @@ enum minivm_outcome {
 	MINIVM_GUEST_CRASHED,    /* reset/shutdown/triple fault with no status */
 	MINIVM_STOPPED,          /* minivm_stop() was called */
 	MINIVM_VMM_ERROR,        /* unexpected exit reason or VMM failure */
+	MINIVM_TIMED_OUT,        /* ran past cfg.vm_timeout_ms and was stopped */
 };
 
 struct minivm_result {
