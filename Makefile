@@ -14,7 +14,8 @@ WARN   := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
           -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS ?= -O2 -g
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -pthread $(WARN)
-LDLIBS := -pthread -luring -lfdt -lcap-ng -lz
+# libext2fs + com_err: `minivm rootfs verify` reads ext4 images (vmm/rootfs_verify.c).
+LDLIBS := -pthread -luring -lfdt -lcap-ng -lz -lext2fs -lcom_err
 SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 

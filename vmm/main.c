@@ -16,6 +16,7 @@
 #include "vmm/agent_client.h"
 #include "vmm/cli.h"
 #include "vmm/minivm.h"
+#include "vmm/rootfs_verify.h"
 
 #define MINIVM_VERSION "0.2.0"
 
@@ -507,6 +508,9 @@ int main(int argc, char **argv)
 	static struct cli cli; /* large (path buffers): not on the stack */
 	char err[512];
 
+	/* "minivm rootfs verify IMAGE SBOM": a subcommand, not a VM (rootfs/README.md). */
+	if (argc >= 2 && strcmp(argv[1], "rootfs") == 0)
+		return rootfs_verify_main(argc - 2, argv + 2);
 	if (cli_parse(argc, argv, &cli, err, sizeof(err))) {
 		fprintf(stderr, "minivm: %s\n", err);
 		return MINIVM_EXIT_ERROR;
