@@ -204,7 +204,7 @@ int boot_load(const struct boot_load_args *in, struct boot_entry *out, struct bo
 
 		ret = elf_pvh_parse(in->kernel, in->kernel_len, &info, err);
 		if (!ret)
-			ret = elf_pvh_load(in->gm, in->kernel, in->kernel_len, &info, cmdline_len,
+			ret = elf_pvh_load(in->gm, in->kernel, in->kernel_len, &info, in, cmdline_len,
 					   e820, nr_e820, out, err);
 	} else if (in->kernel_len >= BZIMAGE_HDR_MAGIC_OFF + 4 &&
 		   memcmp(in->kernel + BZIMAGE_HDR_MAGIC_OFF, "HdrS", 4) == 0) {

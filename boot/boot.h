@@ -62,6 +62,18 @@ struct boot_load_args {
 	size_t kernel_len;
 	const char *cmdline;        /* final command line, NUL-terminated; NULL = "" */
 	unsigned int nr_vcpus;      /* 1 .. BOOT_MAX_VCPUS */
+	/*
+	 * Optional (NULL: copy everything). For a PVH segment whose guest
+	 * address and file offset are both page-aligned, boot/ asks the caller
+	 * to map the segment's whole pages of the kernel file at `gpa` instead
+	 * of copying them: len bytes (a multiple of 4096) from file offset
+	 * `off`, inside RAM already checked with gm_ptr(). 0 = mapped; > 0 =
+	 * declined, RAM intact: boot/ copies those bytes itself; < 0 = RAM
+	 * there is lost: the load fails with that error. The partial last
+	 * page and the bss are always written by boot/.
+	 */
+	int (*map_file)(void *ctx, uint64_t gpa, uint64_t off, uint64_t len);
+	void *map_ctx;
 };
 
 /* The result of a load: what boot_apply_{regs,sregs} need, and what to log. */

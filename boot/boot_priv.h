@@ -66,7 +66,7 @@ int bzimage_load(const struct guest_mem *gm, const uint8_t *data, size_t len,
 		 const struct boot_e820_entry *e820, unsigned int nr_e820, struct boot_entry *out,
 		 struct boot_err *err) BOOT_WUR;
 int elf_pvh_load(const struct guest_mem *gm, const uint8_t *data, size_t len,
-		 const struct elf_pvh_info *info, size_t cmdline_len,
+		 const struct elf_pvh_info *info, const struct boot_load_args *in, size_t cmdline_len,
 		 const struct boot_e820_entry *e820, unsigned int nr_e820, struct boot_entry *out,
 		 struct boot_err *err) BOOT_WUR;
 

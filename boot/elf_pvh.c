@@ -266,7 +266,7 @@ static int pvh_write_start_info(const struct guest_mem *gm, const struct boot_e8
 }
 
 int elf_pvh_load(const struct guest_mem *gm, const uint8_t *data, size_t len,
-		 const struct elf_pvh_info *info, size_t cmdline_len,
+		 const struct elf_pvh_info *info, const struct boot_load_args *in, size_t cmdline_len,
 		 const struct boot_e820_entry *e820, unsigned int nr_e820, struct boot_entry *out,
 		 struct boot_err *err)
 {
@@ -307,9 +307,26 @@ int elf_pvh_load(const struct guest_mem *gm, const uint8_t *data, size_t len,
 		const struct elf_pvh_load *l = &info->loads[i];
 		uint8_t *dst = gm_ptr(gm, l->paddr, l->memsz); /* checked above */
 
+		uint64_t mapped = 0;
+
 		if (!dst)
 			return -EFAULT;
-		memcpy(dst, data + l->offset, l->filesz);
+		/* Whole pages straight from the file where the caller can map
+		 * them: no copy, and VMs booting one kernel share its pages. */
+		if (in && in->map_file && !(l->paddr & (BOOT_PAGE_SIZE - 1)) &&
+		    !(l->offset & (BOOT_PAGE_SIZE - 1))) {
+			uint64_t whole = l->filesz & ~(uint64_t)(BOOT_PAGE_SIZE - 1);
+			int m = whole ? in->map_file(in->map_ctx, l->paddr, l->offset, whole) : 1;
+
+			if (m < 0) {
+				boot_errf(err, "cannot map the kernel segment at 0x%" PRIx64
+					  " into guest RAM (%d)", l->paddr, m);
+				return m;
+			}
+			if (m == 0)
+				mapped = whole;
+		}
+		memcpy(dst + mapped, data + l->offset + mapped, l->filesz - mapped);
 		memset(dst + l->filesz, 0, l->memsz - l->filesz); /* bss */
 	}
 

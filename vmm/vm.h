@@ -9,6 +9,7 @@
 
 #include "boot/boot.h"
 #include "devices/i8042.h"
+#include "devices/rtc_cmos.h"
 #include "devices/uart8250.h"
 #include "vmm/bus.h"
 #include "vmm/guest_mem.h"
@@ -77,6 +78,7 @@ struct minivm {
 	struct uart8250 uart;
 	bool uart_ready;
 	struct i8042 kbd;
+	struct rtc_cmos rtc; /* initialised with the UART (uart_ready) */
 	int uart_irq_fd;
 	int console_fd;
 	bool own_console_fd;
@@ -95,6 +97,10 @@ struct minivm {
 	struct evl *evl;
 	pthread_t evl_thread;
 	bool evl_started;
+	/* KVM_REINJECT_CONTROL's thread (vm.c): may still run after
+	 * minivm_create; minivm_destroy joins it. */
+	pthread_t reinject_thread;
+	bool reinject_started;
 
 	/* Guest signals and the outcome; written from vCPU threads. */
 	pthread_mutex_t lock;

@@ -16,13 +16,6 @@
  * two exits (LSR poll, THR write); user output is not affected. */
 #define VM_CMDLINE_BASE "console=ttyS0 reboot=k panic=-1 io_delay=none 8250.nr_uarts=1 quiet"
 
-/* Boot work an emulating host pays for instruction by instruction
- * (kernel-config/README.md has the figures): keep the SMP lock prefixes
- * instead of patching each one out through text_poke() on a 1-vCPU guest;
- * no 40 ms busy wait checking that the timer ticks; per-CPU areas from
- * pages instead of a zeroed 2 MB embedded chunk. */
-#define VM_CMDLINE_EMULATED_BOOT "noreplace-smp no_timer_check percpu_alloc=page"
-
 static int cmd_append(char *buf, size_t cap, size_t *len, const char *part)
 {
 	size_t plen = strlen(part), need = *len + (*len ? 1 : 0) + plen;

@@ -594,6 +594,107 @@ START_TEST(load_cmdline_limit)
 }
 END_TEST
 
+/* The map_file hook: records its calls and "maps" by copying from the file. */
+struct map_rec {
+	struct fake_vm *vm;
+	const uint8_t *file;
+	int ret;
+	unsigned int calls;
+	uint64_t gpa, off, len;
+};
+
+static int map_hook(void *ctx, uint64_t addr, uint64_t off, uint64_t len)
+{
+	struct map_rec *m = ctx;
+
+	m->calls++;
+	m->gpa = addr;
+	m->off = off;
+	m->len = len;
+	if (m->ret == 0)
+		memcpy(gpa(m->vm, addr, len), m->file + off, len);
+	return m->ret;
+}
+
+/* A page-aligned segment with a partial last page: whole pages go through
+ * the hook (or are copied when it declines), the rest is copied, the bss
+ * zeroed; an unaligned segment never reaches the hook. */
+static void load_mapped(int hook_ret)
+{
+	struct elf_opts o = elf_default();
+	struct fake_vm vm;
+	struct boot_entry e;
+	struct boot_err err;
+	struct map_rec m;
+	size_t len, big = 0x3000;
+	uint8_t *small = elf_make(&o, &len), *b = calloc(1, big), *seg;
+	struct boot_load_args a;
+
+	ck_assert_ptr_nonnull(b);
+	memcpy(b, small, len);
+	set_ph(b, 0, 1, F_SEG0, SEG0_PADDR, 0x1100, 0x3000, 0x200000);
+	set_ph(b, 2, 1, 0x2800, SEG1_PADDR, 0x100, 0x100, 0x1000);
+	for (size_t i = 0; i < 0x2000; i++)
+		b[F_SEG0 + i] = segbyte(i);
+	fake_vm_init(&vm, 64 * MIB);
+	memset(gpa(&vm, SEG0_PADDR, 0x4000), 0xaa, 0x4000);
+	memset(&m, 0, sizeof(m));
+	m.vm = &vm;
+	m.file = b;
+	m.ret = hook_ret;
+	memset(&a, 0, sizeof(a));
+	a.gm = &vm.gm;
+	a.kernel = b;
+	a.kernel_len = big;
+	a.cmdline = "x";
+	a.nr_vcpus = 1;
+	a.map_file = map_hook;
+	a.map_ctx = &m;
+	memset(&err, 0, sizeof(err));
+	if (hook_ret < 0) {
+		ck_assert_int_eq(boot_load(&a, &e, &err), hook_ret);
+		ck_assert_ptr_nonnull(strstr(err.msg, "cannot map"));
+		ck_assert_uint_eq(m.calls, 1);
+		goto out;
+	}
+	ck_assert_int_eq(boot_load(&a, &e, &err), 0);
+	ck_assert_uint_eq(m.calls, 1);
+	ck_assert_uint_eq(m.gpa, SEG0_PADDR);
+	ck_assert_uint_eq(m.off, F_SEG0);
+	ck_assert_uint_eq(m.len, 0x1000);
+	seg = gpa(&vm, SEG0_PADDR, 0x4000);
+	for (size_t i = 0; i < 0x1100; i++)
+		ck_assert_uint_eq(seg[i], segbyte(i));
+	for (size_t i = 0x1100; i < 0x3000; i++)
+		ck_assert_uint_eq(seg[i], 0);
+	ck_assert_uint_eq(seg[0x3000], 0xaa);
+	seg = gpa(&vm, SEG1_PADDR, 0x100);
+	for (size_t i = 0; i < 0x100; i++)
+		ck_assert_uint_eq(seg[i], segbyte(0x1800 + i));
+out:
+	fake_vm_fini(&vm);
+	free(b);
+	free(small);
+}
+
+START_TEST(load_whole_pages_mapped)
+{
+	load_mapped(0);
+}
+END_TEST
+
+START_TEST(load_map_declined_copies)
+{
+	load_mapped(1);
+}
+END_TEST
+
+START_TEST(load_map_failure_fails_the_load)
+{
+	load_mapped(-ENOMEM);
+}
+END_TEST
+
 static Suite *pvh_suite(void)
 {
 	Suite *s = suite_create("boot_pvh");
@@ -611,6 +712,9 @@ static Suite *pvh_suite(void)
 	tcase_add_test(tl, load_valid);
 	tcase_add_test(tl, load_segments_outside_ram);
 	tcase_add_test(tl, load_cmdline_limit);
+	tcase_add_test(tl, load_whole_pages_mapped);
+	tcase_add_test(tl, load_map_declined_copies);
+	tcase_add_test(tl, load_map_failure_fails_the_load);
 	suite_add_tcase(s, tl);
 	return s;
 }
