@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/ratelimit.h"
+
 const char cli_usage[] =
 	"Usage: minivm --kernel KERNEL --rootfs IMAGE --agent 'CMD ARGS' [options]\n"
 	"       minivm --kernel KERNEL --rootfs IMAGE [options] -- CMD [ARGS...]\n"
@@ -31,14 +33,30 @@ const char cli_usage[] =
 	"\n"
 	"The machine:\n"
 	"  --kernel PATH        kernel: a bzImage or an ELF vmlinux (booted via PVH)\n"
-	"  --rootfs PATH[,rw]   root filesystem image (ext4), the guest's /dev/vda;\n"
-	"                       read-only unless ,rw is given (the guest's /tmp, /run\n"
-	"                       and /scratch are tmpfs)\n"
-	"  --disk PATH[,ro]     an extra disk (/dev/vdb, ...); repeatable, up to 7\n"
+	"  --rootfs PATH[,rw][,LIMITS]  root filesystem image (ext4), the guest's\n"
+	"                       /dev/vda; read-only unless ,rw is given (the guest's\n"
+	"                       /tmp, /run and /scratch are tmpfs)\n"
+	"  --disk PATH[,ro][,LIMITS]  an extra disk (/dev/vdb, ...); repeatable, up to 7\n"
+	"                       LIMITS throttle a disk (token buckets, as Firecracker's;\n"
+	"                       the guest sees a slower disk, never an error):\n"
+	"                         bw=RATE       bytes per second read plus written,\n"
+	"                                       K, M, G, T binary (bw=64K, bw=10M)\n"
+	"                         iops=N        requests per second\n"
+	"                         bw-burst=SIZE, iops-burst=N  a one-time extra\n"
+	"                                       allowance on top, spent first\n"
+	"                         bw-refill=T, iops-refill=T  the refill period, 1ms\n"
+	"                                       to 3600s (default 1s): a bucket holds\n"
+	"                                       rate x period, the most a burst of\n"
+	"                                       requests gets at once after idling\n"
+	"                       e.g. --disk data.img,bw=10M,iops=100,bw-burst=64M\n"
 	"  --run 'PROG ARGS'    program for the guest's init to run; its exit status\n"
 	"                       becomes minivm's (words split like a shell, no expansion)\n"
 	"  --mem SIZE           guest memory, e.g. 512M or 1G (default 256M)\n"
 	"  --cpus N             number of vCPUs, 1-32 (default 1)\n"
+	"  --vm-timeout TIME    stop the whole VM (boot, command, shutdown) after TIME:\n"
+	"                       seconds, or with a unit: 500ms, 90s, 10m, 2h; minivm\n"
+	"                       then exits 122. Works with --agent and --run; unlike\n"
+	"                       --timeout it also bounds a boot that hangs\n"
 	"  --vsock PATH         a virtio-vsock device whose host side is the Unix socket\n"
 	"                       PATH (Firecracker's form: connect, send 'CONNECT PORT\\n',\n"
 	"                       read 'OK ...'; guest connections to host port P go to\n"
@@ -61,6 +79,8 @@ const char cli_usage[] =
 	"  124    the command ran past --timeout and was killed\n"
 	"  126    the command was found but could not be executed\n"
 	"  127    the command was not found in the guest\n"
+	"  122    the VM ran past --vm-timeout and was stopped (not 124, so a caller can\n"
+	"         tell the whole VM's limit from the command's --timeout)\n"
 	"  123    the guest crashed: it reset or shut down without reporting a status\n"
 	"         (kernel panic, triple fault, init died), or died under the agent\n"
 	"  125    minivm itself failed (bad arguments, a file it cannot use, KVM\n"
@@ -114,23 +134,59 @@ static int cli_parse_uint(const char *s, unsigned int max, unsigned int *out)
 	return 0;
 }
 
-/* --disk PATH[,ro]: splits the option in place is not allowed (argv is
- * const), so the path is the whole string unless it ends in ",ro"/",rw". */
-static int cli_parse_disk(const char *arg, struct minivm_disk *d, char *pathbuf, size_t cap)
+/* --disk / --rootfs PATH[,OPTION...]: argv is const, so the path is copied
+ * without its options, which are peeled off the end (a path may hold
+ * commas): "ro", "rw" and a rate limit's KEY=VALUE (devices/ratelimit.h).
+ * A trailing ",WORD=..." with an unknown WORD is an error, not a path. */
+static int cli_parse_disk(const char *name, const char *arg, struct minivm_disk *d, char *pathbuf,
+			  size_t cap, char *err, size_t errlen)
 {
 	size_t len = strlen(arg);
+	unsigned int seen = 0;
+	struct rl_config rl;
+	char why[200];
 
-	d->read_only = false;
-	d->read_write = false;
-	if (len >= 3 && !strcmp(arg + len - 3, ",ro")) {
-		d->read_only = true;
-		len -= 3;
-	} else if (len >= 3 && !strcmp(arg + len - 3, ",rw")) {
-		d->read_write = true;
-		len -= 3;
+	memset(d, 0, sizeof(*d));
+	for (;;) {
+		const char *comma = memrchr(arg, ',', len), *o;
+		size_t olen;
+		int r;
+
+		if (!comma)
+			break;
+		o = comma + 1;
+		olen = len - (size_t)(o - arg);
+		if ((olen == 2 && !memcmp(o, "ro", 2)) || (olen == 2 && !memcmp(o, "rw", 2))) {
+			if (d->read_only || d->read_write)
+				break; /* "PATH,ro,ro": the path ends in ",ro" */
+			d->read_only = o[1] == 'o';
+			d->read_write = o[1] == 'w';
+		} else {
+			r = rl_parse_option(o, olen, &d->limit, &seen, why, sizeof(why));
+			if (r < 0) {
+				snprintf(err, errlen, "bad %s '%s': %s", name, arg, why);
+				return -EINVAL;
+			}
+			if (r > 0 && memchr(o, '=', olen)) {
+				snprintf(err, errlen, "bad %s '%s': unknown option '%.*s' (expected ro, rw, "
+					 "bw=, bw-burst=, bw-refill=, iops=, iops-burst=, iops-refill=)",
+					 name, arg, (int)(olen > 64 ? 64 : olen), o);
+				return -EINVAL;
+			}
+			if (r > 0)
+				break; /* part of the path */
+		}
+		len = (size_t)(comma - arg);
 	}
-	if (len == 0 || len >= cap)
+	if (rl_config_from_limit(&d->limit, &rl, why, sizeof(why))) {
+		snprintf(err, errlen, "bad %s '%s': %s", name, arg, why);
 		return -EINVAL;
+	}
+	if (len == 0 || len >= cap) {
+		snprintf(err, errlen, "bad %s '%s' (expected PATH[,ro|rw][,bw=RATE][,iops=N]...)",
+			 name, arg);
+		return -EINVAL;
+	}
 	memcpy(pathbuf, arg, len);
 	pathbuf[len] = '\0';
 	d->path = pathbuf;
@@ -212,7 +268,8 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		    strcmp(name, "--cmdline") && strcmp(name, "--console") &&
 		    strcmp(name, "--emulated") && strcmp(name, "--agent") && strcmp(name, "--env") &&
 		    strcmp(name, "--workdir") && strcmp(name, "--user") && strcmp(name, "--timeout") &&
-		    strcmp(name, "--boot-timeout") && strcmp(name, "--vsock")) {
+		    strcmp(name, "--boot-timeout") && strcmp(name, "--vsock") &&
+		    strcmp(name, "--vm-timeout")) {
 			snprintf(err, errlen, "unknown option '%s' (see --help)", name);
 			return -EINVAL;
 		}
@@ -248,12 +305,12 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 				snprintf(err, errlen, "option '--rootfs' given twice");
 				return -EINVAL;
 			}
-			if (cli_parse_disk(val, &d, out->rootfs_path, sizeof(out->rootfs_path))) {
-				snprintf(err, errlen, "bad --rootfs '%s' (expected PATH or PATH,rw)", val);
+			if (cli_parse_disk(name, val, &d, out->rootfs_path, sizeof(out->rootfs_path),
+					   err, errlen))
 				return -EINVAL;
-			}
 			c->rootfs = d.path;
 			c->rootfs_rw = d.read_write;
+			c->rootfs_limit = d.limit;
 		} else if (!strcmp(name, "--run")) {
 			CLI_ONCE(run);
 		} else if (!strcmp(name, "--cmdline")) {
@@ -266,11 +323,10 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 					 MINIVM_MAX_DISKS - 1);
 				return -EINVAL;
 			}
-			if (cli_parse_disk(val, &c->disks[c->nr_disks], out->disk_paths[c->nr_disks],
-					   sizeof(out->disk_paths[0]))) {
-				snprintf(err, errlen, "bad --disk '%s' (expected PATH or PATH,ro)", val);
+			if (cli_parse_disk(name, val, &c->disks[c->nr_disks],
+					   out->disk_paths[c->nr_disks], sizeof(out->disk_paths[0]),
+					   err, errlen))
 				return -EINVAL;
-			}
 			c->nr_disks++;
 		} else if (!strcmp(name, "--mem")) {
 			uint64_t m;
@@ -365,6 +421,21 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 				return -EINVAL;
 			}
 			*dst = v;
+		} else if (!strcmp(name, "--vm-timeout")) {
+			uint64_t ms;
+
+			if (c->vm_timeout_ms) {
+				snprintf(err, errlen, "option '--vm-timeout' given twice");
+				return -EINVAL;
+			}
+			if (rl_parse_duration_ms(val, strlen(val), &ms) || ms == 0 ||
+			    ms > CLI_MAX_TIMEOUT * 1000ULL) {
+				snprintf(err, errlen, "bad --vm-timeout '%s' (expected a duration like 90, "
+					 "90s, 500ms, 10m or 2h: seconds unless a unit is given, "
+					 "at most a year)", val);
+				return -EINVAL;
+			}
+			c->vm_timeout_ms = ms;
 		} else if (!strcmp(name, "--emulated")) {
 			if (seen_emul) {
 				snprintf(err, errlen, "option '--emulated' given twice");

@@ -89,6 +89,19 @@ static void main_install_signals(bool tty)
 	}
 }
 
+/* The --vm-timeout message. */
+static void main_vm_timed_out(const struct minivm_config *c, bool during_shutdown)
+{
+	uint64_t ms = c->vm_timeout_ms;
+
+	if (ms % 1000)
+		fprintf(stderr, "minivm: VM killed after --vm-timeout %llu ms%s\n",
+			(unsigned long long)ms, during_shutdown ? " (during its shutdown)" : "");
+	else
+		fprintf(stderr, "minivm: VM killed after --vm-timeout %llu s%s\n",
+			(unsigned long long)(ms / 1000), during_shutdown ? " (during its shutdown)" : "");
+}
+
 /* The exit status after a terminating signal, as a shell reports it. */
 static int main_signal_status(void)
 {
@@ -116,7 +129,9 @@ static int main_boot(struct cli *cli)
 		status = MINIVM_EXIT_ERROR;
 	} else {
 		status = minivm_exit_status(&res);
-		if (res.outcome == MINIVM_GUEST_CRASHED)
+		if (res.outcome == MINIVM_TIMED_OUT)
+			main_vm_timed_out(&cli->cfg, false);
+		else if (res.outcome == MINIVM_GUEST_CRASHED)
 			fprintf(stderr, "minivm: the guest crashed: it reset without reporting an "
 					"exit status (kernel panic, triple fault or init died)\n");
 		else if (res.outcome == MINIVM_STOPPED) {
@@ -468,7 +483,12 @@ stop:
 		r = minivm_wait(vm, &res);
 		if (r && !got_result && !main_signal)
 			fprintf(stderr, "minivm: %s\n", minivm_error(vm));
-		if (!got_result && !main_signal && res.outcome == MINIVM_GUEST_EXITED) {
+		if (!main_signal && res.outcome == MINIVM_TIMED_OUT) {
+			/* A command that finished keeps its status. */
+			main_vm_timed_out(&cli->cfg, got_result);
+			if (!got_result)
+				status = MINIVM_EXIT_VM_TIMEOUT;
+		} else if (!got_result && !main_signal && res.outcome == MINIVM_GUEST_EXITED) {
 			/* Someone asked the agent to power off (another client of
 			 * the vsock socket): not a crash, but no result either. */
 			fprintf(stderr, "minivm: the guest powered off (status %d) before the "

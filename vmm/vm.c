@@ -100,6 +100,8 @@ int minivm_exit_status(const struct minivm_result *res)
 		return res->status & 0xff;
 	case MINIVM_GUEST_CRASHED:
 		return MINIVM_EXIT_GUEST_CRASH;
+	case MINIVM_TIMED_OUT:
+		return MINIVM_EXIT_VM_TIMEOUT;
 	default:
 		return MINIVM_EXIT_ERROR;
 	}
@@ -138,6 +140,11 @@ static void vm_end(struct minivm *vm, enum minivm_outcome outcome)
 void minivm_stop(struct minivm *vm)
 {
 	vm_end(vm, MINIVM_STOPPED);
+}
+
+void vm_time_out(struct minivm *vm)
+{
+	vm_end(vm, MINIVM_TIMED_OUT);
 }
 
 /* ---- the guest-to-host ports (rootfs/agent/minivm_guest.h) ---- */
@@ -781,6 +788,7 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	}
 	vm->t0_ns = now_ns();
 	vm->vm_fd = vm->uart_irq_fd = vm->console_fd = -1;
+	vm->timeout_fd = -1;
 	vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->event_fd < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));

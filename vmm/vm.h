@@ -113,6 +113,7 @@ struct minivm {
 	int event_fd;      /* eventfd: written on ready and on end (minivm_event_fd) */
 	bool started;      /* minivm_start() ran; minivm_wait() joins */
 	int start_err;     /* minivm_start()'s failure, reported by minivm_wait() */
+	int timeout_fd;    /* timerfd of cfg.vm_timeout_ms on the event loop, or -1 (vm_devices.c) */
 };
 
 /* vmm/vm_devices.c: virtio-mmio devices and the event loop, called by vm.c. */
@@ -120,6 +121,8 @@ int vm_devices_setup(struct minivm *vm) __attribute__((warn_unused_result));
 int vm_devices_start(struct minivm *vm) __attribute__((warn_unused_result));
 void vm_devices_stop(struct minivm *vm);
 void vm_devices_destroy(struct minivm *vm);
+/* Ends the VM with outcome MINIVM_TIMED_OUT (vm.c; the vm-timeout timer). */
+void vm_time_out(struct minivm *vm);
 
 /* Shared by vm.c and vm_devices.c. */
 void vm_set_error(struct minivm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

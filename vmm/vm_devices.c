@@ -5,8 +5,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "devices/ratelimit.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_mmio.h"
 #include "devices/virtio_rng.h"
@@ -127,10 +129,13 @@ static int vm_add_device(struct minivm *vm, struct virtio_dev *dev, const char *
 	return 0;
 }
 
-static int vm_add_disk(struct minivm *vm, const char *path, bool ro, unsigned int index)
+static int vm_add_disk(struct minivm *vm, const char *path, bool ro,
+			const struct minivm_rate_limit *limit, unsigned int index)
 {
 	char err[256], serial[21], what[64];
 	struct virtio_dev *dev;
+	struct rl_config rl;
+	int r;
 
 	snprintf(serial, sizeof(serial), "minivm-disk%u", index);
 	dev = virtio_blk_create(path, ro, serial, vm->evl, err, sizeof(err));
@@ -138,9 +143,61 @@ static int vm_add_disk(struct minivm *vm, const char *path, bool ro, unsigned in
 		vm_set_error(vm, "%s", err);
 		return -EINVAL;
 	}
+	if (rl_limit_set(limit)) {
+		r = rl_config_from_limit(limit, &rl, err, sizeof(err));
+		if (r == 0)
+			r = virtio_blk_set_rate_limit(dev, &rl, err, sizeof(err));
+		if (r) {
+			dev->ops->destroy(dev);
+			vm_set_error(vm, "disk %s: %s", path, err);
+			return r;
+		}
+		vm_log(vm, 1, "disk %u: at most %llu bytes/s (burst %llu), %llu requests/s (burst %llu)",
+		       index, (unsigned long long)limit->bytes_per_s,
+		       (unsigned long long)limit->bytes_burst, (unsigned long long)limit->ops_per_s,
+		       (unsigned long long)limit->ops_burst);
+	}
 	snprintf(what, sizeof(what), "disk %u (%s%s)", index, index ? "extra" : "root",
 		 ro ? ", read-only" : "");
 	return vm_add_device(vm, dev, what);
+}
+
+/* cfg.vm_timeout_ms has passed since minivm_start(): end the VM. */
+static void vm_timeout_fired(void *opaque, int fd, uint32_t revents)
+{
+	struct minivm *vm = opaque;
+	uint64_t n;
+
+	(void)revents;
+	if (read(fd, &n, sizeof(n)) < 0 && errno == EAGAIN)
+		return; /* not expired (a stale wake-up) */
+	vm_log(vm, 1, "the VM ran past its time limit (%llu ms): stopping it",
+	       (unsigned long long)vm->cfg.vm_timeout_ms);
+	vm_time_out(vm);
+}
+
+/* The whole-VM time limit: a timerfd on the event loop, so it fires in
+ * whichever process runs the VM; armed by vm_devices_start(). */
+static int vm_timeout_setup(struct minivm *vm)
+{
+	int r;
+
+	if (!vm->cfg.vm_timeout_ms)
+		return 0;
+	vm->timeout_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (vm->timeout_fd < 0) {
+		r = -errno;
+		vm_set_error(vm, "timerfd for the VM's time limit: %s", strerror(errno));
+		return r;
+	}
+	r = evl_add_fd(vm->evl, vm->timeout_fd, vm_timeout_fired, vm);
+	if (r) {
+		vm_set_error(vm, "watching the VM's time limit: %s", strerror(-r));
+		close(vm->timeout_fd);
+		vm->timeout_fd = -1;
+		return r;
+	}
+	return 0;
 }
 
 int vm_devices_setup(struct minivm *vm)
@@ -156,13 +213,17 @@ int vm_devices_setup(struct minivm *vm)
 		vm_set_error(vm, "event loop: %s", err);
 		return -EIO;
 	}
+	r = vm_timeout_setup(vm);
+	if (r)
+		return r;
 	if (vm->cfg.rootfs) {
-		r = vm_add_disk(vm, vm->cfg.rootfs, !vm->cfg.rootfs_rw, n++);
+		r = vm_add_disk(vm, vm->cfg.rootfs, !vm->cfg.rootfs_rw, &vm->cfg.rootfs_limit, n++);
 		if (r)
 			return r;
 	}
 	for (unsigned int i = 0; i < vm->cfg.nr_disks; i++) {
-		r = vm_add_disk(vm, vm->cfg.disks[i].path, vm->cfg.disks[i].read_only, n++);
+		r = vm_add_disk(vm, vm->cfg.disks[i].path, vm->cfg.disks[i].read_only,
+				&vm->cfg.disks[i].limit, n++);
 		if (r)
 			return r;
 	}
@@ -214,6 +275,17 @@ int vm_devices_start(struct minivm *vm)
 	sigset_t all, old;
 	int r;
 
+	if (vm->timeout_fd >= 0) {
+		uint64_t ms = vm->cfg.vm_timeout_ms;
+		struct itimerspec its = { .it_value = { .tv_sec = (time_t)(ms / 1000),
+							.tv_nsec = (long)(ms % 1000) * 1000000L } };
+
+		if (timerfd_settime(vm->timeout_fd, 0, &its, NULL) < 0) {
+			r = -errno;
+			vm_set_error(vm, "arming the VM's time limit: %s", strerror(errno));
+			return r;
+		}
+	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	r = pthread_create(&vm->evl_thread, NULL, vm_evl_thread, vm);
@@ -256,6 +328,12 @@ void vm_devices_destroy(struct minivm *vm)
 		d->irq_fd = -1;
 	}
 	vm->nr_devs = 0;
+	if (vm->timeout_fd >= 0) {
+		if (vm->evl)
+			evl_del_fd(vm->evl, vm->timeout_fd);
+		close(vm->timeout_fd);
+		vm->timeout_fd = -1;
+	}
 	evl_destroy(vm->evl);
 	vm->evl = NULL;
 }
