@@ -15,7 +15,8 @@ WARN   := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
 CFLAGS ?= -O2 -g
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -pthread $(WARN)
 # libext2fs + com_err: `minivm rootfs verify` reads ext4 images (vmm/rootfs_verify.c).
-LDLIBS := -pthread -luring -lfdt -lcap-ng -lz -lext2fs -lcom_err
+# libseccomp: the jailed VMM process's per-thread syscall allowlists (vmm/jail.c).
+LDLIBS := -pthread -luring -lfdt -lcap-ng -lseccomp -lz -lext2fs -lcom_err
 SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 

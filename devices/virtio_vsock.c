@@ -1385,6 +1385,22 @@ static int ep_add(int epfd, int fd, uint64_t tok)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+int virtio_vsock_set_path(struct virtio_dev *dev, const char *path)
+{
+	struct vsock_dev *d = to_vsock(dev);
+	struct sockaddr_un sa;
+	char *copy;
+
+	if (!path || !*path || strlen(path) + sizeof("_4294967295") > sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	free(d->uds_path);
+	d->uds_path = copy;
+	return 0;
+}
+
 struct virtio_dev *virtio_vsock_create(const char *uds_path, uint64_t guest_cid, struct evl *evl,
 				       char *err, size_t errlen)
 {

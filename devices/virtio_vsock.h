@@ -74,6 +74,17 @@ struct virtio_dev *virtio_vsock_create(const char *uds_path, uint64_t guest_cid,
 				       char *err, size_t errlen);
 
 /*
+ * The path by which the device reaches its socket from now on, for a VMM
+ * that pivot_root()s into a jail after creating it (the same socket seen
+ * from inside, e.g. "/vsock.sock"): guest connections to host port P then
+ * go to "<path>_<P>" and destroy removes <path> (if it is still the socket
+ * the device bound). Call at setup time, before the device runs. 0, or
+ * -ENAMETOOLONG (the path leaves no room for "_<port>"), -ENOMEM.
+ */
+int virtio_vsock_set_path(struct virtio_dev *dev, const char *path)
+	__attribute__((warn_unused_result));
+
+/*
  * Drops every connection (closing their host sockets) and posts
  * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET on the event queue (at once, or as
  * soon as the driver makes an event buffer available), after which the

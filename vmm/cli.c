@@ -70,6 +70,14 @@ const char cli_usage[] =
 	"                       code (adds the guest switches it needs; default auto,\n"
 	"                       decided by a probe through the KVM API)\n"
 	"  --timings            print the boot phases on stderr at exit\n"
+	"\n"
+	"The jail (the VMM process; see README, \"Security model\"):\n"
+	"  --no-jail            run the VMM process unjailed (default when root: jailed)\n"
+	"  --jail               fail instead of warning when a jail step cannot be\n"
+	"                       applied (not root, no namespaces, ...)\n"
+	"  --uid N, --gid N     the jailed VMM's uid and gid (default 99900 each)\n"
+	"  --cpu-quota PCT      cgroup v2 cpu.max for the VM, percent of one CPU\n"
+	"                       (150: one and a half); where cgroup v2 is writable\n"
 	"  -v, --verbose        say what minivm does (twice: more)\n"
 	"  -h, --help           this text\n"
 	"  --version            the version\n"
@@ -196,10 +204,12 @@ static int cli_parse_disk(const char *name, const char *arg, struct minivm_disk 
 int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t errlen)
 {
 	bool seen_mem = false, seen_cpus = false, seen_emul = false;
+	bool seen_jail = false, seen_uid = false, seen_gid = false;
 	struct minivm_config *c = &out->cfg;
 
 	memset(out, 0, sizeof(*out));
 	minivm_config_init(c);
+	jail_config_init(&out->jail);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = NULL, *eq;
 		char name[32];
@@ -227,6 +237,17 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		}
 		if (!strcmp(a, "--tty")) {
 			out->tty = true;
+			continue;
+		}
+		if (!strcmp(a, "--no-jail") || !strcmp(a, "--jail")) {
+			enum jail_mode m = a[2] == 'n' ? JAIL_OFF : JAIL_REQUIRED;
+
+			if (seen_jail && out->jail.mode != m) {
+				snprintf(err, errlen, "--jail and --no-jail exclude each other");
+				return -EINVAL;
+			}
+			seen_jail = true;
+			out->jail.mode = m;
 			continue;
 		}
 		if (!strcmp(a, "--")) {
@@ -269,7 +290,8 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		    strcmp(name, "--emulated") && strcmp(name, "--agent") && strcmp(name, "--env") &&
 		    strcmp(name, "--workdir") && strcmp(name, "--user") && strcmp(name, "--timeout") &&
 		    strcmp(name, "--boot-timeout") && strcmp(name, "--vsock") &&
-		    strcmp(name, "--vm-timeout")) {
+		    strcmp(name, "--vm-timeout") && strcmp(name, "--uid") && strcmp(name, "--gid") &&
+		    strcmp(name, "--cpu-quota")) {
 			snprintf(err, errlen, "unknown option '%s' (see --help)", name);
 			return -EINVAL;
 		}
@@ -436,6 +458,31 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 				return -EINVAL;
 			}
 			c->vm_timeout_ms = ms;
+		} else if (!strcmp(name, "--uid") || !strcmp(name, "--gid")) {
+			bool is_uid = name[2] == 'u';
+			bool *seen = is_uid ? &seen_uid : &seen_gid;
+
+			if (*seen) {
+				snprintf(err, errlen, "option '%s' given twice", name);
+				return -EINVAL;
+			}
+			*seen = true;
+			if (jail_parse_id(val, is_uid ? &out->jail.uid : &out->jail.gid)) {
+				snprintf(err, errlen, "bad %s '%s' (expected a number from 1 to 4294967294: "
+					 "the jail never runs the VMM as root)", name, val);
+				return -EINVAL;
+			}
+		} else if (!strcmp(name, "--cpu-quota")) {
+			if (out->jail.cpu_quota_pct) {
+				snprintf(err, errlen, "option '--cpu-quota' given twice");
+				return -EINVAL;
+			}
+			if (cli_parse_uint(val, JAIL_MAX_CPU_QUOTA, &out->jail.cpu_quota_pct) ||
+			    out->jail.cpu_quota_pct == 0) {
+				snprintf(err, errlen, "bad --cpu-quota '%s' (expected a percentage of one "
+					 "CPU, 1 to %u)", val, JAIL_MAX_CPU_QUOTA);
+				return -EINVAL;
+			}
 		} else if (!strcmp(name, "--emulated")) {
 			if (seen_emul) {
 				snprintf(err, errlen, "option '--emulated' given twice");
@@ -454,6 +501,11 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 			}
 		}
 #undef CLI_ONCE
+	}
+	if (out->jail.mode == JAIL_OFF && (seen_uid || seen_gid || out->jail.cpu_quota_pct)) {
+		snprintf(err, errlen, "--uid, --gid and --cpu-quota configure the jail: not with "
+				      "--no-jail");
+		return -EINVAL;
 	}
 	if (!c->kernel) {
 		snprintf(err, errlen, "--kernel is required (see --help)");

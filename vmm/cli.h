@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "rootfs/agent/cmdline.h"
+#include "vmm/jail.h"
 #include "vmm/minivm.h"
 
 enum cli_action {
@@ -22,6 +23,7 @@ enum cli_action {
 struct cli {
 	enum cli_action action;
 	struct minivm_config cfg; /* strings point into argv */
+	struct jail_config jail;  /* --jail/--no-jail, --uid, --gid, --cpu-quota */
 	bool print_timings;
 	char disk_paths[MINIVM_MAX_DISKS][4096]; /* --disk paths without ",ro" */
 	char rootfs_path[4096];                  /* --rootfs path without ",rw" */

@@ -16,6 +16,7 @@
 #include "vmm/agent_client.h"
 #include "vmm/cli.h"
 #include "vmm/minivm.h"
+#include "vmm/vmm_proc.h"
 #include "vmm/rootfs_verify.h"
 
 #define MINIVM_VERSION "0.2.0"
@@ -30,7 +31,7 @@
 #define MAIN_CONSOLE_TAIL_LINES 25
 
 /* Signal handlers need these; main() sets them before installing them. */
-static struct minivm *main_vm;
+static struct vmm_proc *main_vm;         /* the VMM process */
 static int main_ctl_wr = -1;             /* the ctl pipe of agent_exec */
 static volatile sig_atomic_t main_signal; /* the first terminating signal */
 
@@ -41,7 +42,7 @@ static void main_on_signal(int sig)
 	if (!main_signal)
 		main_signal = sig;
 	if (main_vm)
-		minivm_stop(main_vm);
+		vmm_proc_stop(main_vm);
 	if (main_ctl_wr >= 0 && write(main_ctl_wr, &abort_byte, 1) < 0) {
 		/* A full pipe already holds an abort byte. */
 	}
@@ -108,46 +109,6 @@ static int main_signal_status(void)
 	return 128 + (int)main_signal;
 }
 
-/* --run and plain boots: the guest's init runs the program itself. */
-static int main_boot(struct cli *cli)
-{
-	struct minivm_result res;
-	struct minivm *vm;
-	char err[512];
-	int r, status;
-
-	r = minivm_create(&cli->cfg, &vm, err, sizeof(err));
-	if (r) {
-		fprintf(stderr, "minivm: %s\n", err);
-		return MINIVM_EXIT_ERROR;
-	}
-	main_vm = vm;
-	main_install_signals(false);
-	r = minivm_run(vm, &res);
-	if (r) {
-		fprintf(stderr, "minivm: %s\n", minivm_error(vm));
-		status = MINIVM_EXIT_ERROR;
-	} else {
-		status = minivm_exit_status(&res);
-		if (res.outcome == MINIVM_TIMED_OUT)
-			main_vm_timed_out(&cli->cfg, false);
-		else if (res.outcome == MINIVM_GUEST_CRASHED)
-			fprintf(stderr, "minivm: the guest crashed: it reset without reporting an "
-					"exit status (kernel panic, triple fault or init died)\n");
-		else if (res.outcome == MINIVM_STOPPED) {
-			fprintf(stderr, "minivm: stopped by a signal\n");
-			status = main_signal ? main_signal_status() : status;
-		}
-	}
-	if (cli->print_timings)
-		main_print_timings(&res.timings);
-	main_vm = NULL;
-	minivm_destroy(vm);
-	return status;
-}
-
-/* ---- the agent's command (--agent / --) ---- */
-
 /* minivm's private run directory: the vsock socket and the console log
  * unless the user named them. Removed at exit. */
 struct main_rundir {
@@ -196,6 +157,54 @@ static void main_rundir_remove(struct main_rundir *rd)
 		fprintf(stderr, "minivm: cannot remove %s: %s\n", rd->dir, strerror(errno));
 }
 
+/* --run and plain boots: the guest's init runs the program itself. */
+static int main_boot(struct cli *cli)
+{
+	struct minivm_result res;
+	struct main_rundir rd;
+	struct vmm_proc *vm;
+	char err[512];
+	int r, status;
+
+	/* The jail's root, even when nothing else lives there. */
+	if (main_rundir_create(&rd))
+		return MINIVM_EXIT_ERROR;
+	main_install_signals(false);
+	r = vmm_proc_start(&cli->cfg, &cli->jail, rd.dir, &vm, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "minivm: %s\n", err);
+		main_rundir_remove(&rd);
+		return MINIVM_EXIT_ERROR;
+	}
+	main_vm = vm;
+	if (main_signal)
+		vmm_proc_stop(vm);
+	r = vmm_proc_wait(vm, &res);
+	if (r) {
+		fprintf(stderr, "minivm: %s\n", vmm_proc_error(vm));
+		status = MINIVM_EXIT_ERROR;
+	} else {
+		status = minivm_exit_status(&res);
+		if (res.outcome == MINIVM_TIMED_OUT)
+			main_vm_timed_out(&cli->cfg, false);
+		else if (res.outcome == MINIVM_GUEST_CRASHED)
+			fprintf(stderr, "minivm: the guest crashed: it reset without reporting an "
+					"exit status (kernel panic, triple fault or init died)\n");
+		else if (res.outcome == MINIVM_STOPPED) {
+			fprintf(stderr, "minivm: stopped by a signal\n");
+			status = main_signal ? main_signal_status() : status;
+		}
+	}
+	if (cli->print_timings)
+		main_print_timings(&res.timings);
+	main_vm = NULL;
+	vmm_proc_destroy(vm);
+	main_rundir_remove(&rd);
+	return status;
+}
+
+/* ---- the agent's command (--agent / --) ---- */
+
 /* Prints the last lines of the console log: why the guest failed. */
 static void main_console_tail(const char *path)
 {
@@ -231,7 +240,7 @@ static void main_console_tail(const char *path)
 /* Watches the VM while a command runs: when it ends (crash, stop), aborts
  * agent_exec through the ctl pipe. */
 struct main_watch {
-	struct minivm *vm;
+	struct vmm_proc *vm;
 	int quit_rd;
 	pthread_t thread;
 	bool started;
@@ -244,12 +253,12 @@ static void *main_watch_thread(void *arg)
 
 	for (;;) {
 		struct pollfd p[2] = {
-			{ .fd = minivm_event_fd(w->vm), .events = POLLIN },
+			{ .fd = vmm_proc_event_fd(w->vm), .events = POLLIN },
 			{ .fd = w->quit_rd, .events = POLLIN },
 		};
-		uint64_t cnt;
 
-		if (minivm_ended(w->vm)) {
+		/* Takes in the VMM's events (this thread is their one reader now). */
+		if (vmm_proc_ended(w->vm)) {
 			if (write(main_ctl_wr, &abort_byte, 1) < 0) {
 				/* A full pipe already holds an abort byte. */
 			}
@@ -259,9 +268,6 @@ static void *main_watch_thread(void *arg)
 			return NULL;
 		if (p[1].revents)
 			return NULL;
-		if ((p[0].revents & POLLIN) && read(p[0].fd, &cnt, sizeof(cnt)) < 0) {
-			/* Nothing to consume: check the state again. */
-		}
 	}
 }
 
@@ -277,7 +283,7 @@ static void main_tty_size(int fd, struct agent_exec_req *req)
 
 /* Connects to the agent, retrying in short slices so that a signal or the
  * VM's end is noticed within a second. */
-static int main_agent_connect(struct minivm *vm, const char *sock, int *fd, char *err,
+static int main_agent_connect(struct vmm_proc *vm, const char *sock, int *fd, char *err,
 			      size_t errlen)
 {
 	struct timespec t0, now;
@@ -290,7 +296,7 @@ static int main_agent_connect(struct minivm *vm, const char *sock, int *fd, char
 		r = agent_connect(sock, AGENT_VSOCK_PORT, MAIN_CONNECT_SLICE_MS, fd, err, errlen);
 		if (r != -ETIMEDOUT)
 			return r;
-		if (main_signal || minivm_ended(vm))
+		if (main_signal || vmm_proc_ended(vm))
 			return -ECANCELED;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		elapsed_ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
@@ -300,25 +306,22 @@ static int main_agent_connect(struct minivm *vm, const char *sock, int *fd, char
 }
 
 /* Waits up to ms for the VM to end by itself; then stops it. */
-static void main_wait_end(struct minivm *vm, int ms)
+static void main_wait_end(struct vmm_proc *vm, int ms)
 {
 	struct timespec t0, now;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!minivm_ended(vm) && !main_signal) {
-		struct pollfd p = { .fd = minivm_event_fd(vm), .events = POLLIN };
+	while (!vmm_proc_ended(vm) && !main_signal) {
+		struct pollfd p = { .fd = vmm_proc_event_fd(vm), .events = POLLIN };
 		long left;
-		uint64_t cnt;
 
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		left = ms - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
 		if (left <= 0)
 			break;
-		if (poll(&p, 1, (int)left) > 0 && read(p.fd, &cnt, sizeof(cnt)) < 0) {
-			/* Nothing to consume. */
-		}
+		(void)poll(&p, 1, (int)left); /* vmm_proc_ended() takes the event in */
 	}
-	minivm_stop(vm);
+	vmm_proc_stop(vm);
 }
 
 static bool main_has_writable_disk(const struct minivm_config *c)
@@ -341,7 +344,7 @@ static int main_agent(struct cli *cli)
 	struct main_watch watch = { 0 };
 	struct termios saved_tio;
 	struct main_rundir rd;
-	struct minivm *vm = NULL;
+	struct vmm_proc *vm = NULL;
 	int ctl[2] = { -1, -1 }, quit[2] = { -1, -1 };
 	int status = MINIVM_EXIT_ERROR, fd = -1, r;
 	bool raw = false, got_result = false, guest_died = false;
@@ -364,23 +367,17 @@ static int main_agent(struct cli *cli)
 	main_ctl_wr = ctl[1];
 	main_install_signals(cli->tty);
 
-	r = minivm_create(&cli->cfg, &vm, err, sizeof(err));
+	/* The VMM process: creates the VM, jails itself, runs it. */
+	r = vmm_proc_start(&cli->cfg, &cli->jail, rd.dir, &vm, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "minivm: %s\n", err);
 		goto out;
 	}
 	main_vm = vm;
-	if (main_signal) {
-		status = main_signal_status();
-		goto out;
-	}
-	r = minivm_start(vm);
-	if (r) {
-		fprintf(stderr, "minivm: %s\n", minivm_error(vm));
+	if (main_signal)
 		goto stop;
-	}
 	do
-		r = minivm_wait_ready(vm, (int)(cli->boot_timeout_s > 2000000 ? 2000000000
+		r = vmm_proc_wait_ready(vm, (int)(cli->boot_timeout_s > 2000000 ? 2000000000
 						  : cli->boot_timeout_s * 1000));
 	while (r == -EINTR && !main_signal);
 	if (main_signal)
@@ -399,7 +396,7 @@ static int main_agent(struct cli *cli)
 	if (r) {
 		if (main_signal)
 			goto stop;
-		if (minivm_ended(vm)) {
+		if (vmm_proc_ended(vm)) {
 			guest_died = true;
 			goto stop;
 		}
@@ -456,7 +453,7 @@ static int main_agent(struct cli *cli)
 				cli->timeout_s);
 	} else if (main_signal) {
 		goto stop;
-	} else if (minivm_ended(vm)) {
+	} else if (vmm_proc_ended(vm)) {
 		guest_died = true;
 		goto stop;
 	} else {
@@ -479,10 +476,10 @@ static int main_agent(struct cli *cli)
 	}
 stop:
 	if (vm) {
-		minivm_stop(vm);
-		r = minivm_wait(vm, &res);
+		vmm_proc_stop(vm);
+		r = vmm_proc_wait(vm, &res);
 		if (r && !got_result && !main_signal)
-			fprintf(stderr, "minivm: %s\n", minivm_error(vm));
+			fprintf(stderr, "minivm: %s\n", vmm_proc_error(vm));
 		if (!main_signal && res.outcome == MINIVM_TIMED_OUT) {
 			/* A command that finished keeps its status. */
 			main_vm_timed_out(&cli->cfg, got_result);
@@ -494,6 +491,10 @@ stop:
 			fprintf(stderr, "minivm: the guest powered off (status %d) before the "
 					"command finished\n", res.status);
 			status = MINIVM_EXIT_GUEST_CRASH;
+		} else if (!got_result && !main_signal && res.outcome == MINIVM_VMM_ERROR) {
+			/* The VMM failed (said above: a KVM error, a seccomp
+			 * kill): minivm's own failure, not the guest's. */
+			status = MINIVM_EXIT_ERROR;
 		} else if (!main_signal && (guest_died || (!got_result &&
 							  res.outcome == MINIVM_GUEST_CRASHED))) {
 			fprintf(stderr, "minivm: the guest died before the command finished "
@@ -512,7 +513,7 @@ stop:
 out:
 	main_vm = NULL;
 	main_ctl_wr = -1;
-	minivm_destroy(vm);
+	vmm_proc_destroy(vm);
 	for (int i = 0; i < 2; i++) {
 		if (ctl[i] >= 0)
 			close(ctl[i]);

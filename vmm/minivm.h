@@ -75,6 +75,14 @@ struct minivm_config {
 	 * minivm_destroy(); an existing file there is an error. */
 	const char *vsock_uds;
 	uint32_t guest_cid;      /* default 3 (MINIVM_DEFAULT_GUEST_CID) */
+	/* The jailed VMM process (vmm/vmm_proc.c) sets these two; in-process
+	 * users leave them alone. vsock_uds_jailed: the same socket as seen
+	 * after the VMM's pivot_root (guest connections go to "<it>_<P>");
+	 * NULL: vsock_uds. seccomp: each VM thread installs its seccomp
+	 * allowlist (vmm/jail.c) when it starts; a syscall outside it kills
+	 * the whole process, so never in a process that is not a VMM's own. */
+	const char *vsock_uds_jailed;
+	bool seccomp;
 	/* Wall-clock limit on the whole VM from minivm_start(), in ms (0: none):
 	 * the VM is stopped with outcome MINIVM_TIMED_OUT. */
 	uint64_t vm_timeout_ms;

@@ -20,6 +20,7 @@
 #include "rootfs/agent/cmdline.h"
 #include "rootfs/agent/minivm_guest.h"
 #include "vmm/exit.h"
+#include "vmm/jail.h"
 #include "vmm/probe.h"
 #include "vmm/rootfs_check.h"
 #include "vmm/vmcmdline.h"
@@ -364,6 +365,11 @@ static void *vcpu_thread(void *arg)
 	sigfillset(&set);
 	sigdelset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	/* The jailed VMM: this thread's seccomp allowlist, before KVM_RUN. */
+	if (vm->cfg.seccomp && jail_seccomp_thread(JAIL_THREAD_VCPU, msg, sizeof(msg))) {
+		vcpu_fatal(v, msg);
+		return NULL;
+	}
 	while (atomic_load(&vm->state) == VM_RUNNING) {
 		if (v->id == 0) {
 			uint64_t zero = 0;
@@ -660,6 +666,7 @@ static int vm_copy_config(struct minivm *vm, const struct minivm_config *cfg)
 	vm->cfg.cmdline = vm_strdup(cfg->cmdline, &oom);
 	vm->cfg.console = vm_strdup(cfg->console, &oom);
 	vm->cfg.vsock_uds = vm_strdup(cfg->vsock_uds, &oom);
+	vm->cfg.vsock_uds_jailed = vm_strdup(cfg->vsock_uds_jailed, &oom);
 	for (unsigned int i = 0; i < cfg->nr_disks && i < MINIVM_MAX_DISKS; i++)
 		vm->cfg.disks[i].path = vm_strdup(cfg->disks[i].path, &oom);
 	return oom ? -ENOMEM : 0;
@@ -1063,6 +1070,7 @@ void minivm_destroy(struct minivm *vm)
 	free((char *)vm->cfg.cmdline);
 	free((char *)vm->cfg.console);
 	free((char *)vm->cfg.vsock_uds);
+	free((char *)vm->cfg.vsock_uds_jailed);
 	for (unsigned int i = 0; i < vm->cfg.nr_disks && i < MINIVM_MAX_DISKS; i++)
 		free((char *)vm->cfg.disks[i].path);
 	if (vm->event_fd >= 0)

@@ -14,6 +14,7 @@
 #include "devices/virtio_rng.h"
 #include "devices/virtio_vsock.h"
 #include "vmm/evl.h"
+#include "vmm/jail.h"
 #include "vmm/vm.h"
 
 #define VM_EVL_ENTRIES 256
@@ -250,6 +251,15 @@ int vm_devices_setup(struct minivm *vm)
 			vm_set_error(vm, "%s", err);
 			return -EINVAL;
 		}
+		/* A jailed VMM reaches its socket by another path later. */
+		if (vm->cfg.vsock_uds_jailed) {
+			r = virtio_vsock_set_path(vsock, vm->cfg.vsock_uds_jailed);
+			if (r) {
+				vsock->ops->destroy(vsock);
+				vm_set_error(vm, "vsock: jailed path: %s", strerror(-r));
+				return r;
+			}
+		}
 		r = vm_add_device(vm, vsock, "virtio-vsock");
 		if (r)
 			return r;
@@ -260,8 +270,15 @@ int vm_devices_setup(struct minivm *vm)
 static void *vm_evl_thread(void *arg)
 {
 	struct minivm *vm = arg;
+	char err[256];
 	int r;
 
+	/* The jailed VMM: this thread's seccomp allowlist, before any I/O. */
+	if (vm->cfg.seccomp && (r = jail_seccomp_thread(JAIL_THREAD_EVL, err, sizeof(err)))) {
+		vm_set_error(vm, "%s", err);
+		minivm_stop(vm);
+		return NULL;
+	}
 	r = evl_run(vm->evl);
 	if (r) {
 		vm_set_error(vm, "event loop failed: %s", strerror(-r));

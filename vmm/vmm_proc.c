@@ -1,0 +1,646 @@
+/* The VMM process: the front forks it, it creates the VM, jails itself and runs it; the front follows it over a socket. */
+#include "vmm/vmm_proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices/virtio_vsock.h"
+
+#define VMM_PROC_STOP_GRACE_MS 30000
+#define VMM_PROC_STOP_BYTE 'S'
+
+enum vmm_msg_type {
+	VMM_MSG_PID = 1, /* keeper: val = the VMM's pid */
+	VMM_MSG_STARTED, /* VMM: the VM runs, jailed */
+	VMM_MSG_READY,   /* VMM: the guest signalled ready */
+	VMM_MSG_RESULT,  /* VMM: val = minivm_wait()'s return, res, text = its error */
+	VMM_MSG_ERROR,   /* VMM or keeper: setup failed, text says why */
+	VMM_MSG_SECCOMP, /* VMM's SIGSYS handler: val = the syscall number */
+	VMM_MSG_EXIT,    /* keeper: val = the VMM's wait status */
+};
+
+struct vmm_msg {
+	uint32_t type;
+	int32_t val;
+	struct minivm_result res;
+	char text[480];
+};
+
+struct vmm_proc {
+	int sock;
+	pid_t keeper, vmm;
+	bool keeper_reaped;
+	bool started, ready, have_result, have_error, exited, eof;
+	bool seccomp_killed;
+	int seccomp_nr;
+	int result_r;
+	int wait_status;
+	volatile sig_atomic_t stop_requested;
+	struct minivm_result res;
+	char err[600];
+	char cg[320];
+	char jail_dir[256];
+	char vsock_uds[256];
+	dev_t sock_dev;
+	ino_t sock_ino;
+	bool sock_known;
+};
+
+/* ---- the VMM side ---- */
+
+/* The SIGSYS handler's channel to the front (one VMM per process). */
+static int vmm_report_fd = -1;
+
+static void vmm_send(int fd, uint32_t type, int32_t val, const struct minivm_result *res,
+		     const char *text)
+{
+	struct vmm_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = type;
+	m.val = val;
+	if (res)
+		m.res = *res;
+	if (text)
+		snprintf(m.text, sizeof(m.text), "%s", text);
+	if (send(fd, &m, sizeof(m), MSG_NOSIGNAL) < 0) {
+		/* The front is gone: nothing to tell. */
+	}
+}
+
+/* Async-signal-safe: write(2) is in every thread's allowlist. */
+static void vmm_report_seccomp(int nr)
+{
+	struct vmm_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = VMM_MSG_SECCOMP;
+	m.val = nr;
+	if (vmm_report_fd >= 0 && write(vmm_report_fd, &m, sizeof(m)) < 0) {
+		/* Dying anyway. */
+	}
+}
+
+static int vmm_max_fd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int max = -1;
+
+	if (!d)
+		return 1023;
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name);
+
+		if (fd > max)
+			max = fd;
+	}
+	closedir(d);
+	return max;
+}
+
+static uint64_t vmm_max_writable(const struct minivm_config *c)
+{
+	uint64_t max = 0;
+	struct stat st;
+
+	if (c->rootfs && c->rootfs_rw && stat(c->rootfs, &st) == 0 && (uint64_t)st.st_size > max)
+		max = (uint64_t)st.st_size;
+	for (unsigned int i = 0; i < c->nr_disks && i < MINIVM_MAX_DISKS; i++)
+		if (!c->disks[i].read_only && stat(c->disks[i].path, &st) == 0 &&
+		    (uint64_t)st.st_size > max)
+			max = (uint64_t)st.st_size;
+	return max;
+}
+
+/* The VMM process: PID 1 of its namespace when jailed. Never returns. */
+static void vmm_child(const struct minivm_config *cfg_in, const struct jail_config *jail,
+		      const char *jail_dir, int sock, bool have_ns)
+{
+	struct minivm_config cfg = *cfg_in;
+	struct jail_setup setup;
+	struct minivm_result res;
+	struct minivm *vm;
+	char err[480], jpath[256];
+	bool seccomp = jail->mode != JAIL_OFF && jail_seccomp_supported();
+	bool ready_sent = false, front_gone = false;
+	const char *test;
+	int r;
+
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	(void)prctl(PR_SET_NAME, "minivm-vmm", 0, 0, 0);
+	vmm_report_fd = sock;
+	cfg.seccomp = seccomp;
+	cfg.vsock_uds_jailed = NULL;
+	if (have_ns && geteuid() == 0 && cfg.vsock_uds) {
+		if (jail_vsock_path(jail_dir, cfg.vsock_uds, jpath, sizeof(jpath))) {
+			vmm_send(sock, VMM_MSG_ERROR, 0, NULL, "jail: the vsock path does not fit");
+			_exit(1);
+		}
+		cfg.vsock_uds_jailed = jpath;
+	}
+	r = minivm_create(&cfg, &vm, err, sizeof(err));
+	if (r) {
+		vmm_send(sock, VMM_MSG_ERROR, r, NULL, err);
+		_exit(1);
+	}
+	memset(&setup, 0, sizeof(setup));
+	setup.dir = jail_dir;
+	setup.vsock_uds = cfg.vsock_uds;
+	setup.mem_bytes = cfg.mem_bytes;
+	setup.cpus = cfg.cpus;
+	setup.max_writable_file = vmm_max_writable(&cfg);
+	setup.max_fd = vmm_max_fd();
+	setup.verbose = cfg.verbose;
+	if (seccomp && jail_sigsys_install(vmm_report_seccomp)) {
+		vmm_send(sock, VMM_MSG_ERROR, -errno, NULL, "jail: cannot handle SIGSYS");
+		_exit(1);
+	}
+	r = jail_enter(jail, &setup, have_ns, err, sizeof(err));
+	if (r) {
+		vmm_send(sock, VMM_MSG_ERROR, r, NULL, err);
+		_exit(1);
+	}
+	r = minivm_start(vm);
+	if (r == 0 && seccomp) {
+		r = jail_seccomp_thread(JAIL_THREAD_CONTROL, err, sizeof(err));
+		if (r) {
+			minivm_stop(vm);
+			if (minivm_wait(vm, &res)) {
+				/* Reported as the setup error below. */
+			}
+			vmm_send(sock, VMM_MSG_ERROR, r, NULL, err);
+			_exit(1);
+		}
+	}
+	if (r == 0) {
+		vmm_send(sock, VMM_MSG_STARTED, 0, NULL, NULL);
+		/* Test-only: a syscall no thread is allowed gets the VMM killed. */
+		test = getenv(VMM_PROC_TEST_ENV);
+		if (test && *test) {
+			if (!seccomp)
+				fprintf(stderr, "minivm: warning: %s ignored: no seccomp filter\n",
+					VMM_PROC_TEST_ENV);
+			else
+				fprintf(stderr, "minivm: warning: %s=%s: attempted, not stopped (%d)\n",
+					VMM_PROC_TEST_ENV, test, jail_test_forbidden(test));
+		}
+	}
+	while (r == 0 && !minivm_ended(vm)) {
+		struct pollfd pfd[2] = {
+			{ .fd = front_gone ? -1 : sock, .events = POLLIN },
+			{ .fd = minivm_event_fd(vm), .events = POLLIN },
+		};
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents) {
+			char b;
+			ssize_t n = recv(sock, &b, 1, MSG_DONTWAIT);
+
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
+			    (pfd[0].revents & (POLLHUP | POLLERR))) {
+				front_gone = true;
+				minivm_stop(vm);
+			} else if (n == 1 && b == VMM_PROC_STOP_BYTE) {
+				minivm_stop(vm);
+			}
+		}
+		if (!ready_sent && minivm_wait_ready(vm, 0) == 0) {
+			ready_sent = true;
+			vmm_send(sock, VMM_MSG_READY, 0, NULL, NULL);
+		}
+	}
+	r = minivm_wait(vm, &res);
+	vmm_send(sock, VMM_MSG_RESULT, r, &res, r ? minivm_error(vm) : NULL);
+	minivm_destroy(vm);
+	_exit(0);
+}
+
+/* The keeper: cgroup, namespaces, then forks the VMM and reports its end. */
+static void vmm_keeper(const struct minivm_config *cfg, const struct jail_config *jail,
+		       const char *jail_dir, int sock, pid_t front)
+{
+	bool root = geteuid() == 0, have_ns = false;
+	struct jail_setup setup;
+	struct sigaction sa;
+	char err[400], cg[320];
+	pid_t vmm;
+	int st, nul;
+
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (getppid() != front)
+		_exit(1);
+	(void)prctl(PR_SET_NAME, "minivm-keeper", 0, 0, 0);
+	/* Nothing of the front's but stderr and the socket. */
+	if (sock > 3)
+		(void)close_range(3, (unsigned int)sock - 1, 0);
+	(void)close_range((unsigned int)sock + 1, ~0U, 0);
+	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul >= 0) {
+		(void)dup2(nul, STDIN_FILENO);
+		(void)dup2(nul, STDOUT_FILENO);
+		if (nul > STDERR_FILENO)
+			close(nul);
+	}
+	/* Terminal signals go to the front, which stops the VM itself. */
+	(void)setpgid(0, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			(void)sigaction(s, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	(void)sigaction(SIGPIPE, &sa, NULL);
+	{
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
+	cg[0] = '\0';
+	if (jail->mode != JAIL_OFF && root) {
+		memset(&setup, 0, sizeof(setup));
+		setup.mem_bytes = cfg->mem_bytes;
+		setup.cpus = cfg->cpus;
+		setup.verbose = cfg->verbose;
+		if (jail_cgroup_enter(jail, &setup, cg, sizeof(cg), err, sizeof(err))) {
+			if (jail->mode == JAIL_REQUIRED) {
+				vmm_send(sock, VMM_MSG_ERROR, -EPERM, NULL, err);
+				_exit(1);
+			}
+			fprintf(stderr, "minivm: warning: jail: %s; continuing without a cgroup\n",
+				err);
+		}
+		if (unshare(jail_unshare_flags()) == 0) {
+			have_ns = true;
+		} else if (jail->mode == JAIL_REQUIRED) {
+			snprintf(err, sizeof(err), "jail: cannot make new namespaces: %s",
+				 strerror(errno));
+			vmm_send(sock, VMM_MSG_ERROR, -EPERM, NULL, err);
+			_exit(1);
+		} else {
+			fprintf(stderr, "minivm: warning: jail: cannot make new namespaces (%s): no "
+					"pivot_root either; continuing without them\n",
+				strerror(errno));
+		}
+	}
+	vmm = fork();
+	if (vmm < 0) {
+		snprintf(err, sizeof(err), "fork: %s", strerror(errno));
+		vmm_send(sock, VMM_MSG_ERROR, -errno, NULL, err);
+		_exit(1);
+	}
+	if (vmm == 0)
+		vmm_child(cfg, jail, jail_dir, sock, have_ns);
+	vmm_send(sock, VMM_MSG_PID, (int32_t)vmm, NULL, cg);
+	while (waitpid(vmm, &st, 0) < 0) {
+		if (errno != EINTR) {
+			st = 0x7f00; /* "exited 127": should not happen */
+			break;
+		}
+	}
+	vmm_send(sock, VMM_MSG_EXIT, st, NULL, NULL);
+	_exit(0);
+}
+
+/* ---- the front side ---- */
+
+static void vmm_take(struct vmm_proc *p, const struct vmm_msg *m)
+{
+	switch (m->type) {
+	case VMM_MSG_PID:
+		p->vmm = (pid_t)m->val;
+		{
+			size_t l = strnlen(m->text, sizeof(m->text));
+
+			if (l < sizeof(p->cg)) {
+				memcpy(p->cg, m->text, l);
+				p->cg[l] = '\0';
+			}
+		}
+		break;
+	case VMM_MSG_STARTED:
+		p->started = true;
+		break;
+	case VMM_MSG_READY:
+		p->ready = true;
+		break;
+	case VMM_MSG_RESULT:
+		p->have_result = true;
+		p->result_r = m->val;
+		p->res = m->res;
+		if (m->val)
+			snprintf(p->err, sizeof(p->err), "%.*s", (int)sizeof(m->text), m->text);
+		break;
+	case VMM_MSG_ERROR:
+		p->have_error = true;
+		snprintf(p->err, sizeof(p->err), "%.*s", (int)sizeof(m->text), m->text);
+		break;
+	case VMM_MSG_SECCOMP:
+		p->seccomp_killed = true;
+		p->seccomp_nr = m->val;
+		break;
+	case VMM_MSG_EXIT:
+		p->exited = true;
+		p->wait_status = m->val;
+		break;
+	default:
+		break;
+	}
+}
+
+/* Takes in every pending message; waits up to timeout_ms for the first. */
+static int vmm_pump(struct vmm_proc *p, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = p->sock, .events = POLLIN };
+	struct vmm_msg m;
+	int r;
+
+	if (p->eof)
+		return 0;
+	r = poll(&pfd, 1, timeout_ms);
+	if (r < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = recv(p->sock, &m, sizeof(m), MSG_DONTWAIT);
+
+		if (n == 0) {
+			p->eof = true;
+			return 0;
+		}
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : (p->eof = true, 0);
+		if ((size_t)n == sizeof(m))
+			vmm_take(p, &m);
+	}
+}
+
+static bool vmm_gone(const struct vmm_proc *p)
+{
+	return p->exited || p->eof;
+}
+
+static void vmm_reap(struct vmm_proc *p)
+{
+	int st;
+
+	if (p->keeper_reaped || p->keeper <= 0)
+		return;
+	while (waitpid(p->keeper, &st, 0) < 0 && errno == EINTR) {
+	}
+	p->keeper_reaped = true;
+}
+
+/* Why the VMM process ended without a result. */
+static void vmm_death_message(struct vmm_proc *p, char *out, size_t len)
+{
+	char name[64];
+	int st = p->wait_status;
+
+	if (p->seccomp_killed || (p->exited && WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)) {
+		if (p->seccomp_killed) {
+			jail_syscall_name(p->seccomp_nr, name, sizeof(name));
+			snprintf(out, len, "the VMM process was killed by seccomp (syscall %d: %s)",
+				 p->seccomp_nr, name);
+		} else {
+			snprintf(out, len, "the VMM process was killed by seccomp (syscall unknown)");
+		}
+	} else if (p->exited && WIFSIGNALED(st)) {
+		snprintf(out, len, "the VMM process died of signal %d (%s)", WTERMSIG(st),
+			 strsignal(WTERMSIG(st)));
+	} else if (p->exited && WIFEXITED(st)) {
+		snprintf(out, len, "the VMM process exited with status %d before the VM ended",
+			 WEXITSTATUS(st));
+	} else {
+		snprintf(out, len, "the VMM process vanished without a result");
+	}
+}
+
+int vmm_proc_start(const struct minivm_config *cfg, const struct jail_config *jail,
+		   const char *jail_dir, struct vmm_proc **out, char *err, size_t errlen)
+{
+	struct vmm_proc *p;
+	pid_t front = getpid();
+	int sv[2];
+
+	*out = NULL;
+	if (!jail_dir || strlen(jail_dir) >= sizeof(p->jail_dir) ||
+	    (cfg->vsock_uds && strlen(cfg->vsock_uds) >= sizeof(p->vsock_uds))) {
+		snprintf(err, errlen, "the run directory or vsock path is too long");
+		return -ENAMETOOLONG;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(p->jail_dir, sizeof(p->jail_dir), "%s", jail_dir);
+	if (cfg->vsock_uds)
+		snprintf(p->vsock_uds, sizeof(p->vsock_uds), "%s", cfg->vsock_uds);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		free(p);
+		return -EIO;
+	}
+	p->sock = sv[0];
+	p->keeper = fork();
+	if (p->keeper < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		free(p);
+		return -EAGAIN;
+	}
+	if (p->keeper == 0) {
+		close(sv[0]);
+		vmm_keeper(cfg, jail, jail_dir, sv[1], front);
+	}
+	close(sv[1]);
+	/* Until the VM runs (both reports in), fails, or its process ends. */
+	while (!(p->started && p->vmm > 0) && !p->have_error && !vmm_gone(p))
+		if (vmm_pump(p, -1) < 0 && errno != EINTR)
+			break;
+	if (!p->started || p->have_error) {
+		char why[sizeof(p->err)];
+
+		/* Let the processes finish, then say why. */
+		while (!vmm_gone(p))
+			if (vmm_pump(p, -1) < 0 && errno != EINTR)
+				break;
+		if (p->have_error)
+			snprintf(why, sizeof(why), "%s", p->err);
+		else
+			vmm_death_message(p, why, sizeof(why));
+		snprintf(err, errlen, "%s", why);
+		vmm_proc_destroy(p);
+		return -EIO;
+	}
+	if (p->vsock_uds[0]) {
+		struct stat st;
+
+		if (lstat(p->vsock_uds, &st) == 0 && S_ISSOCK(st.st_mode)) {
+			p->sock_dev = st.st_dev;
+			p->sock_ino = st.st_ino;
+			p->sock_known = true;
+		}
+	}
+	if (cfg->verbose >= 1)
+		fprintf(stderr, "minivm: the VMM process is PID %d (%s)\n", (int)p->vmm,
+			jail->mode == JAIL_OFF ? "not jailed" : "jailed");
+	*out = p;
+	return 0;
+}
+
+pid_t vmm_proc_pid(const struct vmm_proc *p)
+{
+	return p->vmm;
+}
+
+int vmm_proc_event_fd(const struct vmm_proc *p)
+{
+	return p->sock;
+}
+
+bool vmm_proc_ended(struct vmm_proc *p)
+{
+	(void)vmm_pump(p, 0);
+	return p->have_result || vmm_gone(p);
+}
+
+static long vmm_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+int vmm_proc_wait_ready(struct vmm_proc *p, int timeout_ms)
+{
+	long deadline = timeout_ms >= 0 ? vmm_now_ms() + timeout_ms : 0;
+
+	for (;;) {
+		int wait_ms = -1;
+
+		if (vmm_pump(p, 0) < 0)
+			return -EINTR;
+		if (p->ready)
+			return 0;
+		if (p->have_result || vmm_gone(p))
+			return -ECHILD;
+		if (timeout_ms >= 0) {
+			long left = deadline - vmm_now_ms();
+
+			if (left <= 0)
+				return -ETIMEDOUT;
+			wait_ms = left > 1000000000L ? 1000000000 : (int)left;
+		}
+		if (vmm_pump(p, wait_ms) == -EINTR)
+			return -EINTR;
+	}
+}
+
+void vmm_proc_stop(struct vmm_proc *p)
+{
+	char b = VMM_PROC_STOP_BYTE;
+
+	if (!p)
+		return;
+	p->stop_requested = 1;
+	if (send(p->sock, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* Full or closed: a stop byte is pending, or the VMM is gone. */
+	}
+}
+
+int vmm_proc_wait(struct vmm_proc *p, struct minivm_result *res)
+{
+	long stop_at = 0;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	while (!vmm_gone(p)) {
+		int wait_ms = -1;
+
+		if (p->stop_requested) {
+			if (!stop_at)
+				stop_at = vmm_now_ms();
+			wait_ms = (int)(stop_at + VMM_PROC_STOP_GRACE_MS - vmm_now_ms());
+			if (wait_ms <= 0) {
+				fprintf(stderr, "minivm: the VMM process did not stop within %d s: "
+						"killing it\n",
+					VMM_PROC_STOP_GRACE_MS / 1000);
+				if (p->vmm > 0)
+					kill(p->vmm, SIGKILL);
+				kill(p->keeper, SIGKILL);
+				p->stop_requested = 0;
+				wait_ms = -1;
+			}
+		}
+		if (vmm_pump(p, wait_ms) < 0 && errno != EINTR)
+			break;
+	}
+	vmm_reap(p);
+	if (p->have_result) {
+		*res = p->res;
+		r = p->result_r;
+		if (p->seccomp_killed || (p->exited && WIFSIGNALED(p->wait_status))) {
+			char why[300];
+
+			vmm_death_message(p, why, sizeof(why));
+			fprintf(stderr, "minivm: warning: %s after the VM ended\n", why);
+		}
+		return r;
+	}
+	res->outcome = MINIVM_VMM_ERROR;
+	vmm_death_message(p, p->err, sizeof(p->err));
+	return -EIO;
+}
+
+const char *vmm_proc_error(const struct vmm_proc *p)
+{
+	return p ? p->err : "no VMM process";
+}
+
+void vmm_proc_destroy(struct vmm_proc *p)
+{
+	char mp[300];
+	struct stat st;
+
+	if (!p)
+		return;
+	if (!p->keeper_reaped && p->keeper > 0) {
+		if (!vmm_gone(p)) {
+			if (p->vmm > 0)
+				kill(p->vmm, SIGKILL);
+			kill(p->keeper, SIGKILL);
+		}
+		vmm_reap(p);
+	}
+	close(p->sock);
+	jail_cgroup_remove(p->cg);
+	/* The mount point of an outside vsock directory (empty out here). */
+	if (snprintf(mp, sizeof(mp), "%s/vsock", p->jail_dir) < (int)sizeof(mp))
+		(void)rmdir(mp);
+	/* The jailed VMM may not remove its socket where its uid cannot write. */
+	if (p->sock_known && lstat(p->vsock_uds, &st) == 0 && st.st_dev == p->sock_dev &&
+	    st.st_ino == p->sock_ino)
+		(void)unlink(p->vsock_uds);
+	free(p);
+}

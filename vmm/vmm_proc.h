@@ -1,0 +1,81 @@
+/* The VMM process: the front forks it, it creates the VM, jails itself and runs it; the front follows it over a socket. */
+#ifndef MINIVM_VMM_PROC_H
+#define MINIVM_VMM_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "vmm/jail.h"
+#include "vmm/minivm.h"
+
+/*
+ * Processes: the front (the caller, never jailed) forks a keeper, which
+ * enters the cgroup and unshares the namespaces (a new PID namespace only
+ * applies to children), then forks the VMM process, PID 1 of its
+ * namespace, and waits for it; the VMM calls minivm_create(), jails itself
+ * (jail_enter()), minivm_start(), installs the seccomp filter of its own
+ * thread, and then serves the front until the VM ends. The keeper reports
+ * the VMM's wait status, so that a seccomp kill (SIGSYS) reaches the front.
+ * Both die with the front (PR_SET_PDEATHSIG: the thread that called
+ * vmm_proc_start() must outlive them).
+ *
+ * One SOCK_SEQPACKET socketpair joins them: the VMM and the keeper send
+ * events (pid, started, ready, result, seccomp kill, exit status), the
+ * front sends stop requests.
+ *
+ * Call order mirrors libminivm: vmm_proc_start() -> [vmm_proc_wait_ready()]
+ * -> vmm_proc_wait() (once) -> vmm_proc_destroy(). Only vmm_proc_stop() may
+ * be called from another thread or a signal handler; the other calls read
+ * the socket and are used from one thread at a time.
+ */
+
+struct vmm_proc;
+
+/* The test-only switch: the VMM attempts this forbidden syscall right after
+ * its setup ("execve", "ptrace", "mount" or "open"): see README. */
+#define VMM_PROC_TEST_ENV "MINIVM_TEST_FORBIDDEN_SYSCALL"
+
+/*
+ * Forks the VMM process for cfg, jailed by jail into jail_dir (the per-VM
+ * run directory: it must exist, hold the vsock socket and console log if
+ * they are to be reachable by path, and be removable by the caller), and
+ * returns once the VM runs. cfg's vsock_uds_jailed and seccomp are set here.
+ * On failure returns -errno with a message in err and *out is NULL.
+ */
+int vmm_proc_start(const struct minivm_config *cfg, const struct jail_config *jail,
+		   const char *jail_dir, struct vmm_proc **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* The VMM process's pid (in the caller's PID namespace). */
+pid_t vmm_proc_pid(const struct vmm_proc *p);
+
+/* A fd that becomes readable when an event arrives: then call
+ * vmm_proc_ended() or vmm_proc_wait_ready(p, 0) to take it in. */
+int vmm_proc_event_fd(const struct vmm_proc *p);
+
+/* Takes in pending events; whether the VM has ended (or its process died). */
+bool vmm_proc_ended(struct vmm_proc *p);
+
+/* As minivm_wait_ready(): 0 when ready, -ETIMEDOUT, -EINTR, -ECHILD. */
+int vmm_proc_wait_ready(struct vmm_proc *p, int timeout_ms) __attribute__((warn_unused_result));
+
+/* Asks the VM to stop; async-signal-safe, any thread. */
+void vmm_proc_stop(struct vmm_proc *p);
+
+/*
+ * Waits for the VM's end and its process's exit; fills *res as
+ * minivm_wait() does. A VMM process that died without a result (seccomp
+ * kill, crash) is MINIVM_VMM_ERROR and -EIO with a message in
+ * vmm_proc_error(), e.g. "the VMM process was killed by seccomp (syscall
+ * 59: execve)". After a stop request the VMM gets 30 s, then it is killed.
+ */
+int vmm_proc_wait(struct vmm_proc *p, struct minivm_result *res) __attribute__((warn_unused_result));
+
+const char *vmm_proc_error(const struct vmm_proc *p);
+
+/* Kills the processes if still running, reaps them, removes the cgroup, the
+ * vsock mount point and a vsock socket the jailed VMM could not remove. */
+void vmm_proc_destroy(struct vmm_proc *p);
+
+#endif
