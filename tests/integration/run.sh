@@ -104,14 +104,22 @@ fi
 echo rng-current=$(cat /sys/class/misc/hw_random/rng_current)
 echo hwrng-bytes=$(head -c 64 /dev/hwrng | wc -c)
 echo root-mounted=$(awk '$2 == "/" { print $1 "," $3 }' /proc/mounts)
+# a disk limited to 64 KiB/s (bw=64K): 512 KiB take 7 s or more (the bucket
+# starts full: 64 KiB at once, then 64 KiB a second), and arrive intact
+read s r </proc/uptime
+dd if=/dev/vde iflag=direct bs=65536 count=8 2>/dev/null | cmp -s - /tmp/t/slow.bin && echo slow-read=ok
+read e r </proc/uptime
+echo slow-read-uptime="$s $e"
 exit 3
 GUEST
+head -c 524288 /dev/urandom >"$T/files/slow.bin"
+cp "$T/files/slow.bin" "$T/slow.img"
 mkfs.ext4 -q -F -d "$T/files" "$T/files.img" 8M >/dev/null
 truncate -s 8M "$T/data.img"
 head -c 1048576 /dev/urandom >"$T/ro.img"
 ro_sum=$(sha256sum <"$T/ro.img")
 vm pvh2 --kernel "$B/vmlinux" --rootfs "$B/rootfs.img" --cpus 2 --timings \
-	--disk "$T/data.img" --disk "$T/ro.img,ro" --disk "$T/files.img,ro" \
+	--disk "$T/data.img" --disk "$T/ro.img,ro" --disk "$T/files.img,ro" --disk "$T/slow.img,ro,bw=64K" \
 	--run "/bin/sh -c 'mkdir /tmp/t && mount -o ro /dev/vdd /tmp/t && exec /bin/sh /tmp/t/t.sh'"
 wait
 # 2: bzImage (64-bit boot protocol), 1 vCPU, exits 3
@@ -140,6 +148,10 @@ check "read-only disk: the host file is unchanged" [ "$(sha256sum <"$T/ro.img")"
 check "virtio-rng: the guest's hwrng is virtio" has pvh2.console "rng-current=virtio_rng"
 check "virtio-rng: /dev/hwrng yields bytes" has pvh2.console "hwrng-bytes=64"
 check "bzImage: minivm exits with the guest's status 3 (got $(rc bz1))" [ "$(rc bz1)" = 3 ]
+check "rate limit: reads through a bw=64K disk arrive intact" has pvh2.console "slow-read=ok"
+slow=$(sed -n 's/.*slow-read-uptime=\([0-9.]*\) \([0-9.]*\).*/\1 \2/p' "$T/pvh2.console")
+check "rate limit: 512 KiB at bw=64K take >= 7 s in the guest ($(echo "$slow" | awk '{ printf "%.2f s", $2 - $1 }'))" \
+	awk -v s="${slow:-0 0}" 'BEGIN { split(s, a, " "); exit !(a[2] - a[1] >= 6.9) }'
 
 # 3: the guest crashes: init exits, so the kernel panics and (panic=-1) resets
 vm crash --kernel "$B/vmlinux" --rootfs "$B/rootfs.img" --cmdline "init=/bin/false"
@@ -147,6 +159,16 @@ wait
 check "guest panic: crash exit code 123 (got $(rc crash))" [ "$(rc crash)" = 123 ]
 check "guest panic: minivm says the guest crashed" has crash.err "guest crashed"
 check "guest panic: the kernel's panic is on the console" has crash.console "Kernel panic"
+
+# --vm-timeout with --run: a guest that would sleep for 10 minutes is
+# stopped after 6 s (during its boot here: the limit covers the whole VM).
+vm vmt --kernel "$B/vmlinux" --rootfs "$B/rootfs.img" --vm-timeout 6 \
+	--run "/bin/sh -c 'sleep 600'"
+wait
+check "--vm-timeout (--run): exit 122 (got $(rc vmt))" [ "$(rc vmt)" = 122 ]
+check "--vm-timeout (--run): minivm says so" has vmt.err "VM killed after --vm-timeout 6 s"
+check "--vm-timeout (--run): stopped at the limit ($(ms vmt) ms, 6000 to 16000)" \
+	[ "$(ms vmt)" -ge 6000 ] && [ "$(ms vmt)" -lt 16000 ]
 
 
 # 4: the agent. One VM (vmlinux, 2 vCPUs) runs the CLI's own command, which
@@ -280,6 +302,82 @@ check "vsock: socat gets 'OK <port>' and an echo from a guest listener" [ "$sock
 kill "$listen_pid" 2>/dev/null
 wait "$listen_pid" 2>/dev/null
 
+# ---- The jail (issue 7). The running agent VM's VMM process, inspected from
+# outside: minivm runs as root here, so the VMM is jailed by default: uid/gid
+# 99900, no capabilities, no_new_privs, seccomp filters, its root the run
+# directory (pivot_root) with the --vsock directory bind-mounted at /vsock.
+# (The unit tests run under ASan, which has no seccomp: these use build/.)
+jail_pid=
+for p in $(pgrep -x minivm-vmm); do
+	case "$(readlink "/proc/$p/root" 2>/dev/null)" in "$T"/run4/minivm.*) jail_pid=$p ;; esac
+done
+check "jail: the agent VM's VMM process is found (pid ${jail_pid:-none}, root in $T/run4)" \
+	[ -n "$jail_pid" ]
+jstat() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$jail_pid/status" 2>/dev/null; }
+check "jail: CapEff is 0 ($(jstat CapEff))" [ "$(jstat CapEff)" = 0000000000000000 ]
+check "jail: CapBnd is 0 ($(jstat CapBnd))" [ "$(jstat CapBnd)" = 0000000000000000 ]
+check "jail: uid is the unprivileged 99900 ($(jstat Uid))" [ "$(jstat Uid)" = 99900 ]
+check "jail: gid is 99900 ($(jstat Gid))" [ "$(jstat Gid)" = 99900 ]
+check "jail: NoNewPrivs is 1" [ "$(jstat NoNewPrivs)" = 1 ]
+check "jail: Seccomp is 2 (filter)" [ "$(jstat Seccomp)" = 2 ]
+nthr=0
+nfilt=0
+for s in /proc/"$jail_pid"/task/*/status; do
+	nthr=$((nthr + 1))
+	[ "$(awk '$1 == "Seccomp:" { print $2 }' "$s")" = 2 ] && nfilt=$((nfilt + 1))
+done
+check "jail: every thread of the VMM has a seccomp filter ($nfilt of $nthr; 2 vCPUs, event loop, control)" \
+	[ "$nthr" -ge 4 ] && [ "$nfilt" = "$nthr" ]
+check "jail: PID 1 of its own PID namespace" \
+	[ "$(awk '$1 == "NSpid:" { print $NF }' "/proc/$jail_pid/status")" = 1 ]
+for ns in mnt pid net ipc uts; do
+	check "jail: its own $ns namespace" \
+		[ "$(readlink "/proc/$jail_pid/ns/$ns")" != "$(readlink "/proc/self/ns/$ns")" ]
+done
+jroot=/proc/$jail_pid/root
+check "jail: its root is the run directory (console.log there)" [ -f "$jroot/console.log" ]
+check "jail: the --vsock socket is reachable inside, at /vsock" [ -S "$jroot/vsock/$(basename "$SOCK")" ]
+check "jail: host paths are not visible (/etc, /usr, /proc, /dev, $B)" \
+	sh -c "[ ! -e '$jroot/etc/passwd' ] && [ ! -e '$jroot/usr' ] && [ ! -e '$jroot/proc/self' ] && \
+		[ ! -e '$jroot/dev/kvm' ] && [ ! -e '$jroot$(realpath "$B")/minivm' ]"
+check "jail: the root holds only the VMM's files ($(ls -A "$jroot" | tr '\n' ' '))" \
+	[ "$(ls -A "$jroot" | sort | tr '\n' ' ')" = "console.log vsock " ]
+check "jail: rlimits: no core dumps, bounded files and processes" \
+	sh -c "grep -q '^Max core file size *0 *0' /proc/$jail_pid/limits && \
+		! grep -q '^Max open files *unlimited' /proc/$jail_pid/limits && \
+		grep -q '^Max processes *1024 *1024' /proc/$jail_pid/limits"
+# A guest-initiated connection reaches "<uds>_<port>" through the jailed path
+# (the jail's uid needs to reach the directory and the listener socket).
+chmod o+x "$T"
+timeout 120 socat -u UNIX-LISTEN:"${SOCK}_5002",mode=777 - >"$T/gconn.out" 2>"$T/gconn.err" &
+gconn_pid=$!
+for _ in $(seq 1 50); do [ -S "${SOCK}_5002" ] && break; sleep 0.1; done
+echo guest-says-hello | ax -- minivm-vsock connect 5002 >"$T/gconn.ax" 2>&1
+wait "$gconn_pid"
+check "jail: a guest connection to host port 5002 reaches ${SOCK}_5002" \
+	grep -q guest-says-hello "$T/gconn.out"
+rm -f "${SOCK}_5002"
+chmod o-x "$T"
+
+# The test-only switch MINIVM_TEST_FORBIDDEN_SYSCALL: right after its setup
+# the VMM attempts a syscall it never needs; seccomp kills it at once (no
+# guest boot to wait for) and minivm says which syscall, exit 125.
+for sc in execve:59 ptrace:101 mount:165 open:257; do
+	name=${sc%%:*}
+	nr=${sc##*:}
+	[ "$name" = open ] && sname=openat || sname=$name
+	mkdir -p "$T/run-$name"
+	TMPDIR=$T/run-$name MINIVM_TEST_FORBIDDEN_SYSCALL=$name timeout 60 "$MINIVM" \
+		--kernel "$B/vmlinux" --rootfs "$B/rootfs.img" --agent true \
+		</dev/null >"$T/forbid-$name.out" 2>"$T/forbid-$name.err"
+	e=$?
+	check "jail: a forbidden $name kills the VMM: exit 125 (got $e)" [ "$e" = 125 ]
+	check "jail: ...with 'killed by seccomp (syscall $nr: $sname)'" \
+		has "forbid-$name.err" "the VMM process was killed by seccomp (syscall $nr: $sname)"
+	check "jail: ...and leaves no run directory" [ -z "$(ls -A "$T/run-$name")" ]
+done
+# ---- end of the jail's checks
+
 # The CLI's own command now ends: its status is minivm's, its streams apart.
 exec 7>&-
 wait "$agent_pid"
@@ -334,6 +432,27 @@ check "agent crash: minivm says the guest died" has acrash.err "guest died"
 check "agent crash: the console's end shows the panic" has acrash.err "Kernel panic"
 check "agent crash: no run directory left" [ -z "$(ls -A "$T/run5")" ]
 
-echo "== boot wall times (ms): pvh2 $(ms pvh2), bz1 $(ms bz1), crash $(ms crash), agent $(ms agent), agent-crash $acrash_ms"
+# 7: --vm-timeout with --agent: the command sleeps for 10 minutes; the whole
+# VM gets the agent VM's boot time (above) and half again plus 10 s, so the
+# limit fires while the command runs: 122, a message, nothing left behind.
+agent_ready=$(awk '$2 == "timing" && ($3 == "vmm_setup" || $3 == "kernel" || $3 == "init") { s += $4 }
+	END { printf "%d", s / 1000 }' "$T/agent.err")
+vmt_s=$((agent_ready * 3 / 2 + 10))
+mkdir -p "$T/run7"
+t0=$(date +%s%N)
+TMPDIR=$T/run7 timeout "$BOOT_TIMEOUT" "$MINIVM" --kernel "$B/vmlinux" --rootfs "$B/rootfs.img" \
+	--vm-timeout "$vmt_s" --agent "sh -c 'echo started; sleep 600'" \
+	</dev/null >"$T/avmt.out" 2>"$T/avmt.err"
+e=$?
+avmt_ms=$((($(date +%s%N) - t0) / 1000000))
+check "--vm-timeout (--agent): exit 122 (got $e)" [ "$e" = 122 ]
+check "--vm-timeout (--agent): minivm says so" has avmt.err "VM killed after --vm-timeout $vmt_s s"
+check "--vm-timeout (--agent): the command had started" has avmt.out "^started$"
+check "--vm-timeout (--agent): stopped at the limit ($avmt_ms ms, ${vmt_s} s + <10 s)" \
+	[ "$avmt_ms" -ge $((vmt_s * 1000)) ] && [ "$avmt_ms" -lt $((vmt_s * 1000 + 10000)) ]
+check "--vm-timeout (--agent): no run directory left" [ -z "$(ls -A "$T/run7")" ]
+check "--vm-timeout (--agent): not reported as a crash" sh -c "! grep -q 'guest died' '$T/avmt.err'"
+
+echo "== boot wall times (ms): pvh2 $(ms pvh2), bz1 $(ms bz1), crash $(ms crash), agent $(ms agent), agent-crash $acrash_ms, vm-timeout $(ms vmt) + $avmt_ms"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
