@@ -24,6 +24,8 @@
 #define VMM_PROC_STOP_GRACE_MS 30000
 #define VMM_PROC_STOP_BYTE 'S'
 
+/* Two channels, so that a VMM taken over by its guest cannot speak for the
+ * keeper (a forged pid would have the front kill another process). */
 enum vmm_msg_type {
 	VMM_MSG_PID = 1, /* keeper: val = the VMM's pid */
 	VMM_MSG_STARTED, /* VMM: the VM runs, jailed */
@@ -42,10 +44,13 @@ struct vmm_msg {
 };
 
 struct vmm_proc {
-	int sock;
+	int sock;  /* with the VMM: its events in, stop requests out */
+	int ksock; /* from the keeper: the VMM's pid, its end, the keeper's errors */
 	pid_t keeper, vmm;
 	bool keeper_reaped;
-	bool started, ready, have_result, have_error, exited, eof;
+	bool started, ready, have_result, have_error, exited;
+	bool eof;  /* the VMM closed its channel (it ended) */
+	bool keof; /* the keeper closed its channel (it ended) */
 	bool seccomp_killed;
 	int seccomp_nr;
 	int result_r;
@@ -234,7 +239,7 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 
 /* The keeper: cgroup, namespaces, then forks the VMM and reports its end. */
 static void vmm_keeper(const struct minivm_config *cfg, const struct jail_config *jail,
-		       const char *jail_dir, int sock, pid_t front)
+		       const char *jail_dir, int vsock_fd, int sock, pid_t front)
 {
 	bool root = geteuid() == 0, have_ns = false;
 	struct jail_setup setup;
@@ -247,10 +252,16 @@ static void vmm_keeper(const struct minivm_config *cfg, const struct jail_config
 	if (getppid() != front)
 		_exit(1);
 	(void)prctl(PR_SET_NAME, "minivm-keeper", 0, 0, 0);
-	/* Nothing of the front's but stderr and the socket. */
-	if (sock > 3)
-		(void)close_range(3, (unsigned int)sock - 1, 0);
-	(void)close_range((unsigned int)sock + 1, ~0U, 0);
+	/* Nothing of the front's but stderr and the two channels. */
+	{
+		int lo = vsock_fd < sock ? vsock_fd : sock, hi = vsock_fd < sock ? sock : vsock_fd;
+
+		if (lo > 3)
+			(void)close_range(3, (unsigned int)lo - 1, 0);
+		if (hi > lo + 1)
+			(void)close_range((unsigned int)lo + 1, (unsigned int)hi - 1, 0);
+		(void)close_range((unsigned int)hi + 1, ~0U, 0);
+	}
 	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (nul >= 0) {
 		(void)dup2(nul, STDIN_FILENO);
@@ -268,6 +279,9 @@ static void vmm_keeper(const struct minivm_config *cfg, const struct jail_config
 			(void)sigaction(s, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	(void)sigaction(SIGPIPE, &sa, NULL);
+	/* Out of the foreground group, the console and logs still go to a
+	 * terminal with TOSTOP set. */
+	(void)sigaction(SIGTTOU, &sa, NULL);
 	{
 		sigset_t none;
 
@@ -307,8 +321,11 @@ static void vmm_keeper(const struct minivm_config *cfg, const struct jail_config
 		vmm_send(sock, VMM_MSG_ERROR, -errno, NULL, err);
 		_exit(1);
 	}
-	if (vmm == 0)
-		vmm_child(cfg, jail, jail_dir, sock, have_ns);
+	if (vmm == 0) {
+		close(sock);
+		vmm_child(cfg, jail, jail_dir, vsock_fd, have_ns);
+	}
+	close(vsock_fd);
 	vmm_send(sock, VMM_MSG_PID, (int32_t)vmm, NULL, cg);
 	while (waitpid(vmm, &st, 0) < 0) {
 		if (errno != EINTR) {
@@ -322,10 +339,16 @@ static void vmm_keeper(const struct minivm_config *cfg, const struct jail_config
 
 /* ---- the front side ---- */
 
-static void vmm_take(struct vmm_proc *p, const struct vmm_msg *m)
+static void vmm_take(struct vmm_proc *p, const struct vmm_msg *m, bool from_keeper)
 {
+	bool keeper_only = m->type == VMM_MSG_PID || m->type == VMM_MSG_EXIT;
+
+	if (keeper_only != from_keeper && m->type != VMM_MSG_ERROR)
+		return; /* not that channel's to say */
 	switch (m->type) {
 	case VMM_MSG_PID:
+		if (p->vmm > 0 || m->val <= 0)
+			break;
 		p->vmm = (pid_t)m->val;
 		{
 			size_t l = strnlen(m->text, sizeof(m->text));
@@ -358,6 +381,8 @@ static void vmm_take(struct vmm_proc *p, const struct vmm_msg *m)
 		p->seccomp_nr = m->val;
 		break;
 	case VMM_MSG_EXIT:
+		if (p->exited)
+			break;
 		p->exited = true;
 		p->wait_status = m->val;
 		break;
@@ -366,35 +391,46 @@ static void vmm_take(struct vmm_proc *p, const struct vmm_msg *m)
 	}
 }
 
-/* Takes in every pending message; waits up to timeout_ms for the first. */
-static int vmm_pump(struct vmm_proc *p, int timeout_ms)
+/* Takes in one channel's pending messages. */
+static void vmm_drain(struct vmm_proc *p, int fd, bool *eof, bool from_keeper)
 {
-	struct pollfd pfd = { .fd = p->sock, .events = POLLIN };
 	struct vmm_msg m;
-	int r;
 
-	if (p->eof)
-		return 0;
-	r = poll(&pfd, 1, timeout_ms);
-	if (r < 0)
-		return -errno;
-	for (;;) {
-		ssize_t n = recv(p->sock, &m, sizeof(m), MSG_DONTWAIT);
+	while (!*eof) {
+		ssize_t n = recv(fd, &m, sizeof(m), MSG_DONTWAIT);
 
-		if (n == 0) {
-			p->eof = true;
-			return 0;
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			*eof = true;
+			return;
 		}
 		if (n < 0)
-			return errno == EAGAIN || errno == EINTR ? 0 : (p->eof = true, 0);
+			return;
 		if ((size_t)n == sizeof(m))
-			vmm_take(p, &m);
+			vmm_take(p, &m, from_keeper);
 	}
 }
 
+/* Takes in every pending message; waits up to timeout_ms for the first. */
+static int vmm_pump(struct vmm_proc *p, int timeout_ms)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = p->eof ? -1 : p->sock, .events = POLLIN },
+		{ .fd = p->keof ? -1 : p->ksock, .events = POLLIN },
+	};
+
+	if (p->eof && p->keof)
+		return 0;
+	if (poll(pfd, 2, timeout_ms) < 0)
+		return -errno;
+	vmm_drain(p, p->sock, &p->eof, false);
+	vmm_drain(p, p->ksock, &p->keof, true);
+	return 0;
+}
+
+/* The VMM process has ended (the keeper said so, or is gone itself). */
 static bool vmm_gone(const struct vmm_proc *p)
 {
-	return p->exited || p->eof;
+	return p->exited || p->keof;
 }
 
 static void vmm_reap(struct vmm_proc *p)
@@ -438,7 +474,7 @@ int vmm_proc_start(const struct minivm_config *cfg, const struct jail_config *ja
 {
 	struct vmm_proc *p;
 	pid_t front = getpid();
-	int sv[2];
+	int sv[2], kv[2];
 
 	*out = NULL;
 	if (!jail_dir || strlen(jail_dir) >= sizeof(p->jail_dir) ||
@@ -459,22 +495,34 @@ int vmm_proc_start(const struct minivm_config *cfg, const struct jail_config *ja
 		free(p);
 		return -EIO;
 	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, kv) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		free(p);
+		return -EIO;
+	}
 	p->sock = sv[0];
+	p->ksock = kv[0];
 	p->keeper = fork();
 	if (p->keeper < 0) {
 		snprintf(err, errlen, "fork: %s", strerror(errno));
 		close(sv[0]);
 		close(sv[1]);
+		close(kv[0]);
+		close(kv[1]);
 		free(p);
 		return -EAGAIN;
 	}
 	if (p->keeper == 0) {
 		close(sv[0]);
-		vmm_keeper(cfg, jail, jail_dir, sv[1], front);
+		close(kv[0]);
+		vmm_keeper(cfg, jail, jail_dir, sv[1], kv[1], front);
 	}
 	close(sv[1]);
+	close(kv[1]);
 	/* Until the VM runs (both reports in), fails, or its process ends. */
-	while (!(p->started && p->vmm > 0) && !p->have_error && !vmm_gone(p))
+	while (!(p->started && p->vmm > 0) && !p->have_error && !vmm_gone(p) && !p->eof)
 		if (vmm_pump(p, -1) < 0 && errno != EINTR)
 			break;
 	if (!p->started || p->have_error) {
@@ -521,7 +569,7 @@ int vmm_proc_event_fd(const struct vmm_proc *p)
 bool vmm_proc_ended(struct vmm_proc *p)
 {
 	(void)vmm_pump(p, 0);
-	return p->have_result || vmm_gone(p);
+	return p->have_result || p->eof || vmm_gone(p);
 }
 
 static long vmm_now_ms(void)
@@ -543,7 +591,7 @@ int vmm_proc_wait_ready(struct vmm_proc *p, int timeout_ms)
 			return -EINTR;
 		if (p->ready)
 			return 0;
-		if (p->have_result || vmm_gone(p))
+		if (p->have_result || p->eof || vmm_gone(p))
 			return -ECHILD;
 		if (timeout_ms >= 0) {
 			long left = deadline - vmm_now_ms();
@@ -586,8 +634,8 @@ int vmm_proc_wait(struct vmm_proc *p, struct minivm_result *res)
 				fprintf(stderr, "minivm: the VMM process did not stop within %d s: "
 						"killing it\n",
 					VMM_PROC_STOP_GRACE_MS / 1000);
-				if (p->vmm > 0)
-					kill(p->vmm, SIGKILL);
+				/* The VMM dies with it (parent-death signal); its
+				 * own pid may already be free for reuse. */
 				kill(p->keeper, SIGKILL);
 				p->stop_requested = 0;
 				wait_ms = -1;
@@ -626,14 +674,12 @@ void vmm_proc_destroy(struct vmm_proc *p)
 	if (!p)
 		return;
 	if (!p->keeper_reaped && p->keeper > 0) {
-		if (!vmm_gone(p)) {
-			if (p->vmm > 0)
-				kill(p->vmm, SIGKILL);
-			kill(p->keeper, SIGKILL);
-		}
+		if (!vmm_gone(p))
+			kill(p->keeper, SIGKILL); /* and the VMM with it */
 		vmm_reap(p);
 	}
 	close(p->sock);
+	close(p->ksock);
 	jail_cgroup_remove(p->cg);
 	/* The mount point of an outside vsock directory (empty out here). */
 	if (snprintf(mp, sizeof(mp), "%s/vsock", p->jail_dir) < (int)sizeof(mp))
