@@ -1,0 +1,544 @@
+/* virtio-net: rx/tx queues on a TAP (or any frame-per-message fd), every guest frame copied once, parsed and decided by the egress policy before it reaches the backend. */
+#include "devices/virtio_net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices/virtio_spec.h"
+#include "vmm/evl.h"
+
+struct net_dev {
+	struct virtio_dev vdev; /* first */
+	int fd;                 /* the backend: one frame per read/write */
+	int kick_fd;            /* eventfd: deferred work for the loop */
+	struct evl *evl;
+	bool watch_fd, watch_kick;
+
+	/* Under the transport lock from here on. */
+	bool active;
+	bool broken;
+	bool tx_more;           /* tx chains left over after a budget ran out */
+	bool rx_held;           /* rx_chain was popped and is still unused */
+	struct net_guest guest;
+	struct net_policy *policy;
+	struct net_stats stats;
+	struct virtio_net_counters ctr;
+	uint8_t config[VIRTIO_NET_CONFIG_SIZE];
+	struct virtq_chain tx_chain;
+	struct virtq_chain rx_chain;
+	/* Copies of one frame: guest tx, backend rx (one byte more, to see
+	 * frames that are too long), and a reply the device builds. */
+	uint8_t txbuf[NET_BUF_MAX];
+	uint8_t rxbuf[NET_BUF_MAX + 1];
+	uint8_t reply[NET_BUF_MAX];
+};
+
+static struct net_dev *to_net(struct virtio_dev *dev)
+{
+	return (struct net_dev *)dev;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void kick(struct net_dev *d)
+{
+	uint64_t one = 1;
+
+	if (d->kick_fd >= 0 && write(d->kick_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is already non-zero, a wake-up is pending */
+	}
+}
+
+static void fail(struct net_dev *d, struct virtq *vq)
+{
+	d->broken = true;
+	virtio_dev_fail(&d->vdev, vq->error);
+}
+
+/*
+ * Makes sure rx_chain holds an unused rx chain. Returns 1 when it does, 0
+ * when the guest has none free (notifications are re-enabled so it tells
+ * us when it adds some), -1 when the ring is broken (device failed).
+ */
+static int rx_get(struct net_dev *d)
+{
+	struct virtq *vq = &d->vdev.vqs[VIRTIO_NET_QUEUE_RX];
+
+	if (d->rx_held)
+		return 1;
+	for (;;) {
+		int ret = virtq_pop(vq, &d->rx_chain);
+
+		if (ret < 0) {
+			fail(d, vq);
+			return -1;
+		}
+		if (ret > 0) {
+			d->rx_held = true;
+			return 1;
+		}
+		if (!virtq_enable_notify(vq))
+			return 0;
+	}
+}
+
+/* Writes frame[0..len) into the held rx chain's writable part and returns
+ * the chain to the guest. False (chain kept) when it does not fit. */
+static bool rx_put(struct net_dev *d, const uint8_t *frame, uint32_t len)
+{
+	const struct virtq_chain *c = &d->rx_chain;
+	struct virtq *vq = &d->vdev.vqs[VIRTIO_NET_QUEUE_RX];
+	uint32_t done = 0;
+
+	if (len > c->write_len)
+		return false;
+	for (unsigned int i = c->nread; i < c->nseg && done < len; i++) {
+		uint32_t n = c->seg[i].len < len - done ? c->seg[i].len : len - done;
+		uint8_t *p = gm_ptr(vq->gm, c->seg[i].gpa, n); /* checked by virtq_pop */
+
+		if (!p)
+			break;
+		memcpy(p, frame + done, n);
+		done += n;
+	}
+	d->rx_held = false;
+	if (virtq_push(vq, c->head, done))
+		virtio_dev_log(&d->vdev, "%s", vq->error);
+	return true;
+}
+
+/* Puts the frame the device built in reply[0..len) on the rx queue, if the guest
+ * has a buffer for it; never waits for one. Returns whether it went. */
+static bool rx_inject(struct net_dev *d, size_t len)
+{
+	if (len < NET_VNET_HDR_LEN || rx_get(d) != 1) {
+		d->ctr.replies_dropped++;
+		return false;
+	}
+	/* virtio_net_hdr_v1: num_buffers is 1 without VIRTIO_NET_F_MRG_RXBUF. */
+	d->reply[10] = 1;
+	d->reply[11] = 0;
+	if (!rx_put(d, d->reply, (uint32_t)len)) {
+		/* A buffer smaller than a minimal frame: the guest's problem. */
+		d->ctr.replies_dropped++;
+		return false;
+	}
+	d->ctr.replies++;
+	return true;
+}
+
+/* Moves backend frames into the guest's rx buffers while both have some,
+ * at most VIRTIO_NET_BUDGET per call. Lock held. */
+static void rx_pump(struct net_dev *d)
+{
+	bool pushed = false;
+	unsigned int n;
+
+	if (!d->active || d->broken)
+		return;
+	for (n = 0; n < VIRTIO_NET_BUDGET; n++) {
+		ssize_t got;
+
+		if (rx_get(d) != 1)
+			break;
+		got = read(d->fd, d->rxbuf, sizeof(d->rxbuf));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break; /* EAGAIN: nothing more; the chain stays held */
+		/* The backend's header: no offloads were enabled on it, so a
+		 * checksum-pending or GSO frame is a backend fault. */
+		if ((size_t)got < NET_VNET_HDR_LEN + NET_ETH_HLEN || (size_t)got > NET_BUF_MAX ||
+		    (d->rxbuf[0] & NET_VNET_F_NEEDS_CSUM) || d->rxbuf[1] != NET_VNET_GSO_NONE) {
+			d->ctr.rx_dropped++;
+			continue;
+		}
+		/* flags (DATA_VALID is not ours to claim without GUEST_CSUM),
+		 * gso fields, then num_buffers = 1. */
+		memset(d->rxbuf, 0, NET_VNET_HDR_LEN);
+		d->rxbuf[10] = 1;
+		if (!rx_put(d, d->rxbuf, (uint32_t)got)) {
+			d->ctr.rx_dropped++;
+			continue;
+		}
+		d->ctr.rx_frames++;
+		pushed = true;
+	}
+	if (n == VIRTIO_NET_BUDGET)
+		kick(d);
+	if (pushed)
+		virtio_dev_notify(&d->vdev, VIRTIO_NET_QUEUE_RX);
+}
+
+/* Copies the readable part of a tx chain into txbuf (at most its size).
+ * Returns the chain's full readable length (may exceed what was copied). */
+static uint32_t tx_copy(struct net_dev *d, const struct virtq_chain *c)
+{
+	const struct guest_mem *gm = d->vdev.vqs[VIRTIO_NET_QUEUE_TX].gm;
+	uint32_t done = 0;
+
+	for (unsigned int i = 0; i < c->nread && done < sizeof(d->txbuf); i++) {
+		uint32_t n = c->seg[i].len;
+		const uint8_t *p;
+
+		if (n > sizeof(d->txbuf) - done)
+			n = (uint32_t)sizeof(d->txbuf) - done;
+		p = gm_ptr(gm, c->seg[i].gpa, n); /* checked by virtq_pop */
+		if (!p)
+			break;
+		memcpy(d->txbuf + done, p, n);
+		done += n;
+	}
+	return c->read_len;
+}
+
+/* One guest frame: parse, decide, act. Returns whether an rx buffer was used. */
+static bool tx_frame(struct net_dev *d, uint32_t len)
+{
+	struct net_frame f;
+	enum net_pkt_err perr;
+	struct net_decision dec;
+	char msg[256];
+	size_t n = 0;
+
+	/* A chain longer than the largest frame is oversize whatever it holds
+	 * (only its start was copied). */
+	if (len > sizeof(d->txbuf)) {
+		memset(&f, 0, sizeof(f));
+		perr = NET_PKT_OVERSIZE;
+	} else {
+		perr = net_pkt_parse(d->txbuf, len, &f);
+	}
+	dec = net_policy_decide(d->policy, &d->guest, perr, &f);
+	if (net_stats_account(&d->stats, &dec, perr, &f, now_ms(), msg, sizeof(msg)))
+		fprintf(stderr, "minivm: %s: %s\n", d->vdev.name, msg);
+	switch (dec.verdict) {
+	case NET_VERDICT_ALLOW:
+		for (;;) {
+			ssize_t w = write(d->fd, d->txbuf, len);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w == (ssize_t)len)
+				d->ctr.tx_frames++;
+			else
+				d->ctr.tx_errors++; /* EAGAIN/ENOBUFS: dropped, as a full NIC queue would */
+			break;
+		}
+		return false;
+	case NET_VERDICT_REPLY_ARP:
+		n = net_build_arp_reply(d->reply, sizeof(d->reply), &f, d->guest.gw_mac, d->guest.gw);
+		break;
+	case NET_VERDICT_DENY:
+		if (dec.answer == NET_ANSWER_TCP_RST)
+			n = net_build_tcp_rst(d->reply, sizeof(d->reply), d->txbuf, &f);
+		else if (dec.answer == NET_ANSWER_ICMP_UNREACH)
+			n = net_build_icmp_port_unreach(d->reply, sizeof(d->reply), d->txbuf, &f);
+		break;
+	}
+	return n && rx_inject(d, n);
+}
+
+/* Handles the guest's tx chains, at most VIRTIO_NET_BUDGET per call; with
+ * EVENT_IDX the guest does not notify again for chains it already
+ * published, so leftovers go to the loop (tx_more + kick). Lock held. */
+static void tx_process(struct net_dev *d)
+{
+	struct virtq *vq = &d->vdev.vqs[VIRTIO_NET_QUEUE_TX];
+	bool pushed = false, rx_pushed = false;
+	unsigned int n;
+
+	d->tx_more = false;
+	for (n = 0; n < VIRTIO_NET_BUDGET; n++) {
+		int ret = virtq_pop(vq, &d->tx_chain);
+		uint32_t len;
+
+		if (ret < 0) {
+			fail(d, vq);
+			return;
+		}
+		if (ret == 0) {
+			if (virtq_enable_notify(vq))
+				continue;
+			break;
+		}
+		len = tx_copy(d, &d->tx_chain);
+		if (tx_frame(d, len))
+			rx_pushed = true;
+		if (d->broken)
+			return;
+		/* tx buffers are read-only: nothing written back. */
+		if (virtq_push(vq, d->tx_chain.head, 0))
+			virtio_dev_log(&d->vdev, "%s", vq->error);
+		pushed = true;
+	}
+	if (n == VIRTIO_NET_BUDGET) {
+		d->tx_more = true;
+		kick(d);
+	}
+	if (pushed)
+		virtio_dev_notify(&d->vdev, VIRTIO_NET_QUEUE_TX);
+	if (rx_pushed)
+		virtio_dev_notify(&d->vdev, VIRTIO_NET_QUEUE_RX);
+}
+
+/* ---- device hooks ---- */
+
+static void net_queue_notify(struct virtio_dev *dev, unsigned int q)
+{
+	struct net_dev *d = to_net(dev);
+
+	if (!d->active || d->broken)
+		return;
+	if (q == VIRTIO_NET_QUEUE_TX)
+		tx_process(d);
+	else if (q == VIRTIO_NET_QUEUE_RX)
+		rx_pump(d); /* new buffers: frames may be waiting in the backend */
+}
+
+static void net_config_read(struct virtio_dev *dev, uint32_t off, void *data, unsigned int len)
+{
+	/* The transport checked off + len <= config_size. */
+	memcpy(data, to_net(dev)->config + off, len);
+}
+
+static void net_config_write(struct virtio_dev *dev, uint32_t off, const void *data, unsigned int len)
+{
+	/* Read-only for a VERSION_1 driver (the MAC is writable only through
+	 * the control queue, which is not offered). */
+}
+
+static int net_activate(struct virtio_dev *dev)
+{
+	struct net_dev *d = to_net(dev);
+
+	d->active = true;
+	d->broken = false;
+	d->rx_held = false;
+	d->tx_more = false;
+	rx_pump(d);
+	return 0;
+}
+
+static void net_reset(struct virtio_dev *dev)
+{
+	struct net_dev *d = to_net(dev);
+
+	/* The transport forgets the rings; a held chain dies with them. */
+	d->active = false;
+	d->broken = false;
+	d->rx_held = false;
+	d->tx_more = false;
+}
+
+static void net_destroy(struct virtio_dev *dev)
+{
+	struct net_dev *d = to_net(dev);
+
+	if (d->watch_fd)
+		evl_del_fd(d->evl, d->fd);
+	if (d->watch_kick)
+		evl_del_fd(d->evl, d->kick_fd);
+	if (d->fd >= 0)
+		close(d->fd);
+	if (d->kick_fd >= 0)
+		close(d->kick_fd);
+	free(d->policy);
+	free(d);
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.config_read = net_config_read,
+	.config_write = net_config_write,
+	.activate = net_activate,
+	.queue_notify = net_queue_notify,
+	.reset = net_reset,
+	.destroy = net_destroy,
+};
+
+static void serve(struct net_dev *d)
+{
+	uint64_t v;
+
+	if (read(d->kick_fd, &v, sizeof(v)) < 0) {
+		/* nothing deferred */
+	}
+	virtio_dev_lock(&d->vdev);
+	if (d->active && !d->broken) {
+		if (d->tx_more)
+			tx_process(d);
+		rx_pump(d);
+	}
+	virtio_dev_unlock(&d->vdev);
+}
+
+static void net_loop_cb(void *opaque, int fd, uint32_t revents)
+{
+	serve(opaque);
+}
+
+void virtio_net_poll(struct virtio_dev *dev)
+{
+	serve(to_net(dev));
+}
+
+void virtio_net_get_stats(struct virtio_dev *dev, struct net_stats *policy, struct virtio_net_counters *c)
+{
+	struct net_dev *d = to_net(dev);
+
+	virtio_dev_lock(dev);
+	if (policy)
+		*policy = d->stats;
+	if (c)
+		*c = d->ctr;
+	virtio_dev_unlock(dev);
+}
+
+int net_tap_open(const char *name, uint8_t host_mac[NET_ETH_ALEN], char *err, size_t errlen)
+{
+	struct ifreq ifr;
+	int fd, sock, hdr = NET_VNET_HDR_LEN, ret;
+
+	if (!name || !*name || strlen(name) >= IFNAMSIZ || strchr(name, '/')) {
+		snprintf(err, errlen, "net: bad TAP device name '%s' (1 to %d characters)", name ? name : "",
+			 IFNAMSIZ - 1);
+		return -EINVAL;
+	}
+	/* TUNSETIFF would create a missing device (with CAP_NET_ADMIN): the
+	 * user's set-up must exist, so look first. */
+	if (!if_nametoindex(name)) {
+		snprintf(err, errlen, "net: no network device %s (create it first, e.g. ip tuntap add dev %s mode tap)",
+			 name, name);
+		return -ENODEV;
+	}
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "net: /dev/net/tun: %s", strerror(-ret));
+		return ret;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, name, strlen(name));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "net: cannot attach to TAP %s: %s%s", name, strerror(-ret),
+			 ret == -EBUSY   ? " (another process has it open)"
+			 : ret == -EINVAL ? " (is it a TUN or multi-queue device? a single-queue TAP is needed)"
+			 : ret == -EPERM  ? " (no permission: the TAP's owner/group, or CAP_NET_ADMIN)"
+					  : "");
+		goto fail;
+	}
+	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 || ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "net: TAP %s: cannot set its virtio-net header/offloads: %s", name,
+			 strerror(-ret));
+		goto fail;
+	}
+	sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, name, strlen(name));
+	if (sock < 0 || ioctl(sock, SIOCGIFHWADDR, &ifr) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "net: TAP %s: cannot read its MAC address: %s", name, strerror(-ret));
+		if (sock >= 0)
+			close(sock);
+		goto fail;
+	}
+	close(sock);
+	memcpy(host_mac, ifr.ifr_hwaddr.sa_data, NET_ETH_ALEN);
+	return fd;
+fail:
+	close(fd);
+	return ret;
+}
+
+struct virtio_dev *virtio_net_create(int fd, const struct net_guest *guest, const struct net_policy *policy,
+				     struct evl *evl, char *err, size_t errlen)
+{
+	static const uint8_t zero[NET_ETH_ALEN];
+	struct net_dev *d;
+	int r;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "net: no backend");
+		return NULL;
+	}
+	if ((guest->mac[0] & 1) || !memcmp(guest->mac, zero, NET_ETH_ALEN) || (guest->gw_mac[0] & 1) ||
+	    !memcmp(guest->gw_mac, zero, NET_ETH_ALEN) || guest->prefix > 32 || !guest->ip || !guest->gw) {
+		snprintf(err, errlen,
+			 "net: the guest needs unicast MACs (its own and the gateway's), an IPv4 address, a gateway "
+			 "and a prefix of 0..32");
+		close(fd);
+		return NULL;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		snprintf(err, errlen, "net: out of memory");
+		close(fd);
+		return NULL;
+	}
+	d->fd = fd;
+	d->kick_fd = -1;
+	d->evl = evl;
+	d->guest = *guest;
+	d->policy = malloc(sizeof(*d->policy));
+	if (!d->policy) {
+		snprintf(err, errlen, "net: out of memory");
+		goto fail;
+	}
+	*d->policy = *policy;
+	d->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->kick_fd < 0) {
+		snprintf(err, errlen, "net: eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (evl) {
+		r = evl_add_fd(evl, d->fd, net_loop_cb, d);
+		if (!r) {
+			d->watch_fd = true;
+			r = evl_add_fd(evl, d->kick_fd, net_loop_cb, d);
+			d->watch_kick = !r;
+		}
+		if (r) {
+			snprintf(err, errlen, "net: cannot watch its backend: %s", strerror(-r));
+			goto fail;
+		}
+	}
+	/* virtio_net_config: mac, status (unused without F_STATUS),
+	 * max_virtqueue_pairs (unused without F_MQ), mtu; little-endian. */
+	memcpy(d->config, guest->mac, NET_ETH_ALEN);
+	d->config[10] = (uint8_t)(NET_MTU & 0xff);
+	d->config[11] = (uint8_t)(NET_MTU >> 8);
+	d->vdev.ops = &net_ops;
+	d->vdev.name = "virtio-net";
+	d->vdev.device_id = VIRTIO_ID_NET;
+	/* No checksum/GSO offloads: the policy must see every frame whole and
+	 * final. VIRTIO_NET_F_MTU keeps the guest at 1500. */
+	d->vdev.features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
+			   VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_NET_F_MAC) |
+			   VIRTIO_BIT(VIRTIO_NET_F_MTU);
+	d->vdev.config_size = VIRTIO_NET_CONFIG_SIZE;
+	d->vdev.num_queues = 2;
+	d->vdev.queue_max = VIRTIO_NET_QUEUE_SIZE;
+	return &d->vdev;
+fail:
+	net_destroy(&d->vdev);
+	return NULL;
+}
