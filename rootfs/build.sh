@@ -382,8 +382,9 @@ build_profile() {
 		"$tmpimg" "${size_mib}M" >/dev/null
 
 	# Owners: root, except where the manifest says (mkfs -d copies the
-	# builder's). ctime: mkfs -d copies it from the tree. Both set in the
-	# image with debugfs (no root needed).
+	# builder's). Times: mkfs -d copies ctime (and an atime its own reading
+	# may have moved) from the tree. All set in the image with debugfs (no
+	# root needed).
 	local cmds=$work/debugfs.cmds uid gid
 	: >"$work/owner-of"
 	for l in "${dirs[@]}"; do
@@ -395,10 +396,13 @@ build_profile() {
 			awk -F'\t' -v epoch="$EPOCH" '
 				FILENAME != "-" { split($2, o, ":"); uid[$1] = o[1]; gid[$1] = o[2]; next }
 				{ u = ($1 in uid) ? uid[$1] : 0; g = ($1 in gid) ? gid[$1] : 0
-				  printf "sif \"%s\" uid %s\nsif \"%s\" gid %s\nsif \"%s\" ctime @%s\n", $1, u, $1, g, $1, epoch }' \
+				  printf "sif \"%s\" uid %s\nsif \"%s\" gid %s\n", $1, u, $1, g
+				  # atime too: mkfs -d reading a directory can update it (relatime)
+				  printf "sif \"%s\" ctime @%s\nsif \"%s\" atime @%s\nsif \"%s\" mtime @%s\n", $1, epoch, $1, epoch, $1, epoch }' \
 				"$work/owner-of" -
-		printf 'sif / ctime @%s\n' "$EPOCH"
-		printf 'sif /lost+found ctime @%s\n' "$EPOCH"
+		for p in / /lost+found; do
+			printf 'sif %s ctime @%s\nsif %s atime @%s\nsif %s mtime @%s\n' "$p" "$EPOCH" "$p" "$EPOCH" "$p" "$EPOCH"
+		done
 	) >"$cmds"
 	if ! debugfs -w -f "$cmds" "$tmpimg" >"$work/debugfs.log" 2>&1 || grep -v "^debugfs[: ]" "$work/debugfs.log" | grep -qi -E "error|not found|usage"; then
 		cat "$work/debugfs.log" >&2

@@ -30,6 +30,13 @@ const char cli_usage[] =
 	"  --tty                give it a pseudo-terminal (stdout and stderr merge)\n"
 	"  --boot-timeout SECS  give up when the agent is not ready after this long\n"
 	"                       (default 600: emulating hosts boot in about a minute)\n"
+	"  --scratch MODE       the writable layer over the read-only root (the guest\n"
+	"                       sees an overlay; what the command changed is upper/):\n"
+	"                       disk (default: a sparse ext4 disk in the run\n"
+	"                       directory, removed at exit), tmpfs (guest RAM), none\n"
+	"                       (the root as it is: read-only unless ,rw)\n"
+	"  --scratch-size SIZE  its quota: the disk's size (default 1G, sparse) or the\n"
+	"                       tmpfs' limit (default: half the guest's RAM)\n"
 	"\n"
 	"The machine:\n"
 	"  --kernel PATH        kernel: a bzImage or an ELF vmlinux (booted via PVH)\n"
@@ -291,7 +298,8 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		    strcmp(name, "--workdir") && strcmp(name, "--user") && strcmp(name, "--timeout") &&
 		    strcmp(name, "--boot-timeout") && strcmp(name, "--vsock") &&
 		    strcmp(name, "--vm-timeout") && strcmp(name, "--uid") && strcmp(name, "--gid") &&
-		    strcmp(name, "--cpu-quota")) {
+		    strcmp(name, "--cpu-quota") && strcmp(name, "--scratch") &&
+		    strcmp(name, "--scratch-size")) {
 			snprintf(err, errlen, "unknown option '%s' (see --help)", name);
 			return -EINVAL;
 		}
@@ -483,6 +491,19 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 					 "CPU, 1 to %u)", val, JAIL_MAX_CPU_QUOTA);
 				return -EINVAL;
 			}
+		} else if (!strcmp(name, "--scratch")) {
+			if (out->scratch != SCRATCH_DEFAULT || scratch_parse_mode(val, &out->scratch)) {
+				snprintf(err, errlen, out->scratch != SCRATCH_DEFAULT
+					 ? "option '--scratch' given twice"
+					 : "bad --scratch '%s' (expected disk, tmpfs or none)", val);
+				return -EINVAL;
+			}
+		} else if (!strcmp(name, "--scratch-size")) {
+			if (out->scratch_size || cli_parse_size(val, &out->scratch_size) ||
+			    out->scratch_size < SCRATCH_MIN_SIZE || out->scratch_size > SCRATCH_MAX_SIZE) {
+				snprintf(err, errlen, "bad or repeated --scratch-size '%s' (16M to 1T)", val);
+				return -EINVAL;
+			}
 		} else if (!strcmp(name, "--emulated")) {
 			if (seen_emul) {
 				snprintf(err, errlen, "option '--emulated' given twice");
@@ -526,6 +547,19 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		snprintf(err, errlen, "--agent needs --rootfs: the agent lives in the root filesystem");
 		return -EINVAL;
 	}
+	if ((out->scratch != SCRATCH_DEFAULT || out->scratch_size) && !out->agent) {
+		snprintf(err, errlen, "--scratch and --scratch-size apply to --agent or -- runs");
+		return -EINVAL;
+	}
+	if (out->scratch != SCRATCH_DEFAULT && out->scratch != SCRATCH_NONE && c->rootfs_rw) {
+		snprintf(err, errlen, "--scratch %s needs a read-only root: not with --rootfs ...,rw",
+			 out->scratch == SCRATCH_DISK ? "disk" : "tmpfs");
+		return -EINVAL;
+	}
+	if (out->scratch == SCRATCH_DEFAULT)
+		out->scratch = out->agent && !c->rootfs_rw ? SCRATCH_DISK : SCRATCH_NONE;
+	if (!out->scratch_size && out->scratch == SCRATCH_DISK)
+		out->scratch_size = SCRATCH_DEFAULT_SIZE;
 	if (!out->boot_timeout_s)
 		out->boot_timeout_s = CLI_DEFAULT_BOOT_TIMEOUT;
 	out->env[out->nr_env] = NULL;

@@ -9,6 +9,7 @@
 #include "rootfs/agent/cmdline.h"
 #include "vmm/jail.h"
 #include "vmm/minivm.h"
+#include "vmm/scratch.h"
 
 enum cli_action {
 	CLI_RUN = 0,
@@ -41,6 +42,9 @@ struct cli {
 	unsigned int timeout_s;                 /* --timeout; 0: none */
 	bool tty;                               /* --tty */
 	unsigned int boot_timeout_s;            /* --boot-timeout (agent ready deadline) */
+	/* The overlay's writable layer (--scratch, --scratch-size; vmm/scratch.h). */
+	enum scratch_mode scratch;
+	uint64_t scratch_size;                  /* 0: SCRATCH_DEFAULT_SIZE for a disk */
 };
 
 #define CLI_MIN_MEM (32ULL << 20)

@@ -18,6 +18,7 @@
 #include "vmm/minivm.h"
 #include "vmm/vmm_proc.h"
 #include "vmm/rootfs_verify.h"
+#include "vmm/scratch.h"
 
 #define MINIVM_VERSION "0.2.0"
 
@@ -115,6 +116,7 @@ struct main_rundir {
 	char dir[256];
 	char sock[300];
 	char console[300];
+	char scratch[300];       /* the --scratch disk's image, or "" */
 	bool own_sock, own_console;
 };
 
@@ -153,6 +155,8 @@ static void main_rundir_remove(struct main_rundir *rd)
 		(void)unlink(rd->sock);
 	if (rd->own_console)
 		(void)unlink(rd->console);
+	if (rd->scratch[0])
+		(void)unlink(rd->scratch);
 	if (rmdir(rd->dir) != 0 && errno != ENOENT)
 		fprintf(stderr, "minivm: cannot remove %s: %s\n", rd->dir, strerror(errno));
 }
@@ -324,12 +328,12 @@ static void main_wait_end(struct vmm_proc *vm, int ms)
 	vmm_proc_stop(vm);
 }
 
-static bool main_has_writable_disk(const struct minivm_config *c)
+static bool main_has_writable_disk(const struct minivm_config *c, const char *scratch)
 {
 	if (c->rootfs && c->rootfs_rw)
 		return true;
 	for (unsigned int i = 0; i < c->nr_disks; i++)
-		if (!c->disks[i].read_only)
+		if (!c->disks[i].read_only && c->disks[i].path != scratch) /* scratch: thrown away */
 			return true;
 	return false;
 }
@@ -348,6 +352,7 @@ static int main_agent(struct cli *cli)
 	int ctl[2] = { -1, -1 }, quit[2] = { -1, -1 };
 	int status = MINIVM_EXIT_ERROR, fd = -1, r;
 	bool raw = false, got_result = false, guest_died = false;
+	static char scratch_cmdline[8192]; /* cfg.cmdline points here with --scratch */
 	char err[512];
 
 	if (main_rundir_create(&rd))
@@ -359,6 +364,13 @@ static int main_agent(struct cli *cli)
 	if (!cli->cfg.console) {
 		cli->cfg.console = rd.console;
 		rd.own_console = true;
+	}
+	/* The overlay's writable layer: a scratch disk in the run directory or a tmpfs. */
+	r = scratch_setup(&cli->cfg, cli->scratch, cli->scratch_size, rd.dir, rd.scratch,
+			  sizeof(rd.scratch), scratch_cmdline, sizeof(scratch_cmdline), err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "minivm: %s\n", err);
+		goto out;
 	}
 	if (pipe2(ctl, O_CLOEXEC | O_NONBLOCK) || pipe2(quit, O_CLOEXEC)) {
 		fprintf(stderr, "minivm: pipe: %s\n", strerror(errno));
@@ -462,7 +474,7 @@ static int main_agent(struct cli *cli)
 	}
 	/* Power off. With a writable disk the guest syncs first (its data must
 	 * reach the image); otherwise there is nothing to lose by stopping. */
-	if (main_has_writable_disk(&cli->cfg) && !main_signal) {
+	if (main_has_writable_disk(&cli->cfg, rd.scratch) && !main_signal) {
 		r = main_agent_connect(vm, cli->cfg.vsock_uds, &fd, err, sizeof(err));
 		if (r == 0)
 			r = agent_shutdown(fd, status & 0xff, err, sizeof(err));

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 static bool pct_is_safe(unsigned char c)
@@ -273,6 +274,67 @@ int agent_cmdline_find(const char *cmdline, size_t len, const char *prefix,
 			break; /* the kernel's string ends here */
 	}
 	return found;
+}
+
+int agent_scratch_parse(const char *val, size_t len, struct agent_scratch *out)
+{
+	if (!val || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	if (len >= 3 && len <= 5 && val[0] == 'v' && val[1] == 'd') {
+		for (size_t i = 2; i < len; i++)
+			if (val[i] < 'a' || val[i] > 'z')
+				return -EINVAL;
+		out->kind = AGENT_SCRATCH_DISK;
+		memcpy(out->dev, val, len);
+		out->dev[len] = '\0';
+		return 0;
+	}
+	if (len == 5 && memcmp(val, "tmpfs", 5) == 0) {
+		out->kind = AGENT_SCRATCH_TMPFS;
+		return 0;
+	}
+	if (len > 6 && len <= 6 + 19 && memcmp(val, "tmpfs:", 6) == 0) {
+		unsigned long long v = 0;
+
+		for (size_t i = 6; i < len; i++) {
+			if (val[i] < '0' || val[i] > '9')
+				return -EINVAL;
+			v = v * 10 + (unsigned long long)(val[i] - '0'); /* 19 digits: no overflow */
+		}
+		if (v < (1ULL << 20))
+			return -EINVAL;
+		out->kind = AGENT_SCRATCH_TMPFS;
+		out->size = v;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int agent_scratch_format(const struct agent_scratch *s, char *out, size_t out_size)
+{
+	int n;
+
+	if (!s || !out)
+		return -EINVAL;
+	if (s->kind == AGENT_SCRATCH_DISK) {
+		size_t len = strnlen(s->dev, sizeof(s->dev));
+		struct agent_scratch chk;
+
+		if (len == sizeof(s->dev) || agent_scratch_parse(s->dev, len, &chk))
+			return -EINVAL;
+		n = snprintf(out, out_size, "%s", s->dev);
+	} else if (s->kind == AGENT_SCRATCH_TMPFS) {
+		if (s->size && (s->size < (1ULL << 20) || s->size > 9999999999999999999ULL))
+			return -EINVAL;
+		n = s->size ? snprintf(out, out_size, "tmpfs:%llu", s->size)
+			    : snprintf(out, out_size, "tmpfs");
+	} else {
+		return -EINVAL;
+	}
+	if (n < 0 || (size_t)n >= out_size)
+		return -ENOBUFS;
+	return n;
 }
 
 const char *agent_cmd_strerror(int err)

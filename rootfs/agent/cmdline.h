@@ -87,6 +87,32 @@ agent_split_words(const char *in, size_t in_len, char *buf, size_t buf_size,
 int agent_cmdline_find(const char *cmdline, size_t len, const char *prefix,
                        const char **val, size_t *val_len);
 
+/* Where the overlay's writable layer lives (MINIVM_SCRATCH_PARAM's value). */
+struct agent_scratch {
+	int kind;            /* AGENT_SCRATCH_DISK or AGENT_SCRATCH_TMPFS */
+	char dev[16];        /* DISK: the block device's name, "vdb" (no "/dev/") */
+	unsigned long long size; /* TMPFS: at most this many bytes; 0: the kernel's default */
+};
+#define AGENT_SCRATCH_DISK 1
+#define AGENT_SCRATCH_TMPFS 2
+#define AGENT_SCRATCH_VALUE_MAX 32
+
+/*
+ * Pure. Parses val[0..len): "vd" followed by 1-3 lowercase letters (a
+ * virtio-blk disk), "tmpfs", or "tmpfs:" followed by 1-19 decimal digits
+ * (bytes, at least 1 MiB). Returns 0 with *out filled, or -EINVAL.
+ */
+__attribute__((warn_unused_result)) int
+agent_scratch_parse(const char *val, size_t len, struct agent_scratch *out);
+
+/*
+ * Host side: the value for a disk named dev ("vdb") or a tmpfs of size
+ * bytes (0: default) into out. Returns its length, or -EINVAL / -ENOBUFS.
+ * agent_scratch_parse() accepts what this writes.
+ */
+__attribute__((warn_unused_result)) int
+agent_scratch_format(const struct agent_scratch *s, char *out, size_t out_size);
+
 /* A short message for an error code returned above (never NULL). */
 const char *agent_cmd_strerror(int err);
 

@@ -14,6 +14,7 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -232,6 +233,90 @@ static int init_agent(bool ports)
 	return MINIVM_STATUS_INIT_ERROR;
 }
 
+/* The overlay's writable layer is mounted here (inside /run, so it moves
+ * with /run into the new root and stays visible at the same path), the
+ * overlay itself at INIT_NEWROOT (a directory of the image). */
+#define INIT_SCRATCH_DIR "/run/minivm-scratch"
+#define INIT_NEWROOT "/mnt"
+
+/* The mounts made so far, moved into the new root (submounts go along). */
+static const char *const init_moved[] = { "/dev", "/proc", "/sys", "/tmp", "/run" };
+
+/*
+ * With minivm.scratch= (see minivm_guest.h): mount the writable layer (the
+ * host's ext4 scratch disk, or a tmpfs), an overlay of the read-only root
+ * and that layer's upper/ at INIT_NEWROOT, move /dev, /proc, /sys, /tmp,
+ * /run into it and pivot_root there, detaching the old root. From then on
+ * everything PID 1 starts has the overlay as its /, and what it changed is
+ * INIT_SCRATCH_DIR/upper. A failure before the pivot leaves the read-only
+ * root as it was (and says why on the console); 0 or -errno.
+ */
+static int init_overlay(const char *cmdline, size_t len)
+{
+	char dev[32], opts[96];
+	struct agent_scratch sc;
+	const char *val;
+	size_t vlen;
+	int r;
+
+	if (!agent_cmdline_find(cmdline, len, MINIVM_SCRATCH_PARAM, &val, &vlen))
+		return 0;
+	if (agent_scratch_parse(val, vlen, &sc)) {
+		dprintf(STDERR_FILENO, INIT_TAG "bad " MINIVM_SCRATCH_PARAM "%.*s; no overlay\n",
+			(int)(vlen > 64 ? 64 : vlen), val);
+		return -EINVAL;
+	}
+	if (mkdir(INIT_SCRATCH_DIR, 0755) != 0 && errno != EEXIST)
+		goto fail_errno;
+	if (sc.kind == AGENT_SCRATCH_DISK) {
+		snprintf(dev, sizeof(dev), "/dev/%s", sc.dev);
+		/* noinit_itable: the host's mkfs left the inode tables to be
+		 * zeroed lazily; that kernel thread would run emulated here. */
+		r = mount(dev, INIT_SCRATCH_DIR, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME,
+			  "noinit_itable");
+	} else {
+		if (sc.size)
+			snprintf(opts, sizeof(opts), "mode=0755,size=%llu", sc.size);
+		else
+			snprintf(opts, sizeof(opts), "mode=0755");
+		r = mount("tmpfs", INIT_SCRATCH_DIR, "tmpfs", MS_NOSUID | MS_NODEV, opts);
+	}
+	if (r != 0)
+		goto fail_errno;
+	if ((mkdir(INIT_SCRATCH_DIR "/upper", 0755) != 0 && errno != EEXIST) ||
+	    (mkdir(INIT_SCRATCH_DIR "/work", 0755) != 0 && errno != EEXIST) ||
+	    mount("overlay", INIT_NEWROOT, "overlay", 0,
+		  "lowerdir=/,upperdir=" INIT_SCRATCH_DIR "/upper,workdir=" INIT_SCRATCH_DIR "/work")) {
+		int err = errno;
+
+		(void)umount2(INIT_SCRATCH_DIR, MNT_DETACH);
+		errno = err;
+		goto fail_errno;
+	}
+	for (size_t i = 0; i < sizeof(init_moved) / sizeof(init_moved[0]); i++) {
+		char to[64];
+
+		snprintf(to, sizeof(to), INIT_NEWROOT "%s", init_moved[i]);
+		if (mount(init_moved[i], to, NULL, MS_MOVE, NULL) != 0)
+			dprintf(STDERR_FILENO, INIT_TAG "overlay: move %s: %s\n", init_moved[i],
+				strerror(errno));
+	}
+	/* The old root goes to INIT_NEWROOT's own INIT_NEWROOT, then away. */
+	if (chdir(INIT_NEWROOT) != 0 || syscall(SYS_pivot_root, ".", "." INIT_NEWROOT) != 0) {
+		r = -errno;
+		dprintf(STDERR_FILENO, INIT_TAG "overlay: pivot_root: %s\n", strerror(-r));
+		return r;
+	}
+	if (chdir("/") != 0 || umount2(INIT_NEWROOT, MNT_DETACH) != 0)
+		dprintf(STDERR_FILENO, INIT_TAG "overlay: detach the old root: %s\n", strerror(errno));
+	return 0;
+fail_errno:
+	r = -errno;
+	dprintf(STDERR_FILENO, INIT_TAG "overlay on %s: %s; the root stays read-only\n",
+		sc.kind == AGENT_SCRATCH_DISK ? sc.dev : "tmpfs", strerror(-r));
+	return r;
+}
+
 /* Start argv with the console as stdio; wait for it, reaping every other child. */
 static int init_spawn_wait(char **argv)
 {
@@ -280,6 +365,7 @@ static int init_run(bool ports)
 		dprintf(STDERR_FILENO, INIT_TAG "/proc/cmdline: %s\n", strerror((int)-len));
 		return MINIVM_STATUS_INIT_ERROR;
 	}
+	(void)init_overlay(cmdline, (size_t)len);
 	if (!agent_cmdline_find(cmdline, (size_t)len, MINIVM_RUN_PARAM, &val, &val_len))
 		return init_agent(ports);
 	init_port_outb(ports, MINIVM_PHASE_READY, MINIVM_PORT_MARKER);

@@ -29,6 +29,16 @@
  */
 #define MINIVM_RUN_PARAM "minivm.run="
 
+/*
+ * The writable layer over the read-only root (rootfs/README.md, "The
+ * overlay"): MINIVM_SCRATCH_PARAM then "vdX" (an ext4 disk the host made:
+ * /dev/vdX holds upper/ and work/) or "tmpfs" or "tmpfs:BYTES" (a tmpfs of
+ * at most BYTES). PID 1 mounts an overlay of the root and that layer and
+ * makes it the root of everything it runs. Without the token the root is
+ * used as it is.
+ */
+#define MINIVM_SCRATCH_PARAM "minivm.scratch="
+
 /* Exit statuses init reports for failures of its own (shell conventions). */
 #define MINIVM_STATUS_BAD_COMMAND 2       /* minivm.run= malformed or empty */
 #define MINIVM_STATUS_INIT_ERROR 125      /* init itself failed (no /proc, fork) */
