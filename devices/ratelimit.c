@@ -1,9 +1,14 @@
-/* Token-bucket rate limiting: the buckets (pure, clock-injected) and the parser of rate-limit specs. */
+/* Token-bucket rate limiting: the buckets (pure, clock-injected), the parser of rate-limit specs, and the timer a throttled device waits on. */
 #include "devices/ratelimit.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/evl.h"
 
 typedef unsigned __int128 rl_u128;
 
@@ -431,4 +436,74 @@ int rl_parse_spec(const char *s, struct minivm_rate_limit *lim, char *err, size_
 
 		return rl_config_from_limit(lim, &cfg, err, errlen);
 	}
+}
+
+/* ---- the device side ---- */
+
+uint64_t rl_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * RL_NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+int rl_timer_open(struct rl_timer *t, struct evl *evl, void (*cb)(void *opaque, int fd, uint32_t revents),
+		  void *opaque)
+{
+	int r;
+
+	memset(t, 0, sizeof(*t));
+	t->evl = evl;
+	t->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (t->fd < 0)
+		return -errno;
+	r = evl_add_fd(evl, t->fd, cb, opaque);
+	if (r) {
+		close(t->fd);
+		t->fd = -1;
+	}
+	return r;
+}
+
+void rl_timer_fired(struct rl_timer *t)
+{
+	uint64_t n;
+
+	/* EAGAIN: re-armed for later since it fired; nothing to consume. */
+	if (read(t->fd, &n, sizeof(n)) < 0 && errno == EAGAIN)
+		return;
+	t->armed = false;
+}
+
+void rl_timer_close(struct rl_timer *t)
+{
+	if (t->fd < 0)
+		return;
+	evl_del_fd(t->evl, t->fd);
+	close(t->fd);
+	t->fd = -1;
+	t->armed = false;
+}
+
+bool rl_gate(struct ratelimit *rl, struct rl_timer *t, uint64_t bytes, uint64_t ops, int *why)
+{
+	struct itimerspec its;
+	uint64_t at;
+
+	if (rl_admit(rl, rl_now_ns(), bytes, ops, &at))
+		return true;
+	if (t->armed && t->at == at)
+		return false;
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = (time_t)(at / RL_NS_PER_S);
+	its.it_value.tv_nsec = (long)(at % RL_NS_PER_S);
+	if (timerfd_settime(t->fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+		if (why)
+			*why = errno;
+		return true;
+	}
+	t->armed = true;
+	t->at = at;
+	return false;
 }

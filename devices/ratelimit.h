@@ -129,4 +129,51 @@ int rl_parse_spec(const char *s, struct minivm_rate_limit *lim, char *err, size_
  */
 int rl_parse_duration_ms(const char *s, size_t len, uint64_t *ms) __attribute__((warn_unused_result));
 
+/* ---- the device side: waiting on the event loop (not pure) ----
+ *
+ * A device that throttles a queue keeps, per limited direction, a struct
+ * ratelimit and a struct rl_timer: rl_gate() says whether a request may go
+ * now and, when not, arms the timer for the time the buckets named; the
+ * device then stops taking requests from that queue (keeping the refused one
+ * for first) until its callback runs on the event loop, calls
+ * rl_timer_fired() and retries. virtio-blk has one direction; a NIC has two
+ * (transmit: frames the guest sends, receive: frames it is given), each its
+ * own pair. Under the device's lock, like the buckets.
+ */
+struct evl;
+
+struct rl_timer {
+	struct evl *evl;
+	int fd;       /* timerfd (CLOCK_MONOTONIC) watched by evl, or -1 */
+	bool armed;
+	uint64_t at;  /* when armed: the absolute expiry */
+};
+
+/* CLOCK_MONOTONIC in nanoseconds (vDSO: no system call). */
+uint64_t rl_now_ns(void);
+
+/*
+ * Makes t's timerfd and watches it on evl: cb(opaque, fd, revents) runs on
+ * the loop thread when it expires; cb calls rl_timer_fired(). Setup time
+ * (before the jail: it creates a descriptor). Returns 0 or -errno.
+ */
+int rl_timer_open(struct rl_timer *t, struct evl *evl, void (*cb)(void *opaque, int fd, uint32_t revents),
+		  void *opaque) __attribute__((warn_unused_result));
+
+/* From the callback: consumes the expiry; the timer is no longer armed. */
+void rl_timer_fired(struct rl_timer *t);
+
+/* Stops watching and closes; t may be unopened (fd -1). */
+void rl_timer_close(struct rl_timer *t);
+
+/*
+ * rl_admit() at the current time; when refused, arms t for the retry time
+ * (one timerfd_settime, skipped when already armed for that time) and
+ * returns false. Returns true when the request may go, and also when the
+ * timer cannot be armed (then nothing would wake the device: better
+ * unthrottled than stuck; *why says so when not NULL).
+ */
+bool rl_gate(struct ratelimit *rl, struct rl_timer *t, uint64_t bytes, uint64_t ops, int *why)
+	__attribute__((warn_unused_result));
+
 #endif

@@ -11,8 +11,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "devices/ratelimit.h"
@@ -246,11 +244,9 @@ struct blk_dev {
 	/* Rate limiting (virtio_blk_set_rate_limit). When the buckets refuse a
 	 * request, it stays parsed in req (parked) and nothing more is popped
 	 * until a timer on the event loop fires at the time the limiter named.
-	 * Under the transport lock, but for the fixed limited and timer_fd. */
+	 * Under the transport lock, but for the fixed limited and timer.fd. */
 	bool limited;
-	int timer_fd; /* timerfd watched by the event loop, or -1 */
-	bool timer_armed;
-	uint64_t timer_at;
+	struct rl_timer timer;
 	bool parked;
 	uint16_t parked_head;
 	uint64_t throttled; /* times a request was parked, for tests and logs */
@@ -412,39 +408,22 @@ done:
 	return true;
 }
 
-static uint64_t blk_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* Whether the limiter lets req go now; if not, the timer is armed for when
  * it will. One operation; the bytes are the data a read or write moves
  * (flush, GET_ID, discard and write-zeroes move none). Lock held. */
 static bool blk_admit(struct blk_dev *b, const struct blk_req *req)
 {
 	uint64_t bytes = req->type == VIRTIO_BLK_T_IN || req->type == VIRTIO_BLK_T_OUT ? req->data_len : 0;
-	uint64_t at;
-	struct itimerspec its;
+	int why = 0;
 
-	if (!b->limited || rl_admit(&b->rl, blk_now_ns(), bytes, 1, &at))
-		return true;
-	if (b->timer_armed && b->timer_at == at)
-		return false;
-	memset(&its, 0, sizeof(its));
-	its.it_value.tv_sec = (time_t)(at / 1000000000ULL);
-	its.it_value.tv_nsec = (long)(at % 1000000000ULL);
-	if (timerfd_settime(b->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
-		/* Cannot happen with a valid fd and time; without a timer the
-		 * request would wait for the next kick: let it go instead. */
-		virtio_dev_log(&b->vdev, "rate limiter timer: %s; request not throttled",
-			       strerror(errno));
+	if (!b->limited || rl_gate(&b->rl, &b->timer, bytes, 1, &why)) {
+		/* Cannot happen with a valid timerfd; without a timer the
+		 * request would wait for the next kick: it went instead. */
+		if (why)
+			virtio_dev_log(&b->vdev, "rate limiter timer: %s; request not throttled",
+				       strerror(why));
 		return true;
 	}
-	b->timer_armed = true;
-	b->timer_at = at;
 	return false;
 }
 
@@ -645,10 +624,7 @@ static void blk_destroy(struct virtio_dev *dev)
 			b->name, b->busy);
 		return;
 	}
-	if (b->timer_fd >= 0) {
-		evl_del_fd(b->evl, b->timer_fd);
-		close(b->timer_fd);
-	}
+	rl_timer_close(&b->timer);
 	/* The event loop's ring still holds the files it registered (its slots
 	 * go with the loop, whose thread owns the ring), and it drops them
 	 * asynchronously: release the lock explicitly, so the image is free as
@@ -721,7 +697,7 @@ struct virtio_dev *virtio_blk_create(const char *path, bool read_only, const cha
 		set_err(err, errlen, "disk %s: out of memory", path);
 		return NULL;
 	}
-	b->fd = b->dfd = b->slot = b->dslot = b->timer_fd = -1;
+	b->fd = b->dfd = b->slot = b->dslot = b->timer.fd = -1;
 	b->read_only = read_only;
 	b->evl = evl;
 	for (unsigned int i = 0; i < VIRTIO_BLK_QUEUE_SIZE; i++) {
@@ -836,13 +812,11 @@ err_free:
 static void blk_timer_fired(void *opaque, int fd, uint32_t revents)
 {
 	struct blk_dev *b = opaque;
-	uint64_t n;
 
+	(void)fd;
 	(void)revents;
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		virtio_dev_log(&b->vdev, "rate limiter timer: %s", strerror(errno));
 	virtio_dev_lock(&b->vdev);
-	b->timer_armed = false;
+	rl_timer_fired(&b->timer);
 	blk_process(b);
 	virtio_dev_unlock(&b->vdev);
 }
@@ -857,24 +831,16 @@ int virtio_blk_set_rate_limit(struct virtio_dev *dev, const struct rl_config *cf
 		set_err(err, errlen, "%s: rate limit already set", b->name);
 		return -EALREADY;
 	}
-	r = rl_init(&b->rl, cfg, blk_now_ns());
+	r = rl_init(&b->rl, cfg, rl_now_ns());
 	if (r) {
 		set_err(err, errlen, "%s: rate limit out of bounds", b->name);
 		return r;
 	}
 	if (!rl_enabled(&b->rl))
 		return 0; /* nothing limited: the data path stays as it was */
-	b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (b->timer_fd < 0) {
-		r = -errno;
-		set_err(err, errlen, "%s: timerfd for the rate limiter: %s", b->name, strerror(errno));
-		return r;
-	}
-	r = evl_add_fd(b->evl, b->timer_fd, blk_timer_fired, b);
+	r = rl_timer_open(&b->timer, b->evl, blk_timer_fired, b);
 	if (r) {
-		set_err(err, errlen, "%s: watching the rate limiter's timer: %s", b->name, strerror(-r));
-		close(b->timer_fd);
-		b->timer_fd = -1;
+		set_err(err, errlen, "%s: the rate limiter's timer: %s", b->name, strerror(-r));
 		return r;
 	}
 	b->limited = true;
