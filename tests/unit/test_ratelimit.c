@@ -684,11 +684,15 @@ START_TEST(blk_bytes_throttled)
 	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	first = wait_used(1);
 	last = wait_used(8);
-	ck_assert_msg(first - t0 < 90 * MS, "the first read waited %llu ms",
+	/* Wall-clock upper bounds stay loose (a loaded host under ASan); the
+	 * bucket starting full is checked exactly on the injected clock. */
+	ck_assert_msg(first - t0 < 1000 * MS, "the first read waited %llu ms",
 		      (unsigned long long)((first - t0) / MS));
+	ck_assert_msg(last - first >= 490 * MS, "7 reads after the first took only %llu ms",
+		      (unsigned long long)((last - first) / MS));
 	ck_assert_msg(last - t0 >= 690 * MS, "8 reads took only %llu ms",
 		      (unsigned long long)((last - t0) / MS));
-	ck_assert_msg(last - t0 < 3000 * MS, "8 reads took %llu ms", (unsigned long long)((last - t0) / MS));
+	ck_assert_msg(last - t0 < 5000 * MS, "8 reads took %llu ms", (unsigned long long)((last - t0) / MS));
 	for (uint16_t i = 0; i < 8; i++)
 		check_read(i);
 	ck_assert_uint_ge(virtio_blk_throttled(dev), 1);
@@ -710,7 +714,7 @@ START_TEST(blk_ops_throttled_with_burst)
 	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	four = wait_used(4);
 	last = wait_used(8);
-	ck_assert_msg(four - t0 < 90 * MS, "the burst waited %llu ms",
+	ck_assert_msg(four - t0 < 1000 * MS, "the burst waited %llu ms",
 		      (unsigned long long)((four - t0) / MS));
 	ck_assert_msg(last - t0 >= 390 * MS, "8 requests took only %llu ms",
 		      (unsigned long long)((last - t0) / MS));
@@ -730,7 +734,7 @@ START_TEST(blk_unlimited_not_throttled)
 	t0 = mono_ns();
 	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	last = wait_used(16);
-	ck_assert_uint_lt(last - t0, 2000 * MS);
+	ck_assert_uint_lt(last - t0, 5000 * MS);
 	for (uint16_t i = 0; i < 16; i++)
 		check_read(i);
 	ck_assert_uint_eq(virtio_blk_throttled(dev), 0);
