@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -365,6 +366,9 @@ static void *vcpu_thread(void *arg)
 	sigfillset(&set);
 	sigdelset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	/* "vcpuN" in ps, top and perf (bench/run finds the first KVM_RUN by it). */
+	snprintf(msg, sizeof(msg), "vcpu%u", v->id);
+	prctl(PR_SET_NAME, msg, 0, 0, 0);
 	/* The jailed VMM: this thread's seccomp allowlist, before KVM_RUN. */
 	if (vm->cfg.seccomp && jail_seccomp_thread(JAIL_THREAD_VCPU, msg, sizeof(msg))) {
 		vcpu_fatal(v, msg);
