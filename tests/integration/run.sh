@@ -179,6 +179,7 @@ AGENTCTL=$B/agentctl
 SOCK=$T/v.sock
 mkdir -p "$T/run4"
 mkfifo "$T/agent.in"
+root_sum_before=$(sha256sum <"$B/rootfs.img" | cut -d' ' -f1) # the overlay's checks below
 (
 	start=$(date +%s%N)
 	TMPDIR=$T/run4 timeout "$BOOT_TIMEOUT" "$MINIVM" --kernel "$B/vmlinux" --rootfs "$B/rootfs.img" \
@@ -302,6 +303,35 @@ check "vsock: socat gets 'OK <port>' and an echo from a guest listener" [ "$sock
 kill "$listen_pid" 2>/dev/null
 wait "$listen_pid" 2>/dev/null
 
+# ---- The overlay (issue 7, hardened root filesystem). The agent VM's root
+# disk is attached read-only and the guest sees it through overlayfs, whose
+# writable upper layer is on the scratch disk minivm made in its run
+# directory (--scratch disk, the default): what commands change is one
+# directory, /run/minivm-scratch/upper. The root image's sha256 is compared
+# after the VM has ended (below, "agent CLI").
+ax -n -- awk '$2 == "/" { print $1 " " $3 }' /proc/mounts >"$T/ov-root.out"
+check "overlay: / is an overlay ($(cat "$T/ov-root.out"))" grep -q '^overlay overlay$' "$T/ov-root.out"
+ax -n -- awk '$2 == "/run/minivm-scratch" { print $1 " " $3 }' /proc/mounts >"$T/ov-scr.out"
+check "overlay: the upper layer is on the scratch disk ($(cat "$T/ov-scr.out"))" \
+	grep -q '^/dev/vdb ext4$' "$T/ov-scr.out"
+check "overlay: the scratch disk is a file in minivm's run directory" \
+	sh -c "ls '$T'/run4/minivm.*/scratch.img >/dev/null"
+ax -n -- sh -c 'echo written-$$ >/etc/overlay-test && mkdir -p /usr/new && echo x >/usr/new/f && rm /etc/hosts && cat /etc/overlay-test' \
+	>"$T/ov-write.out" 2>"$T/ov-write.err"
+check "overlay: the read-only image's /etc is writable through the overlay" grep -q '^written-' "$T/ov-write.out"
+ax -n -- sh -c 'cd /run/minivm-scratch/upper && find . | sort' >"$T/ov-upper.out"
+check "overlay: the writes are in upper/ (etc/overlay-test, usr/new/f)" \
+	sh -c "grep -qx './etc/overlay-test' '$T/ov-upper.out' && grep -qx './usr/new/f' '$T/ov-upper.out'"
+ax -n -- sh -c 'ls -l /run/minivm-scratch/upper/etc/hosts' >"$T/ov-wh.out" 2>&1
+check "overlay: a deletion is a whiteout in upper/ ($(cut -c1-10 "$T/ov-wh.out"))" grep -q '^c' "$T/ov-wh.out"
+ax -n -- sh -c 'cmp "/run/minivm-scratch/upper/etc/overlay-test" /etc/overlay-test && ! test -e /etc/hosts && echo same' >"$T/ov-same.out"
+check "overlay: upper/ is what the commands see" grep -qx same "$T/ov-same.out"
+# minivm-fscheck walks the guest's / (the overlay): it must name busybox's
+# shells here (the tools image has them), and no setuid or setgid file.
+ax -n -- minivm-fscheck / >"$T/fsck-tools.out" 2>&1
+check "overlay: no setuid or setgid file in the guest's / ($(tail -n1 "$T/fsck-tools.out"))" \
+	sh -c "grep -q '^/bin/sh: named like a shell' '$T/fsck-tools.out' && ! grep -q 'setuid' '$T/fsck-tools.out'"
+
 # ---- The jail (issue 7). The running agent VM's VMM process, inspected from
 # outside: minivm runs as root here, so the VMM is jailed by default: uid/gid
 # 99900, no capabilities, no_new_privs, seccomp filters, its root the run
@@ -390,6 +420,8 @@ check "agent CLI: the vsock socket is removed" [ ! -e "$SOCK" ]
 check "agent CLI: the run directory is removed" [ -z "$(ls -A "$T/run4")" ]
 v=$(timing agent workload)
 check "agent CLI: --timings still printed (${v:-none} ms)" positive "${v:-0}"
+check "overlay: the root disk's host file is unchanged after the writes (sha256)" \
+	[ "$(sha256sum <"$B/rootfs.img" | cut -d' ' -f1)" = "$root_sum_before" ]
 
 # 5: SIGTERM while a command runs (bzImage, 1 vCPU): minivm exits 143 and
 # leaves no process, socket or temporary file.
@@ -453,6 +485,91 @@ check "--vm-timeout (--agent): stopped at the limit ($avmt_ms ms, ${vmt_s} s + <
 	[ "$avmt_ms" -ge $((vmt_s * 1000)) ] && [ "$avmt_ms" -lt $((vmt_s * 1000 + 10000)) ]
 check "--vm-timeout (--agent): no run directory left" [ -z "$(ls -A "$T/run7")" ]
 check "--vm-timeout (--agent): not reported as a crash" sh -c "! grep -q 'guest died' '$T/avmt.err'"
+
+# 8: the hardened root filesystem (issue 7): the profiles' images, their
+# SBOMs, reproducible builds and `minivm rootfs verify`; one boot of the
+# hardened image and one of the python image.
+echo "== root filesystem profiles"
+for p in hardened python; do
+	check "rootfs $p: built by make ($B/rootfs-$p.img and its SBOM)" \
+		[ -s "$B/rootfs-$p.img" ] && [ -s "$B/rootfs-$p.sbom.json" ]
+done
+# Reproducible: two more builds of each profile in two other directories, at
+# other times, with other umasks, give the very bytes (and SBOM) of build/.
+mkdir -p "$T/repro1" "$T/repro2"
+(umask 002 && rootfs/build.sh "$T/repro1" hardened python >"$T/repro1.log" 2>&1)
+sleep 1
+(umask 077 && cd "$T" && "$OLDPWD/rootfs/build.sh" "$T/repro2" hardened python >"$T/repro2.log" 2>&1)
+for p in hardened python; do
+	s0=$(sha256sum <"$B/rootfs-$p.img" | cut -c1-16)
+	s1=$(sha256sum <"$T/repro1/rootfs-$p.img" | cut -c1-16)
+	s2=$(sha256sum <"$T/repro2/rootfs-$p.img" | cut -c1-16)
+	check "rootfs $p: reproducible: three builds, same sha256 ($s0 $s1 $s2)" \
+		[ -n "$s0" ] && [ "$s0" = "$s1" ] && [ "$s1" = "$s2" ]
+	check "rootfs $p: reproducible SBOM" cmp -s "$T/repro1/rootfs-$p.sbom.json" "$T/repro2/rootfs-$p.sbom.json"
+done
+# Verify: every image matches its SBOM; one byte of one file's data changed
+# in a copy makes it fail, naming that file.
+for img in rootfs rootfs-hardened rootfs-python; do
+	"$MINIVM" rootfs verify "$B/$img.img" "$B/$img.sbom.json" >"$T/verify-$img.out" 2>"$T/verify-$img.err"
+	e=$?
+	check "rootfs verify: $img.img matches its SBOM (exit $e)" [ "$e" = 0 ]
+done
+cp "$B/rootfs-python.img" "$T/tampered.img"
+victim=/usr/lib/python3.11/os.py
+blk=$(debugfs -R "bmap $victim 0" "$T/tampered.img" 2>/dev/null)
+old=$(dd if="$T/tampered.img" bs=1 skip=$((blk * 4096 + 10)) count=1 status=none | od -An -tx1 | tr -d ' ')
+printf '\x%02x' $(((0x$old + 1) & 255)) | dd of="$T/tampered.img" bs=1 seek=$((blk * 4096 + 10)) conv=notrunc status=none
+"$MINIVM" rootfs verify "$T/tampered.img" "$B/rootfs-python.sbom.json" >"$T/verify-bad.out" 2>"$T/verify-bad.err"
+e=$?
+check "rootfs verify: one byte of $victim (block $blk) changed: exit 1 (got $e)" [ "$e" = 1 ]
+check "rootfs verify: ...naming that file, and only it" \
+	sh -c "grep -q '^hash $victim: sha256 sbom ' '$T/verify-bad.out' && [ \$(wc -l <'$T/verify-bad.out') = 1 ]"
+"$MINIVM" rootfs verify "$B/rootfs-python.img" "$B/rootfs-hardened.sbom.json" >"$T/verify-other.out" 2>&1
+e=$?
+check "rootfs verify: the wrong SBOM: exit 1, the python runtime listed as extra" \
+	sh -c "[ $e = 1 ] && grep -q '^extra /usr/bin/python3.11:' '$T/verify-other.out'"
+"$MINIVM" rootfs verify "$T/junk.bin" "$B/rootfs-python.sbom.json" >/dev/null 2>"$T/verify-junk.err"
+e=$?
+check "rootfs verify: not an image: exit 125 (got $e)" [ "$e" = 125 ]
+# Build time, on the image's file list (its SBOM, which verify tied to the
+# image): no file named like a shell in the hardened and python profiles.
+shells='sh|bash|dash|ash|busybox|zsh|ksh|mksh|csh|tcsh|fish|rbash|posh|yash|hush'
+for p in hardened python; do
+	n=$(grep -o '"name": "/[^"]*"' "$B/rootfs-$p.sbom.json" | sed 's/.*\///; s/"$//' | grep -Ecx "$shells")
+	check "rootfs $p: no file named like a shell in the image's file list ($n)" [ "$n" = 0 ]
+done
+n=$(grep -o '"name": "/[^"]*"' "$B/rootfs.sbom.json" | sed 's/.*\///; s/"$//' | grep -Ecx "$shells")
+check "rootfs tools: ...while the tools image has them (the check can fail: $n)" [ "$n" -gt 0 ]
+# One boot of the hardened image: minivm-fscheck walks the guest's / (the
+# overlay) and finds no shell, busybox, package manager, setuid/setgid file
+# or world-writable directory without the sticky bit.
+mkdir -p "$T/run8"
+TMPDIR=$T/run8 timeout "$BOOT_TIMEOUT" "$MINIVM" --kernel "$B/vmlinux" --rootfs "$B/rootfs-hardened.img" \
+	-- minivm-fscheck / </dev/null >"$T/hard.out" 2>"$T/hard.err"
+e=$?
+check "hardened boot: minivm-fscheck / exits 0 (got $e: $(tail -n1 "$T/hard.out"))" [ "$e" = 0 ]
+check "hardened boot: it walked the whole image" grep -q ' 0 findings$' "$T/hard.out"
+# One boot of the python image (the upper layer on tmpfs this time): Python
+# runs through the agent (no shell: argv is exec'd), and from Python the
+# same walk, a write through the overlay and the mount table.
+TMPDIR=$T/run8 timeout "$BOOT_TIMEOUT" "$MINIVM" --kernel "$B/vmlinux" --rootfs "$B/rootfs-python.img" \
+	--scratch tmpfs --scratch-size 64M -- python3 -c '
+import json, subprocess, sys
+r = subprocess.run(["minivm-fscheck", "/"], capture_output=True, text=True)
+open("/usr/lib/python3.11/written.txt", "w").write("hi")
+m = [l.split()[:3] for l in open("/proc/mounts") if l.split()[1] in ("/", "/run/minivm-scratch")]
+print(json.dumps({"py": list(sys.version_info[:2]), "fscheck": r.returncode, "last": r.stdout.splitlines()[-1],
+    "upper": open("/run/minivm-scratch/upper/usr/lib/python3.11/written.txt").read(), "mounts": m}))
+' </dev/null >"$T/py.out" 2>"$T/py.err"
+e=$?
+check "python boot: python3 -c ... exits 0 (got $e)" [ "$e" = 0 ]
+check "python boot: Python 3.11 ran ($(head -c 200 "$T/py.out"))" grep -q '"py": \[3, 11\]' "$T/py.out"
+check "python boot: no shell, setuid file or unsticky world-writable dir (fscheck 0)" grep -q '"fscheck": 0' "$T/py.out"
+check "python boot: a write lands in the tmpfs upper layer" grep -q '"upper": "hi"' "$T/py.out"
+check "python boot: / is the overlay, its upper layer a tmpfs" \
+	grep -q '\["overlay", "/", "overlay"\].*\["tmpfs", "/run/minivm-scratch", "tmpfs"\]\|\["tmpfs", "/run/minivm-scratch", "tmpfs"\].*\["overlay", "/", "overlay"\]' "$T/py.out"
+check "python boot: no run directory left" [ -z "$(ls -A "$T/run8")" ]
 
 echo "== boot wall times (ms): pvh2 $(ms pvh2), bz1 $(ms bz1), crash $(ms crash), agent $(ms agent), agent-crash $acrash_ms, vm-timeout $(ms vmt) + $avmt_ms"
 echo "$pass passed, $fail failed"
