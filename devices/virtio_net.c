@@ -496,6 +496,12 @@ struct virtio_dev *virtio_net_create(int fd, const struct net_guest *guest, cons
 	}
 	d->fd = fd;
 	d->kick_fd = -1;
+	/* Hooks run on vCPU threads: a backend write must never block one. */
+	r = fcntl(fd, F_GETFL);
+	if (r < 0 || fcntl(fd, F_SETFL, r | O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "net: backend fd: %s", strerror(errno));
+		goto fail;
+	}
 	d->evl = evl;
 	d->guest = *guest;
 	d->policy = malloc(sizeof(*d->policy));

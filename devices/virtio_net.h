@@ -43,7 +43,8 @@ int net_tap_open(const char *name, uint8_t host_mac[NET_ETH_ALEN], char *err, si
  * control queue) whose backend is fd: a TAP from net_tap_open, or any
  * datagram fd that carries one frame with its 12-byte virtio_net_hdr_v1 per
  * message (tests use a SOCK_SEQPACKET socketpair). The device owns fd from
- * this call on (closed on destroy, and on failure).
+ * this call on (closed on destroy, and on failure) and makes it non-blocking:
+ * a frame the backend cannot take at once is dropped and counted.
  *
  * TX: each frame is copied once out of guest memory, parsed
  * (net_pkt_parse) and decided by `policy` for `guest` (net_policy_decide;
