@@ -519,7 +519,8 @@ cp "$B/rootfs-python.img" "$T/tampered.img"
 victim=/usr/lib/python3.11/os.py
 blk=$(debugfs -R "bmap $victim 0" "$T/tampered.img" 2>/dev/null)
 old=$(dd if="$T/tampered.img" bs=1 skip=$((blk * 4096 + 10)) count=1 status=none | od -An -tx1 | tr -d ' ')
-printf '\x%02x' $(((0x$old + 1) & 255)) | dd of="$T/tampered.img" bs=1 seek=$((blk * 4096 + 10)) conv=notrunc status=none
+new=$(printf '%02x' $(((0x$old + 1) & 255)))
+printf "\\x$new" | dd of="$T/tampered.img" bs=1 seek=$((blk * 4096 + 10)) conv=notrunc status=none
 "$MINIVM" rootfs verify "$T/tampered.img" "$B/rootfs-python.sbom.json" >"$T/verify-bad.out" 2>"$T/verify-bad.err"
 e=$?
 check "rootfs verify: one byte of $victim (block $blk) changed: exit 1 (got $e)" [ "$e" = 1 ]
