@@ -29,6 +29,17 @@ struct net_dev {
 	bool broken;
 	bool tx_more;           /* tx chains left over after a budget ran out */
 	bool rx_held;           /* rx_chain was popped and is still unused */
+	bool mrg;               /* VIRTIO_NET_F_MRG_RXBUF negotiated */
+	/* The frame being delivered to the guest: rxbuf[0..rx_len), rx_done
+	 * bytes of it written to the chains rx_heads[0..rx_nbufs) (with
+	 * MRG_RXBUF; returned together once it is complete). */
+	bool rx_pending;
+	bool rx_is_reply;
+	uint32_t rx_len, rx_done;
+	uint16_t rx_nbufs;
+	uint16_t rx_heads[VIRTQ_MAX_SIZE];
+	uint32_t rx_lens[VIRTQ_MAX_SIZE];
+	uint8_t *rx_nb[2];      /* num_buffers in the frame's first chain */
 	struct net_guest guest;
 	struct net_policy *policy;
 	struct net_stats stats;
@@ -98,49 +109,150 @@ static int rx_get(struct net_dev *d)
 	}
 }
 
-/* Writes frame[0..len) into the held rx chain's writable part and returns
- * the chain to the guest. False (chain kept) when it does not fit. */
-static bool rx_put(struct net_dev *d, const uint8_t *frame, uint32_t len)
+/* Copies src[0..len) to the writable part of c from byte `off` on; returns
+ * how many bytes went (all of them when off + len <= c->write_len). When
+ * nb is not NULL, points nb[0] and nb[1] at the chain's bytes 10 and 11
+ * (num_buffers of the header it starts with). */
+static uint32_t chain_write(const struct guest_mem *gm, const struct virtq_chain *c, uint32_t off, const uint8_t *src,
+			    uint32_t len, uint8_t *nb[2])
 {
-	const struct virtq_chain *c = &d->rx_chain;
-	struct virtq *vq = &d->vdev.vqs[VIRTIO_NET_QUEUE_RX];
-	uint32_t done = 0;
+	uint32_t pos = 0, done = 0;
 
-	if (len > c->write_len)
-		return false;
-	for (unsigned int i = c->nread; i < c->nseg && done < len; i++) {
-		uint32_t n = c->seg[i].len < len - done ? c->seg[i].len : len - done;
-		uint8_t *p = gm_ptr(vq->gm, c->seg[i].gpa, n); /* checked by virtq_pop */
+	for (unsigned int i = c->nread; i < c->nseg; i++) {
+		uint32_t sl = c->seg[i].len;
+		uint8_t *p = gm_ptr(gm, c->seg[i].gpa, sl); /* checked by virtq_pop */
 
 		if (!p)
 			break;
-		memcpy(p, frame + done, n);
-		done += n;
+		if (nb) {
+			for (uint32_t b = 10; b < 12; b++)
+				if (b >= pos && b - pos < sl)
+					nb[b - 10] = p + (b - pos);
+		}
+		if (off + done < pos + sl && done < len) {
+			uint32_t from = off + done - pos, n = sl - from;
+
+			if (n > len - done)
+				n = len - done;
+			memcpy(p + from, src + done, n);
+			done += n;
+		}
+		pos += sl;
 	}
-	d->rx_held = false;
-	if (virtq_push(vq, c->head, done))
-		virtio_dev_log(&d->vdev, "%s", vq->error);
-	return true;
+	return done;
 }
 
-/* Puts the frame the device built in reply[0..len) on the rx queue, if the guest
- * has a buffer for it; never waits for one. Returns whether it went. */
+enum rx_result { RX_DONE, RX_WAIT, RX_DROPPED, RX_BROKEN };
+
+/*
+ * Goes on delivering the frame in rxbuf[0..rx_len) (rx_pending). Without
+ * VIRTIO_NET_F_MRG_RXBUF the frame must fit one chain (a chain too small
+ * for it stays held for the next frame and the frame is dropped). With it,
+ * the frame fills as many chains as it needs (spec 5.1.6.4.2), num_buffers
+ * in the first one says how many, and all of them are returned together
+ * once the frame is complete; when the ring runs dry midway the frame
+ * waits for more buffers (RX_WAIT). Lock held.
+ */
+static enum rx_result rx_continue(struct net_dev *d)
+{
+	struct virtq *vq = &d->vdev.vqs[VIRTIO_NET_QUEUE_RX];
+	const struct virtq_chain *c = &d->rx_chain;
+
+	while (d->rx_done < d->rx_len) {
+		uint32_t n;
+		int r = rx_get(d);
+
+		if (r < 0)
+			return RX_BROKEN;
+		if (r == 0)
+			return RX_WAIT;
+		if (!d->mrg) {
+			if (c->write_len < d->rx_len) {
+				d->rx_pending = false;
+				return RX_DROPPED; /* the chain stays held */
+			}
+			n = chain_write(vq->gm, c, 0, d->rxbuf, d->rx_len, NULL);
+			d->rx_held = false;
+			d->rx_pending = false;
+			if (virtq_push(vq, c->head, n))
+				virtio_dev_log(&d->vdev, "%s", vq->error);
+			return RX_DONE;
+		}
+		/* "each buffer MUST be at least the size of the struct
+		 * virtio_net_hdr" (spec 5.1.6.3.1). */
+		if (c->write_len < NET_VNET_HDR_LEN) {
+			d->broken = true;
+			virtio_dev_fail(&d->vdev, "rx buffer smaller than the virtio-net header");
+			return RX_BROKEN;
+		}
+		n = chain_write(vq->gm, c, 0, d->rxbuf + d->rx_done, d->rx_len - d->rx_done,
+				d->rx_nbufs ? NULL : d->rx_nb);
+		d->rx_heads[d->rx_nbufs] = c->head;
+		d->rx_lens[d->rx_nbufs] = n;
+		d->rx_nbufs++;
+		d->rx_done += n;
+		d->rx_held = false;
+	}
+	/* Complete: num_buffers, then the used entries, in order. */
+	*d->rx_nb[0] = (uint8_t)d->rx_nbufs;
+	*d->rx_nb[1] = (uint8_t)(d->rx_nbufs >> 8);
+	for (uint16_t i = 0; i < d->rx_nbufs; i++)
+		if (virtq_push(vq, d->rx_heads[i], d->rx_lens[i]))
+			virtio_dev_log(&d->vdev, "%s", vq->error);
+	d->rx_pending = false;
+	return RX_DONE;
+}
+
+/* Starts delivering rxbuf[0..len), a frame with its header. */
+static enum rx_result rx_start(struct net_dev *d, uint32_t len)
+{
+	/* flags (DATA_VALID is not ours to claim without GUEST_CSUM), gso
+	 * fields, then num_buffers: 1, or set once the chains are known. */
+	memset(d->rxbuf, 0, NET_VNET_HDR_LEN);
+	d->rxbuf[10] = 1;
+	d->rx_pending = true;
+	d->rx_len = len;
+	d->rx_done = 0;
+	d->rx_nbufs = 0;
+	return rx_continue(d);
+}
+
+/* Counts how a frame ended (a reply or a backend frame); true when it was
+ * put on the ring. */
+static bool rx_account(struct net_dev *d, enum rx_result r)
+{
+	if (r == RX_DONE) {
+		if (d->rx_is_reply)
+			d->ctr.replies++;
+		else
+			d->ctr.rx_frames++;
+		return true;
+	}
+	if (r == RX_DROPPED) {
+		if (d->rx_is_reply)
+			d->ctr.replies_dropped++;
+		else
+			d->ctr.rx_dropped++;
+	}
+	return false;
+}
+
+/* Puts the frame the device built in reply[0..len) on the rx queue when
+ * the guest has a buffer free now (a reply never waits for the first
+ * one, nor behind a frame still being delivered). Returns whether any
+ * used entry was written. */
 static bool rx_inject(struct net_dev *d, size_t len)
 {
-	if (len < NET_VNET_HDR_LEN || rx_get(d) != 1) {
+	enum rx_result r;
+
+	if (len < NET_VNET_HDR_LEN || len > NET_BUF_MAX || d->rx_pending || rx_get(d) != 1) {
 		d->ctr.replies_dropped++;
 		return false;
 	}
-	/* virtio_net_hdr_v1: num_buffers is 1 without VIRTIO_NET_F_MRG_RXBUF. */
-	d->reply[10] = 1;
-	d->reply[11] = 0;
-	if (!rx_put(d, d->reply, (uint32_t)len)) {
-		/* A buffer smaller than a minimal frame: the guest's problem. */
-		d->ctr.replies_dropped++;
-		return false;
-	}
-	d->ctr.replies++;
-	return true;
+	memcpy(d->rxbuf, d->reply, len);
+	d->rx_is_reply = true;
+	r = rx_start(d, (uint32_t)len);
+	return rx_account(d, r);
 }
 
 /* Moves backend frames into the guest's rx buffers while both have some,
@@ -152,9 +264,18 @@ static void rx_pump(struct net_dev *d)
 
 	if (!d->active || d->broken)
 		return;
+	if (d->rx_pending) {
+		enum rx_result r = rx_continue(d);
+
+		pushed = rx_account(d, r);
+		if (r == RX_WAIT || r == RX_BROKEN)
+			goto out;
+	}
 	for (n = 0; n < VIRTIO_NET_BUDGET; n++) {
+		enum rx_result r;
 		ssize_t got;
 
+		/* A buffer first, so frames wait in the backend, not here. */
 		if (rx_get(d) != 1)
 			break;
 		got = read(d->fd, d->rxbuf, sizeof(d->rxbuf));
@@ -169,19 +290,16 @@ static void rx_pump(struct net_dev *d)
 			d->ctr.rx_dropped++;
 			continue;
 		}
-		/* flags (DATA_VALID is not ours to claim without GUEST_CSUM),
-		 * gso fields, then num_buffers = 1. */
-		memset(d->rxbuf, 0, NET_VNET_HDR_LEN);
-		d->rxbuf[10] = 1;
-		if (!rx_put(d, d->rxbuf, (uint32_t)got)) {
-			d->ctr.rx_dropped++;
-			continue;
-		}
-		d->ctr.rx_frames++;
-		pushed = true;
+		d->rx_is_reply = false;
+		r = rx_start(d, (uint32_t)got);
+		if (rx_account(d, r))
+			pushed = true;
+		if (r == RX_WAIT || r == RX_BROKEN)
+			break;
 	}
 	if (n == VIRTIO_NET_BUDGET)
 		kick(d);
+out:
 	if (pushed)
 		virtio_dev_notify(&d->vdev, VIRTIO_NET_QUEUE_RX);
 }
@@ -331,7 +449,9 @@ static int net_activate(struct virtio_dev *dev)
 	d->active = true;
 	d->broken = false;
 	d->rx_held = false;
+	d->rx_pending = false;
 	d->tx_more = false;
+	d->mrg = dev->acked & VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF);
 	rx_pump(d);
 	return 0;
 }
@@ -340,10 +460,12 @@ static void net_reset(struct virtio_dev *dev)
 {
 	struct net_dev *d = to_net(dev);
 
-	/* The transport forgets the rings; a held chain dies with them. */
+	/* The transport forgets the rings; held chains and a frame half
+	 * delivered die with them. */
 	d->active = false;
 	d->broken = false;
 	d->rx_held = false;
+	d->rx_pending = false;
 	d->tx_more = false;
 }
 
@@ -536,10 +658,11 @@ struct virtio_dev *virtio_net_create(int fd, const struct net_guest *guest, cons
 	d->vdev.name = "virtio-net";
 	d->vdev.device_id = VIRTIO_ID_NET;
 	/* No checksum/GSO offloads: the policy must see every frame whole and
-	 * final. VIRTIO_NET_F_MTU keeps the guest at 1500. */
+	 * final. VIRTIO_NET_F_MTU keeps the guest at 1500. Mergeable rx
+	 * buffers let the guest post page fragments of any size. */
 	d->vdev.features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
 			   VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_NET_F_MAC) |
-			   VIRTIO_BIT(VIRTIO_NET_F_MTU);
+			   VIRTIO_BIT(VIRTIO_NET_F_MTU) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF);
 	d->vdev.config_size = VIRTIO_NET_CONFIG_SIZE;
 	d->vdev.num_queues = 2;
 	d->vdev.queue_max = VIRTIO_NET_QUEUE_SIZE;

@@ -39,7 +39,7 @@ int net_tap_open(const char *name, uint8_t host_mac[NET_ETH_ALEN], char *err, si
 
 /*
  * A virtio-net device (id 1; rx and tx queues; VIRTIO_NET_F_MAC with
- * guest->mac, VIRTIO_NET_F_MTU 1500; no offloads, no mergeable buffers, no
+ * guest->mac, VIRTIO_NET_F_MTU 1500, VIRTIO_NET_F_MRG_RXBUF; no offloads, no
  * control queue) whose backend is fd: a TAP from net_tap_open, or any
  * datagram fd that carries one frame with its 12-byte virtio_net_hdr_v1 per
  * message (tests use a SOCK_SEQPACKET socketpair). The device owns fd from
@@ -55,8 +55,11 @@ int net_tap_open(const char *name, uint8_t host_mac[NET_ETH_ALEN], char *err, si
  * denied is dropped. Counters: virtio_net_get_stats; each denied
  * destination is logged once (net_stats_account) to stderr.
  * RX: frames read from fd go to the guest's rx buffers as they are (not
- * filtered: see net_policy.h), header reset to "no offloads, one buffer";
- * a frame larger than the buffer offered is dropped and counted.
+ * filtered: see net_policy.h), header reset to "no offloads"; with
+ * MRG_RXBUF a frame spans as many buffers as it needs (num_buffers), and
+ * waits for more when the ring runs dry midway; without it a frame larger
+ * than the buffer offered is dropped and counted. Frames wait in the
+ * backend while the guest has no rx buffer.
  *
  * evl: the loop that watches fd (and one eventfd of the device's); it must
  * outlive the device. NULL for tests, which drive the backend with

@@ -67,6 +67,8 @@ static void ring_publish(struct ring *r, uint16_t head)
 	put(r->avail + 2, &r->idx, 2);
 }
 
+static bool mrg; /* negotiate VIRTIO_NET_F_MRG_RXBUF */
+
 static void driver_init(void)
 {
 	memset(ram, 0, 0x10000);
@@ -74,7 +76,7 @@ static void driver_init(void)
 	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
 	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, 1u << VIRTIO_NET_F_MAC);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES, (1u << VIRTIO_NET_F_MAC) | (mrg ? 1u << VIRTIO_NET_F_MRG_RXBUF : 0));
 	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	wr(VIRTIO_MMIO_DRIVER_FEATURES, 1);
 	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
@@ -146,7 +148,8 @@ static void drain_backend(void)
  *      segment), then the frame bytes;
  *   1: post N rx buffers (N, size byte x 8);
  *   2: the backend sends a frame (length byte x 8, then that many bytes);
- *   3: serve the backend once; 4: device reset.
+ *   3: serve the backend once; 4: device reset, then the driver comes
+ *      back with mergeable rx buffers or without (1 byte, bit 0).
  */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -155,6 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!ram)
 		init_once();
+	mrg = false;
 	driver_init();
 	while (p < size && steps++ < 64) {
 		uint8_t op = data[p++] % 5;
@@ -242,6 +246,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			virtio_net_poll(dev);
 			break;
 		case 4:
+			if (size - p < 1)
+				goto out;
+			mrg = data[p++] & 1;
 			driver_init();
 			rx_slot = tx_slot = 0;
 			break;

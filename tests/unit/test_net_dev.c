@@ -53,6 +53,7 @@ static struct virtio_dev *dev;
 static struct vq_builder qrx, qtx;
 static int irq, peer = -1;
 static unsigned int rx_posted, rx_seen, tx_sent;
+static bool want_mrg; /* the driver negotiates VIRTIO_NET_F_MRG_RXBUF */
 
 static void wr(uint64_t off, uint32_t v)
 {
@@ -83,7 +84,8 @@ static void driver_init(void)
 	wr(VIRTIO_MMIO_STATUS, ACK);
 	wr(VIRTIO_MMIO_STATUS, ACK | DRV);
 	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (1u << VIRTIO_NET_F_MAC) | (1u << VIRTIO_NET_F_MTU));
+	wr(VIRTIO_MMIO_DRIVER_FEATURES, (1u << VIRTIO_NET_F_MAC) | (1u << VIRTIO_NET_F_MTU) |
+						(want_mrg ? 1u << VIRTIO_NET_F_MRG_RXBUF : 0));
 	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	wr(VIRTIO_MMIO_DRIVER_FEATURES, 1);
 	wr(VIRTIO_MMIO_STATUS, ACK | DRV | FOK);
@@ -119,6 +121,7 @@ static void setup(void)
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
 	peer = sv[1];
+	want_mrg = false;
 	start(sv[0]);
 }
 
@@ -292,11 +295,12 @@ START_TEST(test_config_and_features)
 
 	ck_assert_uint_eq(rd(VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_NET);
 	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	/* MAC and MTU; no CSUM (0), GUEST_CSUM (1), TSO/UFO, MRG_RXBUF, CTRL_VQ. */
+	/* MAC, MTU and mergeable rx buffers. */
 	ck_assert_uint_eq(rd(VIRTIO_MMIO_DEVICE_FEATURES) & ((1u << VIRTIO_NET_F_MAC) | (1u << VIRTIO_NET_F_MTU)),
 			  (1u << VIRTIO_NET_F_MAC) | (1u << VIRTIO_NET_F_MTU));
-	ck_assert_uint_eq(rd(VIRTIO_MMIO_DEVICE_FEATURES) & 0x3fffc7u & ~(1u << VIRTIO_NET_F_MAC), 0);
-	ck_assert_uint_eq(rd(VIRTIO_MMIO_DEVICE_FEATURES) & (1u << VIRTIO_NET_F_MRG_RXBUF), 0);
+	/* No offloads: CSUM, GUEST_CSUM, CTRL_GUEST_OFFLOADS, GUEST_TSO4..HOST_UFO (7-14), CTRL_VQ. */
+	ck_assert_uint_eq(rd(VIRTIO_MMIO_DEVICE_FEATURES) & (0x7u | 0x7f80u | (1u << 17)), 0);
+	ck_assert_uint_ne(rd(VIRTIO_MMIO_DEVICE_FEATURES) & (1u << VIRTIO_NET_F_MRG_RXBUF), 0);
 	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
 	ck_assert_uint_eq(rd(VIRTIO_MMIO_DEVICE_FEATURES) & 1, 1);
 	for (int i = 0; i < 6; i++)
@@ -519,6 +523,65 @@ START_TEST(test_reset_and_broken_ring)
 	vqb_desc(&qtx, 0, ram.size - 8, 64, 0, 0);
 	vqb_publish(&qtx, 0);
 	vmmio_queue_notify(t, VIRTIO_NET_QUEUE_TX);
+	ck_assert_uint_ne(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
+}
+END_TEST
+
+/* With VIRTIO_NET_F_MRG_RXBUF: a frame spans small buffers, num_buffers
+ * counts them, and a frame waits when the ring runs dry midway. */
+START_TEST(test_rx_mergeable)
+{
+	uint8_t f[NET_BUF_MAX], whole[NET_BUF_MAX];
+	struct virtio_net_counters c;
+	struct virtq_used_elem e;
+	size_t n = udp(f, guest.ip, 7);
+	uint32_t off = 0;
+
+	want_mrg = true;
+	wr(VIRTIO_MMIO_STATUS, 0);
+	driver_init();
+	ck_assert_int_eq(send(peer, f, n, 0), (ssize_t)n); /* 58 bytes */
+	post_rx_len(1, 24);
+	ck_assert_uint_eq(vqb_used_idx(&qrx), 0); /* 24 of 58: waits */
+	post_rx_len(1, 24);
+	ck_assert_uint_eq(vqb_used_idx(&qrx), 0);
+	post_rx_len(1, 24); /* the third completes it */
+	ck_assert_uint_eq(vqb_used_idx(&qrx), 3);
+	for (uint16_t i = 0; i < 3; i++) {
+		e = vqb_used(&qrx, i);
+		ck_assert_uint_eq(e.id, i);
+		ck_assert_uint_eq(e.len, i < 2 ? 24 : 10);
+		memcpy(whole + off, fake_ram_at(&ram, RX_BUFS + e.id * 0x1000ULL, e.len), e.len);
+		off += e.len;
+	}
+	ck_assert_uint_eq(off, n);
+	ck_assert_uint_eq(whole[10], 3); /* num_buffers */
+	ck_assert_uint_eq(whole[11], 0);
+	ck_assert(!memcmp(whole + NET_VNET_HDR_LEN, f + NET_VNET_HDR_LEN, n - NET_VNET_HDR_LEN));
+	rx_seen = 3;
+	/* A frame that fits one buffer says 1; so does a device reply. */
+	post_rx(2);
+	ck_assert_int_eq(send(peer, f, n, 0), (ssize_t)n);
+	virtio_net_poll(dev);
+	{
+		uint32_t len;
+		const uint8_t *r = next_rx(&len);
+
+		ck_assert_ptr_nonnull(r);
+		ck_assert_uint_eq(len, n);
+		ck_assert_uint_eq(r[10], 1);
+		send_tx(f, arp_req(f, guest.gw));
+		r = next_rx(&len);
+		ck_assert_ptr_nonnull(r);
+		ck_assert_uint_eq(r[10], 1);
+		ck_assert_uint_eq(len, NET_VNET_HDR_LEN + NET_ETH_ZLEN);
+	}
+	stats(&c);
+	ck_assert_uint_eq(c.rx_frames, 2);
+	ck_assert_uint_eq(c.replies, 1);
+	/* A buffer smaller than the header breaks the spec: NEEDS_RESET. */
+	ck_assert_int_eq(send(peer, f, n, 0), (ssize_t)n);
+	post_rx_len(1, 8);
 	ck_assert_uint_ne(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
 }
 END_TEST
@@ -779,6 +842,7 @@ int main(void)
 	tcase_add_test(tc, test_rx_from_backend);
 	tcase_add_test(tc, test_reset_and_broken_ring);
 	tcase_add_test(tc, test_served_by_event_loop);
+	tcase_add_test(tc, test_rx_mergeable);
 	suite_add_tcase(s, tc);
 	tcase_add_test(tap, test_create_errors);
 	tcase_add_test(tap, test_real_tap);
