@@ -70,7 +70,9 @@ $(BUILD)/agentctl: $(BUILD)/obj/tests/integration/agentctl.o $(BUILD)/libminivm.
 kernel:
 	@./kernel-config/build.sh $(BUILD)
 
-# The root filesystem image (static init + busybox, mkfs.ext4 -d).
+# The root filesystem images, one per rootfs/PROFILE.manifest (tools ->
+# build/rootfs.img, hardened, python -> build/rootfs-PROFILE.img), each with
+# its CycloneDX SBOM; rebuilt only when their inputs change.
 rootfs:
 	@./rootfs/build.sh $(BUILD)
 
