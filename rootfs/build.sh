@@ -350,13 +350,14 @@ build_profile() {
 	if [[ $hardened == 1 ]]; then
 		local n findings=""
 		for n in $SHELL_NAMES $PKGMGR_NAMES; do
-			findings+=$(cd "$tree" && find . -name "$n" -printf '%p: named like a shell or package manager\n')
+			findings+=$(cd "$tree" && find . -name "$n" -printf '%p: named like a shell or package manager\n')$'\n'
 		done
-		findings+=$(cd "$tree" && find . -type f -perm /6000 -printf '%p: setuid or setgid\n')
-		findings+=$(cd "$tree" && find . -type d -perm -0002 ! -perm -1000 -printf '%p: world-writable without the sticky bit\n')
-		findings+=$(cd "$tree" && find . -type f -perm -0002 -printf '%p: world-writable file\n')
+		findings+=$(cd "$tree" && find . -type f -perm /6000 -printf '%p: setuid or setgid\n')$'\n'
+		findings+=$(cd "$tree" && find . -type d -perm -0002 ! -perm -1000 -printf '%p: world-writable without the sticky bit\n')$'\n'
+		findings+=$(cd "$tree" && find . -type f -perm -0002 -printf '%p: world-writable file\n')$'\n'
 		# busybox under any name: its banner is in the binary.
-		findings+=$(cd "$tree" && find . -type f -size +10k -exec grep -l -F 'BusyBox v' {} + 2>/dev/null | sed 's/$/: a busybox binary/' || true)
+		findings+=$(cd "$tree" && find . -type f -size +10k -exec grep -l -F 'BusyBox v' {} + 2>/dev/null | sed 's/$/: a busybox binary/' || true)$'\n'
+		findings=$(printf '%s' "$findings" | sed '/^$/d')
 		[[ -z $findings ]] || die "profile $profile is hardened but:"$'\n'"$findings"
 	fi
 

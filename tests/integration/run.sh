@@ -123,7 +123,8 @@ vm pvh2 --kernel "$B/vmlinux" --rootfs "$B/rootfs.img" --cpus 2 --timings \
 	--run "/bin/sh -c 'mkdir /tmp/t && mount -o ro /dev/vdd /tmp/t && exec /bin/sh /tmp/t/t.sh'"
 wait
 # 2: bzImage (64-bit boot protocol), 1 vCPU, exits 3
-vm bz1 --kernel "$B/bzImage" --rootfs "$B/rootfs.img" --run "/bin/sh -c 'exit 3'"
+# (--no-jail -v: the unjailed VMM process keeps working, and says it is.)
+vm bz1 --kernel "$B/bzImage" --rootfs "$B/rootfs.img" --no-jail -v --run "/bin/sh -c 'exit 3'"
 wait
 
 check "vmlinux: minivm exits with the guest's status 3 (got $(rc pvh2))" [ "$(rc pvh2)" = 3 ]
@@ -148,6 +149,7 @@ check "read-only disk: the host file is unchanged" [ "$(sha256sum <"$T/ro.img")"
 check "virtio-rng: the guest's hwrng is virtio" has pvh2.console "rng-current=virtio_rng"
 check "virtio-rng: /dev/hwrng yields bytes" has pvh2.console "hwrng-bytes=64"
 check "bzImage: minivm exits with the guest's status 3 (got $(rc bz1))" [ "$(rc bz1)" = 3 ]
+check "--no-jail: the VMM process ran unjailed" has bz1.err "the VMM process is PID [0-9]* (not jailed)"
 check "rate limit: reads through a bw=64K disk arrive intact" has pvh2.console "slow-read=ok"
 slow=$(sed -n 's/.*slow-read-uptime=\([0-9.]*\) \([0-9.]*\).*/\1 \2/p' "$T/pvh2.console")
 check "rate limit: 512 KiB at bw=64K take >= 7 s in the guest ($(echo "$slow" | awk '{ printf "%.2f s", $2 - $1 }'))" \
@@ -508,6 +510,21 @@ for p in hardened python; do
 		[ -n "$s0" ] && [ "$s0" = "$s1" ] && [ "$s1" = "$s2" ]
 	check "rootfs $p: reproducible SBOM" cmp -s "$T/repro1/rootfs-$p.sbom.json" "$T/repro2/rootfs-$p.sbom.json"
 done
+# The build-time policy can fail: a copy of rootfs/ with a hardened profile
+# that also asks for busybox (and one with busybox renamed) is refused.
+cp -r rootfs "$T/rootfs-copy"
+printf 'include hardened\nbusybox\n' >"$T/rootfs-copy/bad.manifest"
+"$T/rootfs-copy/build.sh" "$T/bad-out" bad >"$T/bad.log" 2>&1
+e=$?
+check "rootfs policy: a hardened profile with busybox is refused (exit $e), naming /bin/sh" \
+	sh -c "[ $e != 0 ] && grep -q '^./bin/sh: named like a shell' '$T/bad.log' && [ ! -e '$T/bad-out/rootfs-bad.img' ]"
+printf 'include hardened\n' >"$T/rootfs-copy/bad2.manifest"
+mkdir -p "$T/rootfs-copy/skel/usr/bin" && cp /bin/busybox "$T/rootfs-copy/skel/usr/bin/tool"
+printf 'skel /usr/bin/tool 0755\n' >>"$T/rootfs-copy/bad2.manifest"
+"$T/rootfs-copy/build.sh" "$T/bad-out" bad2 >"$T/bad2.log" 2>&1
+e=$?
+check "rootfs policy: busybox under another name is refused too (exit $e)" \
+	sh -c "[ $e != 0 ] && grep -q '^./usr/bin/tool: a busybox binary' '$T/bad2.log'"
 # Verify: every image matches its SBOM; one byte of one file's data changed
 # in a copy makes it fail, naming that file.
 for img in rootfs rootfs-hardened rootfs-python; do
