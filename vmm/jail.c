@@ -310,8 +310,9 @@ void jail_cgroup_remove(const char *cg)
 
 int jail_unshare_flags(void)
 {
-	return CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
-	       CLONE_NEWCGROUP;
+	/* Not CLONE_NEWNET: jail_enter() does that in the VMM, once a TAP
+	 * device of the host's namespace is open. */
+	return CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
 }
 
 /* ---- entering the jail ---- */
@@ -415,6 +416,14 @@ int jail_enter(const struct jail_config *j, const struct jail_setup *s, bool hav
 			return r;
 	}
 	if (root && have_namespaces) {
+		/* An empty network namespace: the fds open already (a TAP
+		 * device) keep working, nothing new can reach the host's. */
+		if (unshare(CLONE_NEWNET) < 0) {
+			r = jail_step_failed(j, -errno, err, errlen, "no network namespace: %s",
+					     strerror(errno));
+			if (r)
+				return r;
+		}
 		r = jail_pivot(s, why, sizeof(why));
 		if (r) {
 			/* A half-made mount tree is no jail: always an error. */

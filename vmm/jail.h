@@ -112,12 +112,14 @@ int jail_cgroup_enter(const struct jail_config *j, const struct jail_setup *s, c
 /* Removes a cgroup made by jail_cgroup_enter() once its processes are gone. */
 void jail_cgroup_remove(const char *cg);
 
-/* The namespaces unshare()d by the VMM's parent before it forks the VMM. */
+/* The namespaces unshare()d by the VMM's parent before it forks the VMM
+ * (mount, PID, IPC, UTS, cgroup); the VMM enters a new network namespace
+ * itself in jail_enter(), after its devices are open. */
 int jail_unshare_flags(void);
 
 /*
  * In the VMM process after minivm_create() (every file open, one thread):
- * pivot_root into s->dir (bind-mounting the vsock socket's directory at
+ * a new network namespace, pivot_root into s->dir (bind-mounting the vsock socket's directory at
  * /vsock when it lies outside), rlimits, then all capabilities dropped and
  * uid/gid switched (libcap-ng), no_new_privs. Seccomp comes later, per
  * thread (jail_seccomp_thread()). Steps that need root are skipped with a
