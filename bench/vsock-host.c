@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -147,8 +148,10 @@ static int do_recv(const char *path)
 	ssize_t r;
 
 	unlink(path);
+	/* A jailed minivm connects as its unprivileged uid: connect() needs
+	 * write permission on the socket file (README, Security model). */
 	if (lfd < 0 || unix_addr(path, &sa) || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(lfd, 1) < 0)
+	    chmod(path, 0666) < 0 || listen(lfd, 1) < 0)
 		return fail("listen");
 	printf("listening\n");
 	fflush(stdout);
