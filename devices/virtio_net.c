@@ -14,8 +14,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/ratelimit.h"
 #include "devices/virtio_spec.h"
 #include "vmm/evl.h"
+
+/* One direction's rate limit (virtio_net_set_rate_limit): its buckets and
+ * the timer that resumes it. */
+struct net_limit {
+	bool limited;          /* fixed once the VM runs */
+	struct rl_timer timer; /* timer.fd fixed likewise; the rest under the lock */
+	struct ratelimit rl;
+};
 
 struct net_dev {
 	struct virtio_dev vdev; /* first */
@@ -52,6 +61,20 @@ struct net_dev {
 	uint8_t txbuf[NET_BUF_MAX];
 	uint8_t rxbuf[NET_BUF_MAX + 1];
 	uint8_t reply[NET_BUF_MAX];
+
+	/* Rate limiting, per direction. tx: a chain the buckets refuse stays
+	 * popped in tx_chain (tx_parked, not yet copied) and nothing more is
+	 * popped until txl's timer fires. rx: a backend frame has to be read
+	 * before its length is known; one the buckets refuse waits in rx_park
+	 * (rx_parked), nothing more is read from the backend until rxl's timer
+	 * fires, and the frame goes first then. It is kept apart from rxbuf
+	 * so that the device's own replies (ARP, RST, ICMP: not backend
+	 * frames, not rx-limited) still reach the guest meanwhile. */
+	struct net_limit rxl, txl;
+	bool tx_parked;
+	bool rx_parked;
+	uint32_t rx_park_len;
+	uint8_t rx_park[NET_BUF_MAX];
 };
 
 static struct net_dev *to_net(struct virtio_dev *dev)
@@ -80,6 +103,24 @@ static void fail(struct net_dev *d, struct virtq *vq)
 {
 	d->broken = true;
 	virtio_dev_fail(&d->vdev, vq->error);
+}
+
+/* Whether l lets a frame of `len` bytes with its virtio-net header (the
+ * header is not counted) go now; if not, l's timer is armed for when it
+ * will. Lock held. */
+static bool net_admit(struct net_dev *d, struct net_limit *l, uint32_t len)
+{
+	uint64_t bytes = len > NET_VNET_HDR_LEN ? len - NET_VNET_HDR_LEN : 0;
+	int why = 0;
+
+	if (!l->limited || rl_gate(&l->rl, &l->timer, bytes, 1, &why)) {
+		/* Cannot happen with a valid timerfd; without a timer the
+		 * direction would stall: the frame went instead. */
+		if (why)
+			virtio_dev_log(&d->vdev, "rate limiter timer: %s; frame not throttled", strerror(why));
+		return true;
+	}
+	return false;
 }
 
 /*
@@ -275,20 +316,39 @@ static void rx_pump(struct net_dev *d)
 		enum rx_result r;
 		ssize_t got;
 
-		/* A buffer first, so frames wait in the backend, not here. */
+		/* A buffer first, so frames wait in the backend, not here (and
+		 * tokens are taken only for a frame that can be delivered). */
 		if (rx_get(d) != 1)
 			break;
-		got = read(d->fd, d->rxbuf, sizeof(d->rxbuf));
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			break; /* EAGAIN: nothing more; the chain stays held */
-		/* The backend's header: no offloads were enabled on it, so a
-		 * checksum-pending or GSO frame is a backend fault. */
-		if ((size_t)got < NET_VNET_HDR_LEN + NET_ETH_HLEN || (size_t)got > NET_BUF_MAX ||
-		    (d->rxbuf[0] & NET_VNET_F_NEEDS_CSUM) || d->rxbuf[1] != NET_VNET_GSO_NONE) {
-			d->ctr.rx_dropped++;
-			continue;
+		if (d->rx_parked) {
+			/* The frame the limiter refused last time goes first. */
+			if (!net_admit(d, &d->rxl, d->rx_park_len))
+				break;
+			d->rx_parked = false;
+			memcpy(d->rxbuf, d->rx_park, d->rx_park_len);
+			got = d->rx_park_len;
+		} else {
+			got = read(d->fd, d->rxbuf, sizeof(d->rxbuf));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0)
+				break; /* EAGAIN: nothing more; the chain stays held */
+			/* The backend's header: no offloads were enabled on it,
+			 * so a checksum-pending or GSO frame is a backend fault. */
+			if ((size_t)got < NET_VNET_HDR_LEN + NET_ETH_HLEN || (size_t)got > NET_BUF_MAX ||
+			    (d->rxbuf[0] & NET_VNET_F_NEEDS_CSUM) || d->rxbuf[1] != NET_VNET_GSO_NONE) {
+				d->ctr.rx_dropped++;
+				continue;
+			}
+			if (d->rxl.limited && !net_admit(d, &d->rxl, (uint32_t)got)) {
+				/* Out of tokens: keep this one, read nothing more.
+				 * The guest sees a slower link, not a loss. */
+				memcpy(d->rx_park, d->rxbuf, (size_t)got);
+				d->rx_park_len = (uint32_t)got;
+				d->rx_parked = true;
+				d->ctr.rx_throttled++;
+				break;
+			}
 		}
 		d->rx_is_reply = false;
 		r = rx_start(d, (uint32_t)got);
@@ -384,18 +444,36 @@ static void tx_process(struct net_dev *d)
 
 	d->tx_more = false;
 	for (n = 0; n < VIRTIO_NET_BUDGET; n++) {
-		int ret = virtq_pop(vq, &d->tx_chain);
 		uint32_t len;
 
-		if (ret < 0) {
-			fail(d, vq);
-			return;
+		/* A parked chain (refused by the limiter last time) goes first. */
+		if (!d->tx_parked) {
+			int ret = virtq_pop(vq, &d->tx_chain);
+
+			if (ret < 0) {
+				fail(d, vq);
+				return;
+			}
+			if (ret == 0) {
+				if (virtq_enable_notify(vq))
+					continue;
+				break;
+			}
 		}
-		if (ret == 0) {
-			if (virtq_enable_notify(vq))
-				continue;
+		/* Every chain costs tokens before the policy sees it: a denied
+		 * frame, an ARP request, a malformed one too. Denials cost the
+		 * device as much work as anything else (a copy, a parse, often
+		 * a reply on the rx queue), so a guest must not get them for
+		 * free. read_len was fixed by virtq_pop, not read again from
+		 * guest memory; the frame is copied only once admitted. */
+		if (d->txl.limited && !net_admit(d, &d->txl, d->tx_chain.read_len)) {
+			/* Out of tokens: keep this chain, pop nothing more. */
+			if (!d->tx_parked)
+				d->ctr.tx_throttled++;
+			d->tx_parked = true;
 			break;
 		}
+		d->tx_parked = false;
 		len = tx_copy(d, &d->tx_chain);
 		if (tx_frame(d, len))
 			rx_pushed = true;
@@ -452,7 +530,14 @@ static int net_activate(struct virtio_dev *dev)
 	d->rx_pending = false;
 	d->tx_more = false;
 	d->mrg = dev->acked & VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF);
-	rx_pump(d);
+	/* activate runs on a vCPU thread (the driver's status write), whose
+	 * seccomp filter has no timerfd_settime (vmm/jail.c): a limited rx,
+	 * which may arm its timer, starts on the event loop instead. Queue
+	 * notifications reach the device from the loop (ioeventfds). */
+	if (d->rxl.limited)
+		kick(d);
+	else
+		rx_pump(d);
 	return 0;
 }
 
@@ -467,12 +552,17 @@ static void net_reset(struct virtio_dev *dev)
 	d->rx_held = false;
 	d->rx_pending = false;
 	d->tx_more = false;
+	/* A parked tx chain is gone with the rings; a parked rx frame is the
+	 * backend's and waits for the next activation. The buckets stay. */
+	d->tx_parked = false;
 }
 
 static void net_destroy(struct virtio_dev *dev)
 {
 	struct net_dev *d = to_net(dev);
 
+	rl_timer_close(&d->rxl.timer);
+	rl_timer_close(&d->txl.timer);
 	if (d->watch_fd)
 		evl_del_fd(d->evl, d->fd);
 	if (d->watch_kick)
@@ -518,6 +608,82 @@ static void net_loop_cb(void *opaque, int fd, uint32_t revents)
 void virtio_net_poll(struct virtio_dev *dev)
 {
 	serve(to_net(dev));
+}
+
+/* A limiter's timer fired: tokens are back for the parked frame. */
+static void net_rx_timer(void *opaque, int fd, uint32_t revents)
+{
+	struct net_dev *d = opaque;
+
+	(void)fd;
+	(void)revents;
+	virtio_dev_lock(&d->vdev);
+	rl_timer_fired(&d->rxl.timer);
+	rx_pump(d); /* checks active and broken */
+	virtio_dev_unlock(&d->vdev);
+}
+
+static void net_tx_timer(void *opaque, int fd, uint32_t revents)
+{
+	struct net_dev *d = opaque;
+
+	(void)fd;
+	(void)revents;
+	virtio_dev_lock(&d->vdev);
+	rl_timer_fired(&d->txl.timer);
+	if (d->active && !d->broken)
+		tx_process(d);
+	virtio_dev_unlock(&d->vdev);
+}
+
+/* Sets one direction up from cfg (NULL: no limit). */
+static int net_limit_set(struct net_dev *d, struct net_limit *l, const struct rl_config *cfg,
+			 void (*cb)(void *opaque, int fd, uint32_t revents), const char *what, char *err,
+			 size_t errlen)
+{
+	int r;
+
+	if (!cfg)
+		return 0;
+	r = rl_init(&l->rl, cfg, rl_now_ns());
+	if (r) {
+		snprintf(err, errlen, "net: %s rate limit out of bounds", what);
+		return r;
+	}
+	if (!rl_enabled(&l->rl))
+		return 0; /* nothing limited: the data path stays as it was */
+	r = rl_timer_open(&l->timer, d->evl, cb, d);
+	if (r) {
+		snprintf(err, errlen, "net: the %s rate limiter's timer: %s", what, strerror(-r));
+		return r;
+	}
+	l->limited = true;
+	return 0;
+}
+
+int virtio_net_set_rate_limit(struct virtio_dev *dev, const struct rl_config *rx, const struct rl_config *tx,
+			      char *err, size_t errlen)
+{
+	struct net_dev *d = to_net(dev);
+	int r;
+
+	if (d->rxl.limited || d->txl.limited) {
+		snprintf(err, errlen, "net: rate limit already set");
+		return -EALREADY;
+	}
+	if (!d->evl && (rx || tx)) {
+		snprintf(err, errlen, "net: a rate limit needs the device's event loop");
+		return -EINVAL;
+	}
+	r = net_limit_set(d, &d->rxl, rx, net_rx_timer, "rx", err, errlen);
+	if (!r)
+		r = net_limit_set(d, &d->txl, tx, net_tx_timer, "tx", err, errlen);
+	if (r) {
+		/* All or nothing. */
+		rl_timer_close(&d->rxl.timer);
+		d->rxl.limited = false;
+	}
+	return r;
 }
 
 void virtio_net_get_stats(struct virtio_dev *dev, struct net_stats *policy, struct virtio_net_counters *c)
@@ -618,6 +784,7 @@ struct virtio_dev *virtio_net_create(int fd, const struct net_guest *guest, cons
 	}
 	d->fd = fd;
 	d->kick_fd = -1;
+	d->rxl.timer.fd = d->txl.timer.fd = -1;
 	/* Hooks run on vCPU threads: a backend write must never block one. */
 	r = fcntl(fd, F_GETFL);
 	if (r < 0 || fcntl(fd, F_SETFL, r | O_NONBLOCK) < 0) {

@@ -75,6 +75,31 @@ struct virtio_dev *virtio_net_create(int fd, const struct net_guest *guest, cons
  * without an event loop. Call without the device's lock. */
 void virtio_net_poll(struct virtio_dev *dev);
 
+struct rl_config;
+/*
+ * Throttles the NIC per direction with token buckets (devices/ratelimit.h):
+ * tx counts the frames the guest transmits (bytes = frame length, 1 op per
+ * frame), rx the frames the backend delivers to the guest. Either may be
+ * NULL (no limit). A direction over its limit stops taking work from its
+ * queue / the backend until tokens are back (an rl_timer on the device's
+ * event loop resumes it): the guest sees a slower link, frames are not
+ * dropped for it (rx frames wait in the backend).
+ * Details: the frame length is the Ethernet frame's, without the virtio-net
+ * header. Every tx chain pays, before the policy sees it: denied, malformed
+ * and ARP frames too (a guest cannot use denials to bypass the limit). The
+ * device's own replies on the rx queue (ARP, RST, ICMP) are not backend
+ * frames and do not pay. An rx frame is read from the backend before its
+ * length is known: at most one refused frame waits in the device (kept
+ * across a device reset), the rest in the backend. A config that limits
+ * nothing (all zero) leaves that direction as without a limit.
+ * Call after virtio_net_create() with an event loop, before the VM runs
+ * (without the device's lock), at most once (-EALREADY). 0 or -errno with
+ * a message (-EINVAL: no event loop, or a bucket out of bounds; nothing is
+ * limited then).
+ */
+int virtio_net_set_rate_limit(struct virtio_dev *dev, const struct rl_config *rx, const struct rl_config *tx,
+			      char *err, size_t errlen) __attribute__((warn_unused_result));
+
 struct virtio_net_counters {
 	uint64_t tx_frames;     /* written to the backend */
 	uint64_t tx_errors;     /* backend write failed (frame lost) */
@@ -82,6 +107,8 @@ struct virtio_net_counters {
 	uint64_t rx_dropped;    /* backend frames dropped: too big for the buffer, bad header */
 	uint64_t replies;       /* ARP/RST/ICMP frames the device put on the rx queue */
 	uint64_t replies_dropped; /* ... that found no rx buffer */
+	uint64_t tx_throttled;  /* times a tx chain waited for the rate limiter */
+	uint64_t rx_throttled;  /* times a backend frame waited for the rate limiter */
 };
 
 /* Copies the policy counters (net_stats: allowed, denied per reason,
