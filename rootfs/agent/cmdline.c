@@ -1,4 +1,4 @@
-/* The minivm.run= parameter: percent-coding and shell-like splitting into argv. */
+/* Kernel command-line parameters: minivm.run= (percent-coding, shell-like splitting into argv), minivm.scratch=, minivm.net=. */
 #include "cmdline.h"
 
 #include <errno.h>
@@ -335,6 +335,130 @@ int agent_scratch_format(const struct agent_scratch *s, char *out, size_t out_si
 	if (n < 0 || (size_t)n >= out_size)
 		return -ENOBUFS;
 	return n;
+}
+
+uint32_t agent_net_mask(unsigned int prefix)
+{
+	if (prefix == 0)
+		return 0;
+	if (prefix >= 32)
+		return 0xffffffffu;
+	return ~(0xffffffffu >> prefix);
+}
+
+/*
+ * A decimal number of 1..max_digits digits at val[*pos..len), no leading
+ * zero unless it is "0" itself, at most max; advances *pos. 0 or -EINVAL.
+ */
+static int net_parse_num(const char *val, size_t len, size_t *pos, size_t max_digits,
+			 unsigned int max, unsigned int *out)
+{
+	size_t i = *pos, digits = 0;
+	unsigned int v = 0;
+
+	while (i < len && val[i] >= '0' && val[i] <= '9') {
+		if (++digits > max_digits)
+			return -EINVAL;
+		v = v * 10 + (unsigned int)(val[i] - '0'); /* <= 3 digits: no overflow */
+		i++;
+	}
+	if (digits == 0 || (digits > 1 && val[*pos] == '0') || v > max)
+		return -EINVAL;
+	*pos = i;
+	*out = v;
+	return 0;
+}
+
+/* A dotted quad at val[*pos..len); advances *pos. 0 or -EINVAL. */
+static int net_parse_quad(const char *val, size_t len, size_t *pos, uint32_t *out)
+{
+	uint32_t a = 0;
+
+	for (int k = 0; k < 4; k++) {
+		unsigned int o;
+
+		if (k > 0) {
+			if (*pos >= len || val[*pos] != '.')
+				return -EINVAL;
+			(*pos)++;
+		}
+		if (net_parse_num(val, len, pos, 3, 255, &o))
+			return -EINVAL;
+		a = a << 8 | o;
+	}
+	*out = a;
+	return 0;
+}
+
+/* The rules of agent_net_parse() on an already split value. */
+static bool net_valid(const struct agent_net *n)
+{
+	uint32_t mask, host;
+
+	if (n->prefix < 1 || n->prefix > 32 || n->ip == 0 || n->gw == 0)
+		return false;
+	mask = agent_net_mask(n->prefix);
+	host = ~mask;
+	if ((n->gw & mask) != (n->ip & mask) || n->gw == n->ip)
+		return false;
+	if (n->prefix <= 30) {
+		/* Neither may be the subnet's network (host bits 0) or broadcast (all 1). */
+		if ((n->ip & host) == 0 || (n->ip & host) == host)
+			return false;
+		if ((n->gw & host) == 0 || (n->gw & host) == host)
+			return false;
+	}
+	return true;
+}
+
+int agent_net_parse(const char *val, size_t len, struct agent_net *out)
+{
+	struct agent_net n = { 0 };
+	unsigned int prefix;
+	size_t pos = 0;
+
+	if (!out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	if (!val)
+		return -EINVAL;
+	if (net_parse_quad(val, len, &pos, &n.ip))
+		return -EINVAL;
+	if (pos >= len || val[pos++] != '/' || net_parse_num(val, len, &pos, 2, 32, &prefix))
+		return -EINVAL;
+	n.prefix = (uint8_t)prefix;
+	if (pos >= len || val[pos++] != ',' || net_parse_quad(val, len, &pos, &n.gw))
+		return -EINVAL;
+	if (pos < len) {
+		if (val[pos++] != ',' || net_parse_quad(val, len, &pos, &n.dns) || n.dns == 0)
+			return -EINVAL;
+	}
+	if (pos != len || !net_valid(&n))
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+int agent_net_format(const struct agent_net *n, char *out, size_t out_size)
+{
+	char buf[AGENT_NET_VALUE_MAX];
+	int len;
+
+	if (!n || !out || !net_valid(n))
+		return -EINVAL;
+#define NET_QUAD(a) (unsigned int)((a) >> 24), (unsigned int)((a) >> 16 & 0xff), \
+		    (unsigned int)((a) >> 8 & 0xff), (unsigned int)((a) & 0xff)
+	len = snprintf(buf, sizeof(buf), "%u.%u.%u.%u/%u,%u.%u.%u.%u", NET_QUAD(n->ip),
+		       (unsigned int)n->prefix, NET_QUAD(n->gw));
+	if (len > 0 && n->dns && (size_t)len < sizeof(buf))
+		len += snprintf(buf + len, sizeof(buf) - (size_t)len, ",%u.%u.%u.%u", NET_QUAD(n->dns));
+#undef NET_QUAD
+	if (len < 0 || (size_t)len >= sizeof(buf))
+		return -EINVAL; /* cannot happen: 50 bytes at most */
+	if ((size_t)len >= out_size)
+		return -ENOBUFS;
+	memcpy(out, buf, (size_t)len + 1);
+	return len;
 }
 
 const char *agent_cmd_strerror(int err)

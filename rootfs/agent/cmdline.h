@@ -1,8 +1,9 @@
-/* The minivm.run= parameter: percent-coding and shell-like splitting into argv. */
+/* Kernel command-line parameters: minivm.run= (percent-coding, shell-like splitting into argv), minivm.scratch=, minivm.net=. */
 #ifndef AGENT_CMDLINE_H
 #define AGENT_CMDLINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /*
@@ -112,6 +113,42 @@ agent_scratch_parse(const char *val, size_t len, struct agent_scratch *out);
  */
 __attribute__((warn_unused_result)) int
 agent_scratch_format(const struct agent_scratch *s, char *out, size_t out_size);
+
+/* The guest's IPv4 network (MINIVM_NET_PARAM's value); host byte order. */
+struct agent_net {
+	uint32_t ip;     /* the guest's address */
+	uint8_t prefix;  /* its prefix length, 1-32 */
+	uint32_t gw;     /* the default gateway, inside ip/prefix */
+	uint32_t dns;    /* the name server; 0: none */
+};
+/* A buffer for agent_net_format() that always suffices (the longest value,
+ * "255.255.255.255/32,255.255.255.255,255.255.255.255", is 50 bytes). */
+#define AGENT_NET_VALUE_MAX 64
+
+/*
+ * Pure. Parses val[0..len) (not NUL-terminated; never reads past len):
+ * "A.B.C.D/LEN,G.G.G.G" optionally followed by ",D.D.D.D". Each octet is
+ * decimal 0-255 without leading zeros ("0" itself is fine), LEN is 1-32
+ * without leading zeros; nothing else, no blanks. Rejected as well: a
+ * zero ip, gw or dns; gw outside ip/LEN; gw == ip; for LEN <= 30, an ip or
+ * gw that is the network or the broadcast address of ip/LEN. Returns 0
+ * with *out filled (dns 0 when absent), or -EINVAL (then *out is zeroed).
+ */
+__attribute__((warn_unused_result)) int
+agent_net_parse(const char *val, size_t len, struct agent_net *out);
+
+/*
+ * Host side: n's value for MINIVM_NET_PARAM (without the prefix) into out,
+ * NUL-terminated: "A.B.C.D/LEN,GW" plus ",DNS" when dns != 0. Returns its
+ * length, -EINVAL when agent_net_parse() would refuse the value (so
+ * whatever this writes parses back to *n), -ENOBUFS when out_size is too
+ * small (AGENT_NET_VALUE_MAX always suffices).
+ */
+__attribute__((warn_unused_result)) int
+agent_net_format(const struct agent_net *n, char *out, size_t out_size);
+
+/* Pure. The netmask of a prefix length 0-32 in host byte order (0 for 0). */
+uint32_t agent_net_mask(unsigned int prefix);
 
 /* A short message for an error code returned above (never NULL). */
 const char *agent_cmd_strerror(int err);

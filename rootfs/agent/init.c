@@ -1,4 +1,4 @@
-/* /sbin/init (PID 1) for minivm guests: mount, signal the host, run minivm.run= or serve the vsock agent, report a status, reset. */
+/* /sbin/init (PID 1) for minivm guests: mount, bring up the network, signal the host, run minivm.run= or serve the vsock agent, report a status, reset. */
 /*
  * Guest kernel code is emulated on the test hosts (~1000x slower than
  * hardware), so init does the least kernel work it can: no stdio buffers,
@@ -27,6 +27,7 @@
 #include "agent_proto.h"
 #include "cmdline.h"
 #include "minivm_guest.h"
+#include "netcfg.h"
 #include "status.h"
 
 #define INIT_TAG "minivm-init: "
@@ -361,11 +362,14 @@ static int init_run(bool ports)
 
 	len = init_read_cmdline(cmdline, sizeof(cmdline));
 	if (len < 0) {
+		netcfg_setup("", 0); /* lo still */
 		init_port_outb(ports, MINIVM_PHASE_READY, MINIVM_PORT_MARKER);
 		dprintf(STDERR_FILENO, INIT_TAG "/proc/cmdline: %s\n", strerror((int)-len));
 		return MINIVM_STATUS_INIT_ERROR;
 	}
 	(void)init_overlay(cmdline, (size_t)len);
+	/* After the overlay (so /etc/resolv.conf lands in its upper layer). */
+	netcfg_setup(cmdline, (size_t)len);
 	if (!agent_cmdline_find(cmdline, (size_t)len, MINIVM_RUN_PARAM, &val, &val_len))
 		return init_agent(ports);
 	init_port_outb(ports, MINIVM_PHASE_READY, MINIVM_PORT_MARKER);

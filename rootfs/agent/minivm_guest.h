@@ -39,6 +39,22 @@
  */
 #define MINIVM_SCRATCH_PARAM "minivm.scratch="
 
+/*
+ * The guest's IPv4 network (a virtio-net device, host option --net):
+ * MINIVM_NET_PARAM then "ADDR/LEN,GW" or "ADDR/LEN,GW,DNS", e.g.
+ * minivm.net=10.0.2.15/24,10.0.2.1,10.0.2.1. ADDR, GW and DNS are dotted
+ * quads of decimal octets without leading zeros, LEN the prefix length
+ * 1-32; GW lies in ADDR/LEN and differs from ADDR, and for LEN <= 30
+ * neither ADDR nor GW is the subnet's network or broadcast address (so
+ * LEN 32 is never valid: no gateway fits). agent_net_parse() is the one
+ * definition, agent_net_format() what the host writes. PID 1 brings up lo
+ * always; with the token it also gives the first non-loopback interface
+ * ADDR/LEN, sets it up, adds the default route via GW and writes
+ * "nameserver DNS" to /etc/resolv.conf, before the agent is ready
+ * (rootfs/README.md, "The network").
+ */
+#define MINIVM_NET_PARAM "minivm.net="
+
 /* Exit statuses init reports for failures of its own (shell conventions). */
 #define MINIVM_STATUS_BAD_COMMAND 2       /* minivm.run= malformed or empty */
 #define MINIVM_STATUS_INIT_ERROR 125      /* init itself failed (no /proc, fork) */
