@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/net_policy.h"
 #include "devices/ratelimit.h"
 
 const char cli_usage[] =
@@ -80,6 +81,23 @@ const char cli_usage[] =
 	"  -v, --verbose        say what minivm does (twice: more)\n"
 	"  -h, --help           this text\n"
 	"  --version            the version\n"
+	"\n"
+	"The network (none without --net; see README, \"The network\"):\n"
+	"  --net tap=NAME,ip=ADDR/LEN,gw=ADDR[,dns=ADDR][,mac=MAC][,LIMITS]\n"
+	"                       a virtio-net NIC on the existing TAP device NAME (its\n"
+	"                       host side, addresses and any NAT are yours to set up);\n"
+	"                       the guest's agent configures eth0, the default route\n"
+	"                       and /etc/resolv.conf from ip=, gw= and dns=. MAC: a\n"
+	"                       random locally administered one unless given. LIMITS:\n"
+	"                       rx-bw=RATE, tx-bw=RATE (bytes/s), rx-pps=N, tx-pps=N\n"
+	"                       (frames/s), each with -burst= and -refill= as a disk's\n"
+	"  --allow CIDR[:PORT[/tcp|udp]]  let the guest send to these addresses (and\n"
+	"                       port, TCP and/or UDP); repeatable. Everything else is\n"
+	"                       denied: TCP is answered with a reset and UDP with ICMP\n"
+	"                       port unreachable, so the workload fails at once, and\n"
+	"                       minivm logs each denied destination once\n"
+	"  --allow-dns          queries to the dns= resolver (port 53) only\n"
+	"  --net-policy FILE    more rules, one per line ('#' comments, 'allow-dns')\n"
 	"\n"
 	"The jail (the VMM process; see README, \"Security model\"):\n"
 	"  --no-jail            run the VMM process unjailed (default when root: jailed)\n"
@@ -208,6 +226,152 @@ static int cli_parse_disk(const char *name, const char *arg, struct minivm_disk 
 	return 0;
 }
 
+/* mac=XX:XX:XX:XX:XX:XX, unicast and not all zero. */
+static int cli_parse_mac(const char *s, size_t len, uint8_t mac[6])
+{
+	unsigned int any = 0;
+
+	if (len != 17)
+		return -EINVAL;
+	for (unsigned int i = 0; i < 6; i++) {
+		unsigned int v = 0;
+
+		for (unsigned int j = 0; j < 2; j++) {
+			char ch = s[i * 3 + j];
+
+			v <<= 4;
+			if (ch >= '0' && ch <= '9')
+				v |= (unsigned int)(ch - '0');
+			else if (ch >= 'a' && ch <= 'f')
+				v |= (unsigned int)(ch - 'a' + 10);
+			else if (ch >= 'A' && ch <= 'F')
+				v |= (unsigned int)(ch - 'A' + 10);
+			else
+				return -EINVAL;
+		}
+		if (i < 5 && s[i * 3 + 2] != ':')
+			return -EINVAL;
+		mac[i] = (uint8_t)v;
+		any |= v;
+	}
+	return (mac[0] & 1) || !any ? -EINVAL : 0;
+}
+
+/* A NIC rate-limit option: rx-KEY= or tx-KEY= with KEY a disk limit's key
+ * (bw, bw-burst, bw-refill) or pps, pps-burst, pps-refill (frames, the
+ * disk's iops). 0 parsed, 1 not such a key, -EINVAL bad value. */
+static int cli_parse_net_limit(const char *o, size_t olen, struct minivm_net *net, unsigned int seen[2],
+			       char *why, size_t whylen)
+{
+	char key[64];
+	size_t klen = 0;
+	int dir;
+
+	if (olen < 4 || (memcmp(o, "rx-", 3) && memcmp(o, "tx-", 3)))
+		return 1;
+	dir = o[0] == 't';
+	o += 3;
+	olen -= 3;
+	if (olen >= 3 && !memcmp(o, "pps", 3)) {
+		memcpy(key, "iops", 4);
+		klen = 4;
+		o += 3;
+		olen -= 3;
+	}
+	if (klen + olen >= sizeof(key))
+		return 1;
+	memcpy(key + klen, o, olen);
+	klen += olen;
+	return rl_parse_option(key, klen, dir ? &net->tx_limit : &net->rx_limit, &seen[dir], why, whylen);
+}
+
+/* --net tap=NAME,ip=ADDR/LEN,gw=ADDR[,dns=ADDR][,mac=MAC][,LIMITS]: the
+ * addresses are checked as the guest's agent will read them
+ * (agent_net_parse), so what passes here the guest accepts. */
+static int cli_parse_net(const char *arg, struct cli *out, char *err, size_t errlen)
+{
+	struct minivm_net *net = &out->cfg.net;
+	const char *ip = NULL, *gw = NULL, *dns = NULL, *p = arg;
+	size_t ip_len = 0, gw_len = 0, dns_len = 0;
+	unsigned int seen[2] = { 0, 0 };
+	bool have_mac = false;
+	struct agent_net an;
+	char addrs[64], why[200];
+	int n;
+
+	if (net->tap) {
+		snprintf(err, errlen, "option '--net' given twice (minivm gives the guest one NIC)");
+		return -EINVAL;
+	}
+	while (*p) {
+		const char *comma = strchr(p, ','), *o = p;
+		size_t olen = comma ? (size_t)(comma - p) : strlen(p);
+		int r;
+
+		p = comma ? comma + 1 : p + olen;
+#define CLI_KEY(k) (olen > sizeof(k) - 1 && !memcmp(o, k, sizeof(k) - 1))
+		if (CLI_KEY("tap=")) {
+			if (out->net_tap[0] || olen - 4 >= sizeof(out->net_tap) || memchr(o + 4, '/', olen - 4)) {
+				snprintf(err, errlen, "bad --net '%s': tap= given twice, or not a device name "
+					 "(1 to %zu characters, no '/')", arg, sizeof(out->net_tap) - 1);
+				return -EINVAL;
+			}
+			memcpy(out->net_tap, o + 4, olen - 4);
+			out->net_tap[olen - 4] = '\0';
+		} else if (CLI_KEY("ip=") && !ip) {
+			ip = o + 3;
+			ip_len = olen - 3;
+		} else if (CLI_KEY("gw=") && !gw) {
+			gw = o + 3;
+			gw_len = olen - 3;
+		} else if (CLI_KEY("dns=") && !dns) {
+			dns = o + 4;
+			dns_len = olen - 4;
+		} else if (CLI_KEY("mac=") && !have_mac) {
+			if (cli_parse_mac(o + 4, olen - 4, net->mac)) {
+				snprintf(err, errlen, "bad --net '%s': mac= must be six hex bytes like "
+					 "02:00:00:00:00:01, unicast, not all zero", arg);
+				return -EINVAL;
+			}
+			have_mac = true;
+		} else if ((r = cli_parse_net_limit(o, olen, net, seen, why, sizeof(why))) <= 0) {
+			if (r < 0) {
+				snprintf(err, errlen, "bad --net '%s': %s", arg, why);
+				return -EINVAL;
+			}
+		} else {
+			snprintf(err, errlen, "bad --net '%s': unknown or repeated option '%.*s' (expected "
+				 "tap=, ip=, gw=, dns=, mac=, and rate limits rx-bw=, rx-pps=, tx-bw=, "
+				 "tx-pps= with -burst and -refill forms)", arg, (int)(olen > 64 ? 64 : olen), o);
+			return -EINVAL;
+		}
+#undef CLI_KEY
+	}
+	if (!out->net_tap[0] || !ip || !gw) {
+		snprintf(err, errlen, "bad --net '%s': tap=NAME, ip=ADDR/LEN and gw=ADDR are required",
+			 arg);
+		return -EINVAL;
+	}
+	n = snprintf(addrs, sizeof(addrs), "%.*s,%.*s%s%.*s", (int)ip_len, ip, (int)gw_len, gw,
+		     dns ? "," : "", (int)dns_len, dns ? dns : "");
+	if (n < 0 || (size_t)n >= sizeof(addrs) || agent_net_parse(addrs, (size_t)n, &an)) {
+		snprintf(err, errlen, "bad --net '%s': ip=A.B.C.D/LEN (a host address, LEN 1 to 31), "
+			 "gw=A.B.C.D in that subnet (not the guest's own), dns=A.B.C.D", arg);
+		return -EINVAL;
+	}
+	if (rl_config_from_limit(&net->rx_limit, &(struct rl_config){ 0 }, why, sizeof(why)) ||
+	    rl_config_from_limit(&net->tx_limit, &(struct rl_config){ 0 }, why, sizeof(why))) {
+		snprintf(err, errlen, "bad --net '%s': %s", arg, why);
+		return -EINVAL;
+	}
+	net->tap = out->net_tap;
+	net->ip = an.ip;
+	net->prefix = an.prefix;
+	net->gw = an.gw;
+	net->dns = an.dns;
+	return 0;
+}
+
 int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t errlen)
 {
 	bool seen_mem = false, seen_cpus = false, seen_emul = false;
@@ -244,6 +408,10 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		}
 		if (!strcmp(a, "--tty")) {
 			out->tty = true;
+			continue;
+		}
+		if (!strcmp(a, "--allow-dns")) {
+			c->net.allow_dns = true;
 			continue;
 		}
 		if (!strcmp(a, "--no-jail") || !strcmp(a, "--jail")) {
@@ -299,7 +467,8 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		    strcmp(name, "--boot-timeout") && strcmp(name, "--vsock") &&
 		    strcmp(name, "--vm-timeout") && strcmp(name, "--uid") && strcmp(name, "--gid") &&
 		    strcmp(name, "--cpu-quota") && strcmp(name, "--scratch") &&
-		    strcmp(name, "--scratch-size")) {
+		    strcmp(name, "--scratch-size") && strcmp(name, "--net") &&
+		    strcmp(name, "--allow") && strcmp(name, "--net-policy")) {
 			snprintf(err, errlen, "unknown option '%s' (see --help)", name);
 			return -EINVAL;
 		}
@@ -504,6 +673,26 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 				snprintf(err, errlen, "bad or repeated --scratch-size '%s' (16M to 1T)", val);
 				return -EINVAL;
 			}
+		} else if (!strcmp(name, "--net")) {
+			if (cli_parse_net(val, out, err, errlen))
+				return -EINVAL;
+		} else if (!strcmp(name, "--allow")) {
+			struct net_rule rule;
+			char why[200];
+
+			if (c->net.nr_allow >= MINIVM_MAX_NET_RULES) {
+				snprintf(err, errlen, "too many --allow rules (at most %d; a --net-policy "
+					 "file holds more)", MINIVM_MAX_NET_RULES);
+				return -EINVAL;
+			}
+			if (net_rule_parse(val, &rule, why, sizeof(why))) {
+				snprintf(err, errlen, "bad --allow '%s': %s", val, why);
+				return -EINVAL;
+			}
+			out->allow[c->net.nr_allow++] = val;
+			c->net.allow = out->allow;
+		} else if (!strcmp(name, "--net-policy")) {
+			CLI_ONCE(net.policy_file);
 		} else if (!strcmp(name, "--emulated")) {
 			if (seen_emul) {
 				snprintf(err, errlen, "option '--emulated' given twice");
@@ -530,6 +719,15 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 	}
 	if (!c->kernel) {
 		snprintf(err, errlen, "--kernel is required (see --help)");
+		return -EINVAL;
+	}
+	if (!c->net.tap && (c->net.nr_allow || c->net.allow_dns || c->net.policy_file)) {
+		snprintf(err, errlen, "--allow, --allow-dns and --net-policy are the policy of a NIC: "
+				      "give --net too");
+		return -EINVAL;
+	}
+	if (c->net.allow_dns && !c->net.dns) {
+		snprintf(err, errlen, "--allow-dns allows queries to the resolver: give --net ...,dns=ADDR");
 		return -EINVAL;
 	}
 	if (out->agent && c->run) {

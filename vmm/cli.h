@@ -42,6 +42,10 @@ struct cli {
 	unsigned int timeout_s;                 /* --timeout; 0: none */
 	bool tty;                               /* --tty */
 	unsigned int boot_timeout_s;            /* --boot-timeout (agent ready deadline) */
+	/* The NIC (--net, --allow, --allow-dns, --net-policy): cfg.net
+	 * points into these and argv. */
+	char net_tap[16];                       /* tap=NAME (IFNAMSIZ) */
+	const char *allow[MINIVM_MAX_NET_RULES]; /* --allow rules, in order */
 	/* The overlay's writable layer (--scratch, --scratch-size; vmm/scratch.h). */
 	enum scratch_mode scratch;
 	uint64_t scratch_size;                  /* 0: SCRATCH_DEFAULT_SIZE for a disk */

@@ -52,6 +52,29 @@ struct minivm_disk {
 	struct minivm_rate_limit limit; /* the guest is throttled, never failed */
 };
 
+/* The guest's NIC (virtio-net) on an existing TAP device, and its egress
+ * policy, enforced on every frame the guest transmits (README, "The
+ * network"). tap == NULL: no NIC at all. */
+#define MINIVM_MAX_NET_RULES 1024
+struct minivm_net {
+	const char *tap;          /* the TAP device's name (made by the user) */
+	uint8_t mac[6];           /* the guest's MAC; all zero: a random locally
+				   * administered one */
+	uint32_t ip;              /* the guest's IPv4 address, host byte order */
+	uint8_t prefix;           /* its subnet's prefix length, 1..32 */
+	uint32_t gw;              /* the gateway, in that subnet */
+	uint32_t dns;             /* the resolver; 0: none */
+	/* The policy: default deny. Rules "CIDR[:PORT[/tcp|udp]]" (nr_allow
+	 * of them), more rules from policy_file (one per line, '#' comments,
+	 * "allow-dns"), and allow_dns: queries to dns only. */
+	const char *const *allow;
+	unsigned int nr_allow;
+	const char *policy_file;
+	bool allow_dns;
+	struct minivm_rate_limit rx_limit; /* frames to the guest (ops: frames) */
+	struct minivm_rate_limit tx_limit; /* frames from the guest */
+};
+
 struct minivm_config {
 	const char *kernel;      /* bzImage or ELF vmlinux (PVH); required */
 	const char *rootfs;      /* ext4 image, becomes /dev/vda; optional */
@@ -86,6 +109,7 @@ struct minivm_config {
 	/* Wall-clock limit on the whole VM from minivm_start(), in ms (0: none):
 	 * the VM is stopped with outcome MINIVM_TIMED_OUT. */
 	uint64_t vm_timeout_ms;
+	struct minivm_net net;   /* a NIC when net.tap is set */
 };
 
 /* Phase timestamps, nanoseconds since minivm_create() started (0: not reached). */

@@ -647,6 +647,13 @@ static int vm_setup_console(struct minivm *vm)
 	return 0;
 }
 
+/* How many of net->allow a copied config holds (vm_check_config refuses
+ * more than MINIVM_MAX_NET_RULES). */
+static unsigned int vm_net_rules_held(const struct minivm_net *net)
+{
+	return net->nr_allow < MINIVM_MAX_NET_RULES ? net->nr_allow : MINIVM_MAX_NET_RULES;
+}
+
 static char *vm_strdup(const char *s, bool *oom)
 {
 	char *d;
@@ -673,6 +680,19 @@ static int vm_copy_config(struct minivm *vm, const struct minivm_config *cfg)
 	vm->cfg.vsock_uds_jailed = vm_strdup(cfg->vsock_uds_jailed, &oom);
 	for (unsigned int i = 0; i < cfg->nr_disks && i < MINIVM_MAX_DISKS; i++)
 		vm->cfg.disks[i].path = vm_strdup(cfg->disks[i].path, &oom);
+	vm->cfg.net.tap = vm_strdup(cfg->net.tap, &oom);
+	vm->cfg.net.policy_file = vm_strdup(cfg->net.policy_file, &oom);
+	vm->cfg.net.allow = NULL;
+	if (cfg->net.nr_allow && cfg->net.allow) {
+		unsigned int n = vm_net_rules_held(&cfg->net);
+		char **allow = calloc(n, sizeof(*allow));
+
+		vm->cfg.net.allow = (const char *const *)allow;
+		if (!allow)
+			return -ENOMEM;
+		for (unsigned int i = 0; i < n; i++)
+			allow[i] = vm_strdup(cfg->net.allow[i], &oom);
+	}
 	return oom ? -ENOMEM : 0;
 }
 
@@ -694,6 +714,10 @@ static int vm_check_config(struct minivm *vm)
 	}
 	if (c->nr_disks >= MINIVM_MAX_DISKS) {
 		vm_set_error(vm, "at most %d extra disks", MINIVM_MAX_DISKS - 1);
+		return -EINVAL;
+	}
+	if (c->net.nr_allow > MINIVM_MAX_NET_RULES || (c->net.nr_allow && !c->net.allow)) {
+		vm_set_error(vm, "net: at most %d allow rules, in an array", MINIVM_MAX_NET_RULES);
 		return -EINVAL;
 	}
 	return 0;
@@ -1077,6 +1101,13 @@ void minivm_destroy(struct minivm *vm)
 	free((char *)vm->cfg.vsock_uds_jailed);
 	for (unsigned int i = 0; i < vm->cfg.nr_disks && i < MINIVM_MAX_DISKS; i++)
 		free((char *)vm->cfg.disks[i].path);
+	free((char *)vm->cfg.net.tap);
+	free((char *)vm->cfg.net.policy_file);
+	if (vm->cfg.net.allow) {
+		for (unsigned int i = 0; i < vm_net_rules_held(&vm->cfg.net); i++)
+			free((char *)vm->cfg.net.allow[i]);
+		free((void *)vm->cfg.net.allow);
+	}
 	if (vm->event_fd >= 0)
 		close(vm->event_fd);
 	pthread_mutex_destroy(&vm->lock);

@@ -92,8 +92,10 @@ struct minivm {
 	/* virtio-mmio devices (vmm/vm_devices.c) */
 	struct vm_device devs[VM_MAX_DEVICES];
 	unsigned int nr_devs;
-	char dev_params[VM_MAX_DEVICES][VM_DEV_PARAM_MAX]; /* virtio_mmio.device=... */
+	/* virtio_mmio.device=... per device, and the NIC's minivm.net= */
+	char dev_params[VM_MAX_DEVICES + 1][VM_DEV_PARAM_MAX];
 	unsigned int nr_dev_params;
+	struct virtio_dev *net_dev; /* the NIC (owned by its transport), or NULL */
 	struct evl *evl;
 	pthread_t evl_thread;
 	bool evl_started;

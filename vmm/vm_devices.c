@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/ioctl.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -11,8 +13,11 @@
 #include "devices/ratelimit.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_mmio.h"
+#include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"
 #include "devices/virtio_vsock.h"
+#include "rootfs/agent/cmdline.h"
+#include "rootfs/agent/minivm_guest.h"
 #include "vmm/evl.h"
 #include "vmm/jail.h"
 #include "vmm/vm.h"
@@ -163,6 +168,115 @@ static int vm_add_disk(struct minivm *vm, const char *path, bool ro,
 	return vm_add_device(vm, dev, what);
 }
 
+/* The egress policy of cfg.net: its --allow rules, its file, allow-dns.
+ * Returns a new policy (the caller frees it) or NULL with vm's error set. */
+static struct net_policy *vm_net_policy(struct minivm *vm)
+{
+	const struct minivm_net *net = &vm->cfg.net;
+	struct net_policy *p = calloc(1, sizeof(*p));
+	char err[256];
+
+	if (!p) {
+		vm_set_error(vm, "net: out of memory");
+		return NULL;
+	}
+	for (unsigned int i = 0; i < net->nr_allow; i++) {
+		if (!net->allow[i] || net_policy_add(p, net->allow[i], err, sizeof(err))) {
+			vm_set_error(vm, "net: allow rule %u: %s", i + 1,
+				     net->allow[i] ? err : "missing");
+			free(p);
+			return NULL;
+		}
+	}
+	if (net->policy_file && net_policy_load_file(p, net->policy_file, err, sizeof(err))) {
+		vm_set_error(vm, "net: %s", err);
+		free(p);
+		return NULL;
+	}
+	p->allow_dns = p->allow_dns || net->allow_dns;
+	if (p->allow_dns && !net->dns) {
+		vm_set_error(vm, "net: allow-dns needs a resolver (dns=ADDR)");
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* The NIC: the TAP opened here (before any jail: the device keeps the fd),
+ * the policy, the rate limits, and minivm.net= for the guest's agent,
+ * which configures the interface before it says it is ready. */
+static int vm_add_net(struct minivm *vm)
+{
+	const struct minivm_net *net = &vm->cfg.net;
+	static const uint8_t zero[NET_ETH_ALEN];
+	struct agent_net an = { .ip = net->ip, .prefix = net->prefix, .gw = net->gw, .dns = net->dns };
+	struct rl_config rl_rx, rl_tx;
+	struct net_guest g = { .ip = net->ip, .prefix = net->prefix, .gw = net->gw, .dns = net->dns };
+	struct net_policy *policy;
+	struct virtio_dev *dev;
+	char err[256], what[64], ip[16], param[VM_DEV_PARAM_MAX - sizeof(MINIVM_NET_PARAM) + 1];
+	size_t nr_rules;
+	bool dns;
+	int fd, r;
+
+	r = agent_net_format(&an, param, sizeof(param));
+	if (r < 0) {
+		vm_set_error(vm, "net: the guest's address, prefix, gateway or resolver is invalid "
+			     "(an address in its subnet, a gateway in it too)");
+		return -EINVAL;
+	}
+	if ((rl_limit_set(&net->rx_limit) && rl_config_from_limit(&net->rx_limit, &rl_rx, err, sizeof(err))) ||
+	    (rl_limit_set(&net->tx_limit) && rl_config_from_limit(&net->tx_limit, &rl_tx, err, sizeof(err)))) {
+		vm_set_error(vm, "net: rate limit: %s", err);
+		return -EINVAL;
+	}
+	memcpy(g.mac, net->mac, NET_ETH_ALEN);
+	if (!memcmp(g.mac, zero, NET_ETH_ALEN)) {
+		/* Random, locally administered (bit 1), unicast (bit 0 clear). */
+		if (getrandom(g.mac, NET_ETH_ALEN, 0) != NET_ETH_ALEN) {
+			r = -errno;
+			vm_set_error(vm, "net: getrandom for a MAC address: %s", strerror(errno));
+			return r;
+		}
+		g.mac[0] = (uint8_t)((g.mac[0] & 0xfc) | 0x02);
+	}
+	policy = vm_net_policy(vm);
+	if (!policy)
+		return -EINVAL;
+	fd = net_tap_open(net->tap, g.gw_mac, err, sizeof(err));
+	if (fd < 0) {
+		free(policy);
+		vm_set_error(vm, "%s", err);
+		return fd;
+	}
+	nr_rules = policy->n_rules;
+	dns = policy->allow_dns;
+	dev = virtio_net_create(fd, &g, policy, vm->evl, err, sizeof(err));
+	free(policy); /* copied by the device */
+	if (!dev) {
+		vm_set_error(vm, "%s", err);
+		return -EINVAL;
+	}
+	r = virtio_net_set_rate_limit(dev, rl_limit_set(&net->rx_limit) ? &rl_rx : NULL,
+				      rl_limit_set(&net->tx_limit) ? &rl_tx : NULL, err, sizeof(err));
+	if (r) {
+		dev->ops->destroy(dev);
+		vm_set_error(vm, "net: %s", err);
+		return r;
+	}
+	snprintf(what, sizeof(what), "virtio-net (TAP %.16s)", net->tap);
+	r = vm_add_device(vm, dev, what);
+	if (r)
+		return r;
+	vm->net_dev = dev;
+	snprintf(vm->dev_params[vm->nr_dev_params++], VM_DEV_PARAM_MAX, MINIVM_NET_PARAM "%s", param);
+	net_ip_str(net->ip, ip);
+	vm_log(vm, 1, "net: guest %s/%u, MAC %02x:%02x:%02x:%02x:%02x:%02x, %zu policy rule(s)%s", ip,
+	       net->prefix, g.mac[0], g.mac[1], g.mac[2], g.mac[3], g.mac[4], g.mac[5],
+	       nr_rules, dns ? " and DNS" : "");
+	return 0;
+}
+
 /* cfg.vm_timeout_ms has passed since minivm_start(): end the VM. */
 static void vm_timeout_fired(void *opaque, int fd, uint32_t revents)
 {
@@ -237,6 +351,11 @@ int vm_devices_setup(struct minivm *vm)
 			return -ENOMEM;
 		}
 		r = vm_add_device(vm, rng, "virtio-rng");
+		if (r)
+			return r;
+	}
+	if (vm->cfg.net.tap) {
+		r = vm_add_net(vm);
 		if (r)
 			return r;
 	}
@@ -324,9 +443,33 @@ void vm_devices_stop(struct minivm *vm)
 	vm->evl_started = false;
 }
 
+/* The NIC's counters, once the VM has stopped (-v). */
+static void vm_net_summary(struct minivm *vm)
+{
+	struct virtio_net_counters c;
+	struct net_stats *ps;
+	uint64_t denied = 0;
+
+	if (!vm->net_dev || vm->cfg.verbose < 1)
+		return;
+	ps = malloc(sizeof(*ps));
+	if (!ps)
+		return;
+	virtio_net_get_stats(vm->net_dev, ps, &c);
+	for (unsigned int i = 0; i < NET_DENY_COUNT; i++)
+		denied += ps->denied[i];
+	vm_log(vm, 1, "net: %llu frame(s) sent, %llu denied, %llu answered; %llu received, "
+	       "%llu dropped", (unsigned long long)c.tx_frames, (unsigned long long)denied,
+	       (unsigned long long)c.replies, (unsigned long long)c.rx_frames,
+	       (unsigned long long)c.rx_dropped);
+	free(ps);
+}
+
 void vm_devices_destroy(struct minivm *vm)
 {
 	vm_devices_stop(vm);
+	vm_net_summary(vm);
+	vm->net_dev = NULL;
 	for (unsigned int i = 0; i < vm->nr_devs; i++) {
 		struct vm_device *d = &vm->devs[i];
 

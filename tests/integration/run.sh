@@ -12,7 +12,8 @@ B=${1:-build}
 MINIVM=$B/minivm
 T=$(mktemp -d "${TMPDIR:-/tmp}/minivm-it.XXXXXX")
 # The work directory (consoles, logs) is kept when a test fails.
-trap '[ "$fail" -eq 0 ] && rm -rf "$T" || echo "logs kept in $T"' EXIT
+# (net.sh's namespace and peers go too, whatever happened.)
+trap 'declare -F net_cleanup >/dev/null && net_cleanup; [ "$fail" -eq 0 ] && rm -rf "$T" || echo "logs kept in $T"' EXIT
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-600}
 pass=0
 fail=0
@@ -230,6 +231,10 @@ check "agent: stdin to cat comes back" [ "$(cat "$T/cat.out")" = "$(printf 'line
 
 ax -n -e FOO=bar -w /tmp -u 1000 -- sh -c 'echo "$FOO $(pwd) $(id -u)"' >"$T/env.out"
 check "agent: env, workdir and user ($(cat "$T/env.out"))" [ "$(cat "$T/env.out")" = "bar /tmp 1000" ]
+
+ax -n -- ls /sys/class/net >"$T/ifaces.out"
+check "agent: without --net the guest has no interface but lo ($(tr '\n' ' ' <"$T/ifaces.out"))" \
+	[ "$(cat "$T/ifaces.out")" = lo ]
 
 ax -n --tty -- sh -c 'test -t 0 && test -t 1 && echo is-a-tty' >"$T/tty.out"
 check "agent: --tty gives the command a terminal" grep -q "is-a-tty" "$T/tty.out"
@@ -593,6 +598,9 @@ check "python boot: a write lands in the tmpfs upper layer" grep -q '"upper": "h
 check "python boot: / is the overlay, its upper layer a tmpfs" \
 	grep -q '\["overlay", "/", "overlay"\].*\["tmpfs", "/run/minivm-scratch", "tmpfs"\]\|\["tmpfs", "/run/minivm-scratch", "tmpfs"\].*\["overlay", "/", "overlay"\]' "$T/py.out"
 check "python boot: no run directory left" [ -z "$(ls -A "$T/run8")" ]
+
+# 9: the network (issue 8): its own namespace, TAP and peers.
+. "$(dirname "$0")/net.sh"
 
 echo "== boot wall times (ms): pvh2 $(ms pvh2), bz1 $(ms bz1), crash $(ms crash), agent $(ms agent), agent-crash $acrash_ms, vm-timeout $(ms vmt) + $avmt_ms"
 echo "$pass passed, $fail failed"

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/ratelimit.h"
 #include "vmm/cli.h"
 
 #define T_MAX_ARGS 32
@@ -509,6 +510,140 @@ START_TEST(parse_agent_too_many_env)
 }
 END_TEST
 
+/* ---- the network: --net, --allow, --allow-dns, --net-policy ---- */
+
+START_TEST(parse_net_good)
+{
+	const struct minivm_net *n = &t_cli.cfg.net;
+
+	ck_assert_int_eq(parse("--kernel", "k", "--net",
+			       "tap=tap0,ip=10.0.2.15/24,gw=10.0.2.1,dns=10.0.2.3,mac=02:aB:00:00:00:01",
+			       "--allow", "10.0.2.1:8080/tcp", "--allow", "192.168.0.0/16",
+			       "--allow-dns", "--net-policy", "p.txt", NULL), 0);
+	ck_assert_str_eq(n->tap, "tap0");
+	ck_assert_uint_eq(n->ip, 0x0a00020f);
+	ck_assert_uint_eq(n->prefix, 24);
+	ck_assert_uint_eq(n->gw, 0x0a000201);
+	ck_assert_uint_eq(n->dns, 0x0a000203);
+	ck_assert_uint_eq(n->mac[0], 0x02);
+	ck_assert_uint_eq(n->mac[1], 0xab);
+	ck_assert_uint_eq(n->mac[5], 0x01);
+	ck_assert_uint_eq(n->nr_allow, 2);
+	ck_assert_str_eq(n->allow[0], "10.0.2.1:8080/tcp");
+	ck_assert_str_eq(n->allow[1], "192.168.0.0/16");
+	ck_assert(n->allow_dns);
+	ck_assert_str_eq(n->policy_file, "p.txt");
+	ck_assert(!rl_limit_set(&n->rx_limit) && !rl_limit_set(&n->tx_limit));
+
+	/* No dns, no MAC (all zero: the VMM picks one), options in any order. */
+	ck_assert_int_eq(parse("--kernel", "k", "--net=gw=172.16.0.1,ip=172.16.0.2/30,tap=t", NULL), 0);
+	ck_assert_uint_eq(n->dns, 0);
+	ck_assert_uint_eq(n->prefix, 30);
+	for (int i = 0; i < 6; i++)
+		ck_assert_uint_eq(n->mac[i], 0);
+	ck_assert_uint_eq(n->nr_allow, 0);
+
+	/* Without --net: no NIC at all. */
+	ck_assert_int_eq(parse("--kernel", "k", NULL), 0);
+	ck_assert_ptr_null(n->tap);
+}
+END_TEST
+
+START_TEST(parse_net_limits)
+{
+	const struct minivm_net *n = &t_cli.cfg.net;
+
+	ck_assert_int_eq(parse("--kernel", "k", "--net",
+			       "tap=t,ip=10.0.0.2/24,gw=10.0.0.1,rx-bw=1M,tx-pps=100,tx-pps-burst=50,"
+			       "rx-bw-refill=100ms,tx-bw=64K",
+			       NULL), 0);
+	ck_assert_uint_eq(n->rx_limit.bytes_per_s, 1ULL << 20);
+	ck_assert_uint_eq(n->rx_limit.bytes_refill_ms, 100);
+	ck_assert_uint_eq(n->rx_limit.ops_per_s, 0);
+	ck_assert_uint_eq(n->tx_limit.ops_per_s, 100);
+	ck_assert_uint_eq(n->tx_limit.ops_burst, 50);
+	ck_assert_uint_eq(n->tx_limit.bytes_per_s, 64 << 10);
+	ck_assert_rejected(parse("--kernel", "k", "--net", "tap=t,ip=10.0.0.2/24,gw=10.0.0.1,rx-bw=fast", NULL),
+			   "bad --net");
+	ck_assert_rejected(parse("--kernel", "k", "--net",
+				 "tap=t,ip=10.0.0.2/24,gw=10.0.0.1,tx-pps=1,tx-pps=2", NULL), "bad --net");
+	ck_assert_rejected(parse("--kernel", "k", "--net", "tap=t,ip=10.0.0.2/24,gw=10.0.0.1,up-bw=1M", NULL),
+			   "unknown or repeated option 'up-bw=1M'");
+}
+END_TEST
+
+START_TEST(parse_net_bad)
+{
+	static const struct {
+		const char *arg, *needle;
+	} cases[] = {
+		{ "ip=10.0.0.2/24,gw=10.0.0.1", "tap=NAME, ip=ADDR/LEN and gw=ADDR are required" },
+		{ "tap=t,gw=10.0.0.1", "are required" },
+		{ "tap=t,ip=10.0.0.2/24", "are required" },
+		{ "tap=,ip=10.0.0.2/24,gw=10.0.0.1", "unknown or repeated option 'tap='" },
+		{ "tap=a/b,ip=10.0.0.2/24,gw=10.0.0.1", "not a device name" },
+		{ "tap=0123456789abcdef,ip=10.0.0.2/24,gw=10.0.0.1", "not a device name" },
+		{ "tap=t,tap=u,ip=10.0.0.2/24,gw=10.0.0.1", "tap= given twice" },
+		{ "tap=t,ip=10.0.0.2,gw=10.0.0.1", "ip=A.B.C.D/LEN" },
+		{ "tap=t,ip=10.0.0.2/24,gw=10.1.0.1", "in that subnet" },
+		{ "tap=t,ip=10.0.0.2/24,gw=10.0.0.2", "ip=A.B.C.D/LEN" },
+		{ "tap=t,ip=10.0.0.256/24,gw=10.0.0.1", "ip=A.B.C.D/LEN" },
+		{ "tap=t,ip=10.0.0.2/33,gw=10.0.0.1", "ip=A.B.C.D/LEN" },
+		{ "tap=t,ip=10.0.0.2/24,gw=10.0.0.1,dns=x", "dns=A.B.C.D" },
+		{ "tap=t,ip=10.0.0.2/24,gw=10.0.0.1,ip=10.0.0.3/24", "unknown or repeated option 'ip=" },
+		{ "tap=t,ip=10.0.0.2/24,gw=10.0.0.1,mac=01:00:00:00:00:01", "unicast" },
+		{ "tap=t,ip=10.0.0.2/24,gw=10.0.0.1,mac=00:00:00:00:00:00", "unicast" },
+		{ "tap=t,ip=10.0.0.2/24,gw=10.0.0.1,mac=02:00:00:00:00", "six hex bytes" },
+		{ "tap=t,ip=10.0.0.2/24,gw=10.0.0.1,mac=02-00-00-00-00-01", "six hex bytes" },
+		{ "tap=t,ip=10.0.0.2/24,gw=10.0.0.1,,", "unknown or repeated option ''" },
+		{ "tap=t,ip=10.0.0.2/24,gw=10.0.0.1,bogus", "unknown or repeated option 'bogus'" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = parse("--kernel", "k", "--net", cases[i].arg, NULL);
+
+		ck_assert_msg(r == -EINVAL && strstr(t_err, cases[i].needle),
+			      "--net %s: got %d '%s', expected a message with '%s'", cases[i].arg, r,
+			      t_err, cases[i].needle);
+	}
+	ck_assert_rejected(parse("--kernel", "k", "--net", "tap=t,ip=10.0.0.2/24,gw=10.0.0.1", "--net",
+				 "tap=u,ip=10.0.0.2/24,gw=10.0.0.1", NULL), "given twice");
+	/* The policy needs a NIC; allow-dns needs a resolver; rules are checked. */
+	ck_assert_rejected(parse("--kernel", "k", "--allow", "10.0.0.0/8", NULL), "give --net too");
+	ck_assert_rejected(parse("--kernel", "k", "--allow-dns", NULL), "give --net too");
+	ck_assert_rejected(parse("--kernel", "k", "--net-policy", "f", NULL), "give --net too");
+	ck_assert_rejected(parse("--kernel", "k", "--net", "tap=t,ip=10.0.0.2/24,gw=10.0.0.1", "--allow-dns",
+				 NULL), "dns=ADDR");
+	ck_assert_rejected(parse("--kernel", "k", "--net", "tap=t,ip=10.0.0.2/24,gw=10.0.0.1", "--allow",
+				 "10.0.0.1/8", NULL), "bad --allow '10.0.0.1/8'");
+	ck_assert_rejected(parse("--kernel", "k", "--net", "tap=t,ip=10.0.0.2/24,gw=10.0.0.1", "--allow",
+				 "10.0.0.1:0", NULL), "bad --allow");
+	ck_assert_rejected(parse("--kernel", "k", "--net", "tap=t,ip=10.0.0.2/24,gw=10.0.0.1",
+				 "--net-policy", "a", "--net-policy", "b", NULL), "given twice");
+}
+END_TEST
+
+START_TEST(parse_net_too_many_rules)
+{
+	static const char *argv[5 + 2 * (MINIVM_MAX_NET_RULES + 1)];
+	int argc = 0;
+
+	argv[argc++] = "minivm";
+	argv[argc++] = "--kernel";
+	argv[argc++] = "k";
+	argv[argc++] = "--net";
+	argv[argc++] = "tap=t,ip=10.0.0.2/24,gw=10.0.0.1";
+	for (int i = 0; i <= MINIVM_MAX_NET_RULES; i++) {
+		argv[argc++] = "--allow";
+		argv[argc++] = "10.1.2.3:443/tcp";
+	}
+	ck_assert_int_eq(cli_parse(argc, (char *const *)argv, &t_cli, t_err, sizeof(t_err)), -EINVAL);
+	ck_assert_msg(strstr(t_err, "too many --allow") != NULL, "%s", t_err);
+	ck_assert_int_eq(cli_parse(argc - 2, (char *const *)argv, &t_cli, t_err, sizeof(t_err)), 0);
+	ck_assert_uint_eq(t_cli.cfg.net.nr_allow, MINIVM_MAX_NET_RULES);
+}
+END_TEST
+
 static Suite *vmm_cli_suite(void)
 {
 	Suite *s = suite_create("vmm_cli");
@@ -536,6 +671,10 @@ static Suite *vmm_cli_suite(void)
 	tcase_add_test(args, parse_agent_options);
 	tcase_add_test(args, parse_agent_bad);
 	tcase_add_test(args, parse_agent_too_many_env);
+	tcase_add_test(args, parse_net_good);
+	tcase_add_test(args, parse_net_limits);
+	tcase_add_test(args, parse_net_bad);
+	tcase_add_test(args, parse_net_too_many_rules);
 	suite_add_tcase(s, size);
 	suite_add_tcase(s, args);
 	return s;
