@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/net_policy.h"
 #include "vmm/cli.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -69,11 +70,35 @@ static void check_result(int r, int argc, char *const argv[])
 			abort();
 	if (cli.workdir && cli.workdir[0] != '/')
 		abort();
+	/* The NIC: whatever parses is what the guest's agent accepts, and the
+	 * policy is there only with a NIC, its rules each one a rule. */
+	if (c->net.tap) {
+		struct agent_net an = { .ip = c->net.ip, .prefix = c->net.prefix, .gw = c->net.gw,
+					.dns = c->net.dns };
+		char val[AGENT_NET_VALUE_MAX];
+
+		if (c->net.tap != cli.net_tap || !cli.net_tap[0] || strchr(cli.net_tap, '/') ||
+		    agent_net_format(&an, val, sizeof(val)) < 0 || (c->net.mac[0] & 1))
+			abort();
+		if (c->net.allow_dns && !c->net.dns)
+			abort();
+	} else if (c->net.nr_allow || c->net.allow_dns || c->net.policy_file) {
+		abort();
+	}
+	if (c->net.nr_allow > MINIVM_MAX_NET_RULES || (c->net.nr_allow && c->net.allow != cli.allow))
+		abort();
+	for (unsigned int i = 0; i < c->net.nr_allow; i++) {
+		struct net_rule rule;
+		char why[128];
+
+		if (net_rule_parse(c->net.allow[i], &rule, why, sizeof(why)))
+			abort();
+	}
 	if (cli.boot_timeout_s == 0 || cli.boot_timeout_s > CLI_MAX_TIMEOUT ||
 	    cli.timeout_s > CLI_MAX_TIMEOUT)
 		abort();
 	const char *const strs[] = { c->kernel, c->run, c->cmdline, c->console, c->vsock_uds,
-				     cli.workdir, cli.user };
+				     cli.workdir, cli.user, c->net.policy_file };
 
 	for (size_t s = 0; s < sizeof(strs) / sizeof(strs[0]); s++) {
 		int found = 0;
