@@ -459,9 +459,10 @@ static void vm_net_summary(struct minivm *vm)
 	for (unsigned int i = 0; i < NET_DENY_COUNT; i++)
 		denied += ps->denied[i];
 	vm_log(vm, 1, "net: %llu frame(s) sent, %llu denied, %llu answered; %llu received, "
-	       "%llu dropped", (unsigned long long)c.tx_frames, (unsigned long long)denied,
-	       (unsigned long long)c.replies, (unsigned long long)c.rx_frames,
-	       (unsigned long long)c.rx_dropped);
+	       "%llu dropped; throttled %llu out, %llu in", (unsigned long long)c.tx_frames,
+	       (unsigned long long)denied, (unsigned long long)c.replies,
+	       (unsigned long long)c.rx_frames, (unsigned long long)c.rx_dropped,
+	       (unsigned long long)c.tx_throttled, (unsigned long long)c.rx_throttled);
 	free(ps);
 }
 
