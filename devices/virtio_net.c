@@ -593,7 +593,9 @@ static void serve(struct net_dev *d)
 	}
 	virtio_dev_lock(&d->vdev);
 	if (d->active && !d->broken) {
-		if (d->tx_more)
+		/* A parked chain is the timer's to resume; trying it here too
+		 * costs one refusal at most (rl_gate keeps the timer as is). */
+		if (d->tx_more || d->tx_parked)
 			tx_process(d);
 		rx_pump(d);
 	}
