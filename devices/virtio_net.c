@@ -529,6 +529,7 @@ static int net_activate(struct virtio_dev *dev)
 	d->rx_held = false;
 	d->rx_pending = false;
 	d->tx_more = false;
+	d->tx_parked = false;
 	d->mrg = dev->acked & VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF);
 	/* activate runs on a vCPU thread (the driver's status write), whose
 	 * seccomp filter has no timerfd_settime (vmm/jail.c): a limited rx,
