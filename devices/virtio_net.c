@@ -529,6 +529,7 @@ static int net_activate(struct virtio_dev *dev)
 	d->rx_held = false;
 	d->rx_pending = false;
 	d->tx_more = false;
+	d->tx_parked = false;
 	d->mrg = dev->acked & VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF);
 	/* activate runs on a vCPU thread (the driver's status write), whose
 	 * seccomp filter has no timerfd_settime (vmm/jail.c): a limited rx,
@@ -593,7 +594,9 @@ static void serve(struct net_dev *d)
 	}
 	virtio_dev_lock(&d->vdev);
 	if (d->active && !d->broken) {
-		if (d->tx_more)
+		/* A parked chain is the timer's to resume; trying it here too
+		 * costs one refusal at most (rl_gate keeps the timer as is). */
+		if (d->tx_more || d->tx_parked)
 			tx_process(d);
 		rx_pump(d);
 	}

@@ -71,7 +71,8 @@ struct virtio_dev *virtio_net_create(int fd, const struct net_guest *guest, cons
 				     struct evl *evl, char *err, size_t errlen);
 
 /* Serves the backend once (reads what fd has for the guest, finishes
- * deferred tx work), as the event loop's callback does. For tests built
+ * deferred tx work, retries a direction waiting for the rate limiter), as
+ * the event loop's callback does. For tests built
  * without an event loop. Call without the device's lock. */
 void virtio_net_poll(struct virtio_dev *dev);
 

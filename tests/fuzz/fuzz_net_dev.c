@@ -1,4 +1,4 @@
-/* libFuzzer target: the virtio-net device driven by a fuzzed guest (tx frames, rx buffers) and backend (frames towards the guest); whatever reaches the backend must be a frame the policy allows. */
+/* libFuzzer target: the virtio-net device driven by a fuzzed guest (tx frames, rx buffers) and backend (frames towards the guest), with or without rate limits; whatever reaches the backend must be a frame the policy allows. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,9 +10,11 @@
 
 #include "devices/net_pkt.h"
 #include "devices/net_policy.h"
+#include "devices/ratelimit.h"
 #include "devices/virtio_mmio.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_spec.h"
+#include "vmm/evl.h"
 #include "vmm/guest_mem.h"
 
 #define RAM_SIZE (4u << 20)
@@ -27,8 +29,22 @@ struct ring {
 	uint16_t idx;
 };
 
+/* Two devices on the same guest memory: [0] unlimited, [1] rate-limited
+ * in both directions to a frame per millisecond, so that frames wait
+ * and resume within one input. [1]'s event loop never runs: its timers
+ * expire unseen, and virtio_net_poll() (op 3, the end of an input) and tx
+ * notifications retry the waiting directions instead. */
+struct fdev {
+	struct vmmio *t;
+	struct virtio_dev *dev;
+	int peer;
+	int backend; /* the device's end, drained directly after a limited run */
+};
+
 static uint8_t *ram;
 static struct guest_mem gm;
+static struct fdev devs[2];
+static struct evl *evl;
 static struct vmmio *t;
 static struct virtio_dev *dev;
 static struct ring rings[2];
@@ -98,10 +114,35 @@ static void driver_init(void)
 				       VIRTIO_STATUS_DRIVER_OK);
 }
 
+static void init_dev(struct fdev *fd, bool limited)
+{
+	/* A frame and 2000 bytes per ms each way: a second frame within a
+	 * millisecond waits, a large one leaves the bytes bucket in debt. */
+	static const struct rl_config lim = {
+		.bytes = { .size = 2000, .refill_ns = 1000000 },
+		.ops = { .size = 1, .refill_ns = 1000000 },
+	};
+	char err[256];
+	int sv[2], irq;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
+		abort();
+	fd->peer = sv[1];
+	fd->backend = sv[0];
+	fd->dev = virtio_net_create(sv[0], &guest, &policy, limited ? evl : NULL, err, sizeof(err));
+	if (!fd->dev || (limited && virtio_net_set_rate_limit(fd->dev, &lim, &lim, err, sizeof(err)))) {
+		fprintf(stderr, "%s\n", err);
+		abort();
+	}
+	irq = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	fd->t = vmmio_create(fd->dev, &gm, irq);
+	if (!fd->t)
+		abort();
+}
+
 static void init_once(void)
 {
 	char err[256];
-	int sv[2], irq;
 
 	ram = calloc(1, RAM_SIZE);
 	if (!ram)
@@ -111,18 +152,13 @@ static void init_once(void)
 	    net_policy_add(&policy, "10.9.0.0/16", err, sizeof(err)))
 		abort();
 	policy.allow_dns = true;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
-		abort();
-	peer = sv[1];
-	dev = virtio_net_create(sv[0], &guest, &policy, NULL, err, sizeof(err));
-	if (!dev) {
+	evl = evl_create(16, err, sizeof(err));
+	if (!evl) {
 		fprintf(stderr, "%s\n", err);
 		abort();
 	}
-	irq = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	t = vmmio_create(dev, &gm, irq);
-	if (!t)
-		abort();
+	init_dev(&devs[0], false);
+	init_dev(&devs[1], true);
 }
 
 /* Every frame the backend got must be one the policy allows. */
@@ -150,14 +186,21 @@ static void drain_backend(void)
  *   2: the backend sends a frame (length byte x 8, then that many bytes);
  *   3: serve the backend once; 4: device reset, then the driver comes
  *      back with mergeable rx buffers or without (1 byte, bit 0).
+ * The first opcode byte's top bit picks the rate-limited device.
  */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t p = 0;
 	unsigned int tx_slot = 0, rx_slot = 0, steps = 0;
 
+	struct fdev *fd;
+
 	if (!ram)
 		init_once();
+	fd = &devs[size && (data[0] & 0x80) ? 1 : 0];
+	t = fd->t;
+	dev = fd->dev;
+	peer = fd->peer;
 	mrg = false;
 	driver_init();
 	while (p < size && steps++ < 64) {
@@ -271,6 +314,14 @@ out:
 		memcpy(&before, ram + rings[0].used + 2, 2);
 		if (before < QS)
 			break;
+	}
+	/* Frames the limiter kept in the backend would reach the next input:
+	 * drop them (at most one more waits in the device). */
+	if (fd == &devs[1]) {
+		uint8_t buf[NET_BUF_MAX + 64];
+
+		while (recv(fd->backend, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+		}
 	}
 	return 0;
 }

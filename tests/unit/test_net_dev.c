@@ -10,16 +10,19 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devices/net_pkt.h"
 #include "devices/net_policy.h"
+#include "devices/ratelimit.h"
 #include "devices/virtio_mmio.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_spec.h"
@@ -96,8 +99,19 @@ static void driver_init(void)
 	rx_posted = rx_seen = tx_sent = 0;
 }
 
-/* A device on fd with the test policy: 1.2.3.4:443/tcp, allow-dns. */
-static void start(int fd)
+static struct evl *lim_evl; /* the rate-limit tests' event loop, on lim_thread */
+static pthread_t lim_thread;
+
+static void *evl_thread(void *arg)
+{
+	ck_assert_int_eq(evl_run(arg), 0);
+	return NULL;
+}
+
+/* A device on fd with the test policy: 1.2.3.4:443/tcp, allow-dns. With
+ * evl: rate limits rx and tx (either may be NULL), and evl runs on
+ * lim_thread until teardown. */
+static void start_on(int fd, struct evl *evl, const struct rl_config *rx, const struct rl_config *tx)
 {
 	struct net_policy *p = calloc(1, sizeof(*p));
 	char err[256];
@@ -107,12 +121,23 @@ static void start(int fd)
 	p->allow_dns = true;
 	fake_ram_init(&ram, 4 << 20);
 	irq = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	dev = virtio_net_create(fd, &guest, p, NULL, err, sizeof(err));
+	dev = virtio_net_create(fd, &guest, p, evl, err, sizeof(err));
 	free(p);
 	ck_assert_msg(dev != NULL, "%s", err);
+	if (evl)
+		ck_assert_msg(virtio_net_set_rate_limit(dev, rx, tx, err, sizeof(err)) == 0, "%s", err);
 	t = vmmio_create(dev, &ram.gm, irq);
 	ck_assert_ptr_nonnull(t);
+	if (evl) {
+		lim_evl = evl;
+		ck_assert_int_eq(pthread_create(&lim_thread, NULL, evl_thread, evl), 0);
+	}
 	driver_init();
+}
+
+static void start(int fd)
+{
+	start_on(fd, NULL, NULL, NULL);
 }
 
 static void setup(void)
@@ -129,7 +154,13 @@ static void teardown(void)
 {
 	if (!t)
 		return; /* a test that never started a device */
+	if (lim_evl) {
+		evl_stop(lim_evl);
+		pthread_join(lim_thread, NULL);
+	}
 	vmmio_destroy(t);
+	evl_destroy(lim_evl);
+	lim_evl = NULL;
 	t = NULL;
 	close(irq);
 	if (peer >= 0)
@@ -255,8 +286,8 @@ static const uint8_t *next_rx(uint32_t *len)
 }
 
 /* The guest transmits frame[0..len) as Linux may: header and frame in
- * separate descriptors. */
-static void send_tx(const uint8_t *frame, size_t len)
+ * separate descriptors; the device may not have taken it on return. */
+static void tx_publish(const uint8_t *frame, size_t len)
 {
 	uint16_t k = (uint16_t)(tx_sent % (QSIZE / 2));
 	uint64_t a = TX_BUFS + k * 0x2000ULL;
@@ -270,6 +301,12 @@ static void send_tx(const uint8_t *frame, size_t len)
 	vqb_publish(&qtx, (uint16_t)(2 * k));
 	tx_sent++;
 	vmmio_queue_notify(t, VIRTIO_NET_QUEUE_TX);
+}
+
+/* tx_publish, and the device handled the frame at once. */
+static void send_tx(const uint8_t *frame, size_t len)
+{
+	tx_publish(frame, len);
 	ck_assert_uint_eq(vqb_used_idx(&qtx), (uint16_t)tx_sent);
 	ck_assert_uint_eq(vqb_used(&qtx, (uint16_t)(tx_sent - 1)).len, 0);
 }
@@ -586,12 +623,6 @@ START_TEST(test_rx_mergeable)
 }
 END_TEST
 
-static void *evl_thread(void *arg)
-{
-	ck_assert_int_eq(evl_run(arg), 0);
-	return NULL;
-}
-
 /* The real event loop serves the backend (its fd polled through io_uring),
  * with no virtio_net_poll() calls: a frame from the backend reaches the
  * guest's rx buffer. */
@@ -826,11 +857,412 @@ START_TEST(test_real_tap)
 }
 END_TEST
 
+/* ---- rate limiting (virtio_net_set_rate_limit), on a real event loop ---- */
+
+#define MS 1000000ULL
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* A device whose loop runs on lim_thread, with these limits. */
+static void start_limited(const struct rl_config *rx, const struct rl_config *tx)
+{
+	char err[256];
+	struct evl *evl = evl_create(64, err, sizeof(err));
+	int sv[2];
+
+	ck_assert_msg(evl != NULL, "%s", err);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	peer = sv[1];
+	want_mrg = false;
+	start_on(sv[0], evl, rx, tx);
+}
+
+static struct rl_config ops_limit(uint64_t size, uint64_t burst, uint64_t refill_ns)
+{
+	struct rl_config c = { .ops = { .size = size, .burst = burst, .refill_ns = refill_ns } };
+
+	return c;
+}
+
+/* Frame number k: UDP with a payload of plen bytes, k in its first byte and
+ * a pattern after it; from the guest to dst:dport. */
+static size_t udp_k(uint8_t *b, uint32_t dst, uint16_t dport, size_t plen, uint8_t k)
+{
+	uint8_t u[8 + 1400];
+
+	ck_assert_uint_le(plen, 1400);
+	ck_assert_uint_ge(plen, 1);
+	memset(u, 0, 8);
+	w16(u, 5353);
+	w16(u + 2, dport);
+	w16(u + 4, (uint16_t)(8 + plen));
+	u[8] = k;
+	for (size_t i = 1; i < plen; i++)
+		u[8 + i] = (uint8_t)(k * 31 + i);
+	return ipv4(b, NET_IPPROTO_UDP, guest.ip, dst, u, 8 + plen);
+}
+
+#define UDP_K_AT (NET_VNET_HDR_LEN + 14 + 20 + 8) /* where k sits in the frame */
+
+/* Waits (at most ms) for the next message to the backend. */
+static ssize_t peer_wait(uint8_t *buf, size_t cap, int ms)
+{
+	struct pollfd pfd = { .fd = peer, .events = POLLIN };
+
+	if (poll(&pfd, 1, ms) != 1)
+		return -1;
+	return peer_recv(buf, cap);
+}
+
+/* The transport's lock, as a barrier with the loop thread's ring updates. */
+static void sync_dev(void)
+{
+	(void)rd(VIRTIO_MMIO_STATUS);
+}
+
+/* Waits (at most ms) for the next frame on the rx queue. */
+static const uint8_t *rx_wait(uint32_t *len, int ms)
+{
+	const uint8_t *r = NULL;
+
+	for (int i = 0; i <= ms && !r; i++) {
+		sync_dev();
+		r = next_rx(len);
+		if (!r)
+			usleep(1000);
+	}
+	return r;
+}
+
+static uint16_t tx_used(void)
+{
+	sync_dev();
+	return vqb_used_idx(&qtx);
+}
+
+static uint16_t rx_used(void)
+{
+	sync_dev();
+	return vqb_used_idx(&qrx);
+}
+
+/* Polls the counters (at most ms) until the one at offset `off` reaches
+ * want; returns them. */
+static struct virtio_net_counters counters_when(size_t off, uint64_t want, int ms)
+{
+	struct virtio_net_counters c;
+	uint64_t v;
+
+	for (int i = 0; i < ms; i++) {
+		virtio_net_get_stats(dev, NULL, &c);
+		memcpy(&v, (const char *)&c + off, sizeof(v));
+		if (v >= want)
+			break;
+		usleep(1000);
+	}
+	virtio_net_get_stats(dev, NULL, &c);
+	return c;
+}
+
+START_TEST(test_limit_tx_delays_frames)
+{
+	/* One frame per 100 ms, a bucket of one: six frames queued at once
+	 * reach the backend one by one, frame k not before k x 100 ms (the
+	 * bucket starts full: frame 0 goes at once). The guest's ring is
+	 * not drained ahead of the limit: the device takes a chain only when
+	 * it may send it. */
+	struct rl_config c = ops_limit(1, 0, 100 * MS);
+	struct virtio_net_counters ctr;
+	uint8_t f[6][NET_BUF_MAX], got[NET_BUF_MAX + 64];
+	size_t n[6];
+	uint64_t t0, at = 0;
+
+	start_limited(NULL, &c);
+	for (uint8_t k = 0; k < 6; k++)
+		n[k] = udp_k(f[k], guest.dns, 53, 100, k);
+	t0 = mono_ns();
+	for (uint8_t k = 0; k < 6; k++)
+		tx_publish(f[k], n[k]);
+	for (unsigned int k = 0; k < 6; k++) {
+		ssize_t m = peer_wait(got, sizeof(got), 5000);
+		uint16_t used;
+		uint64_t now;
+
+		at = mono_ns();
+		ck_assert_msg(m == (ssize_t)n[k], "frame %u: %zd bytes", k, m);
+		ck_assert_msg(!memcmp(got, f[k], n[k]), "frame %u altered or out of order (k=%u)", k, got[UDP_K_AT]);
+		ck_assert_msg(at - t0 >= k * 100 * MS, "frame %u after only %llu ms", k,
+			      (unsigned long long)((at - t0) / MS));
+		used = tx_used();
+		now = mono_ns();
+		ck_assert_msg(used <= 1 + (now - t0) / (100 * MS), "%u chains taken after %llu ms", used,
+			      (unsigned long long)((now - t0) / MS));
+	}
+	ck_assert_msg(at - t0 < 5000 * MS, "6 frames took %llu ms", (unsigned long long)((at - t0) / MS));
+	ck_assert_int_eq(peer_wait(got, sizeof(got), 0), -1);
+	ck_assert_uint_eq(tx_used(), 6);
+	for (uint16_t k = 0; k < 6; k++)
+		ck_assert_uint_eq(vqb_used(&qtx, k).id, 2 * k);
+	virtio_net_get_stats(dev, NULL, &ctr);
+	ck_assert_uint_eq(ctr.tx_frames, 6);
+	ck_assert_uint_ge(ctr.tx_throttled, 1);
+	ck_assert_uint_le(ctr.tx_throttled, 5);
+	ck_assert_uint_eq(ctr.rx_throttled, 0);
+	ck_assert_uint_eq(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
+}
+END_TEST
+
+START_TEST(test_limit_rx_delays_frames)
+{
+	/* 1000 bytes per 100 ms (10 kB/s), a bucket of 1000: six 500-byte
+	 * frames (Ethernet length; the virtio-net header is not counted)
+	 * from the backend: 0 and 1 at once, frame k >= 1 not before
+	 * (k - 1) x 50 ms. They reach the guest whole and in order. */
+	struct rl_config c = { .bytes = { .size = 1000, .refill_ns = 100 * MS } };
+	struct virtio_net_counters ctr;
+	uint8_t f[6][NET_BUF_MAX];
+	size_t n[6];
+	uint64_t t0, at = 0;
+
+	start_limited(&c, NULL);
+	post_rx(8);
+	for (uint8_t k = 0; k < 6; k++) {
+		n[k] = udp_k(f[k], guest.ip, 7, 458, k);
+		ck_assert_uint_eq(n[k] - NET_VNET_HDR_LEN, 500);
+	}
+	t0 = mono_ns();
+	for (unsigned int k = 0; k < 6; k++)
+		ck_assert_int_eq(send(peer, f[k], n[k], 0), (ssize_t)n[k]);
+	for (unsigned int k = 0; k < 6; k++) {
+		uint32_t len = 0;
+		const uint8_t *r = rx_wait(&len, 5000);
+		uint16_t used;
+		uint64_t now;
+
+		at = mono_ns();
+		ck_assert_msg(r != NULL, "frame %u never reached the guest", k);
+		ck_assert_uint_eq(len, n[k]);
+		ck_assert_uint_eq(r[10], 1);
+		ck_assert_msg(!memcmp(r + NET_VNET_HDR_LEN, f[k] + NET_VNET_HDR_LEN, n[k] - NET_VNET_HDR_LEN),
+			      "frame %u altered or out of order (k=%u)", k, r[UDP_K_AT]);
+		if (k >= 1)
+			ck_assert_msg(at - t0 >= (k - 1) * 50 * MS, "frame %u after only %llu ms", k,
+				      (unsigned long long)((at - t0) / MS));
+		used = rx_used();
+		now = mono_ns();
+		ck_assert_msg(used <= 2 + (now - t0) / (50 * MS), "%u frames delivered after %llu ms", used,
+			      (unsigned long long)((now - t0) / MS));
+	}
+	ck_assert_msg(at - t0 < 5000 * MS, "6 frames took %llu ms", (unsigned long long)((at - t0) / MS));
+	virtio_net_get_stats(dev, NULL, &ctr);
+	ck_assert_uint_eq(ctr.rx_frames, 6);
+	ck_assert_uint_eq(ctr.rx_dropped, 0);
+	ck_assert_uint_ge(ctr.rx_throttled, 1);
+	ck_assert_uint_eq(ctr.tx_throttled, 0);
+}
+END_TEST
+
+START_TEST(test_limit_directions_independent)
+{
+	/* Both directions limited to one frame per 500 ms (rx with a burst
+	 * of 2). An exhausted rx does not hold tx back, and a tx waiting for
+	 * tokens does not hold rx back. */
+	struct rl_config rc = ops_limit(1, 2, 500 * MS), tc = ops_limit(1, 0, 500 * MS);
+	struct virtio_net_counters ctr;
+	uint8_t f[NET_BUF_MAX], g[NET_BUF_MAX], got[NET_BUF_MAX + 64];
+	const uint8_t *r;
+	uint32_t len;
+	size_t n;
+	uint64_t t_rx, t_tx;
+
+	start_limited(&rc, &tc);
+	post_rx(8);
+	/* rx: three frames use the burst and the bucket, the fourth waits. */
+	t_rx = mono_ns();
+	for (uint8_t k = 0; k < 4; k++) {
+		n = udp_k(f, guest.ip, 7, 60, k);
+		ck_assert_int_eq(send(peer, f, n, 0), (ssize_t)n);
+	}
+	for (uint8_t k = 0; k < 3; k++) {
+		r = rx_wait(&len, 3000);
+		ck_assert_msg(r != NULL, "rx frame %u never came", k);
+		ck_assert_uint_eq(r[UDP_K_AT], k);
+	}
+	ctr = counters_when(offsetof(struct virtio_net_counters, rx_throttled), 1, 3000);
+	ck_assert_uint_eq(ctr.rx_throttled, 1);
+	/* tx goes at once (send_tx checks it was taken synchronously). */
+	n = udp_k(g, guest.dns, 53, 60, 100);
+	t_tx = mono_ns();
+	send_tx(g, n);
+	ck_assert_int_eq(peer_wait(got, sizeof(got), 0), (ssize_t)n);
+	ck_assert(!memcmp(got, g, n));
+	/* A second tx frame now waits for tx tokens... */
+	n = udp_k(g, guest.dns, 53, 60, 101);
+	tx_publish(g, n);
+	ck_assert_uint_eq(tx_used(), 1);
+	virtio_net_get_stats(dev, NULL, &ctr);
+	ck_assert_uint_eq(ctr.tx_throttled, 1);
+	/* ... and rx is served meanwhile: the fourth frame comes when rx
+	 * tokens are back, 500 ms after the third was admitted. */
+	r = rx_wait(&len, 5000);
+	ck_assert_msg(r != NULL, "rx frame 3 never came");
+	ck_assert_uint_eq(r[UDP_K_AT], 3);
+	ck_assert_uint_ge(mono_ns() - t_rx, 500 * MS);
+	/* The second tx frame, after its own wait. */
+	ck_assert_int_eq(peer_wait(got, sizeof(got), 5000), (ssize_t)n);
+	ck_assert_uint_ge(mono_ns() - t_tx, 500 * MS);
+	ck_assert(!memcmp(got, g, n));
+	virtio_net_get_stats(dev, NULL, &ctr);
+	ck_assert_uint_eq(ctr.rx_frames, 4);
+	ck_assert_uint_eq(ctr.tx_frames, 2);
+	ck_assert_uint_eq(ctr.rx_throttled, 1);
+	ck_assert_uint_eq(ctr.tx_throttled, 1);
+}
+END_TEST
+
+START_TEST(test_limit_denied_frames_pay)
+{
+	/* One frame per 300 ms: a denied SYN is answered at once but takes
+	 * the token, so an allowed frame right after it waits; an ARP
+	 * request pays too. */
+	struct rl_config c = ops_limit(1, 0, 300 * MS);
+	struct virtio_net_counters ctr;
+	uint8_t f[NET_BUF_MAX], got[NET_BUF_MAX + 64];
+	struct net_frame rf;
+	const uint8_t *r;
+	uint32_t len;
+	uint64_t t0;
+	size_t n;
+
+	start_limited(NULL, &c);
+	post_rx(4);
+	t0 = mono_ns();
+	send_tx(f, syn(f, IP(1, 2, 3, 4), 80));
+	r = next_rx(&len);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(net_pkt_parse(r, len, &rf), NET_PKT_OK);
+	ck_assert_uint_eq(rf.l4.tcp_flags, NET_TCP_RST | NET_TCP_ACK);
+	n = syn(f, IP(1, 2, 3, 4), 443);
+	tx_publish(f, n);
+	ck_assert_int_eq(peer_wait(got, sizeof(got), 5000), (ssize_t)n);
+	ck_assert_uint_ge(mono_ns() - t0, 300 * MS);
+	ck_assert(!memcmp(got, f, n));
+	/* The ARP request waits for its token, then is answered. */
+	tx_publish(f, arp_req(f, guest.gw));
+	r = rx_wait(&len, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_ge(mono_ns() - t0, 600 * MS);
+	ck_assert_int_eq(net_pkt_parse(r, len, &rf), NET_PKT_OK);
+	ck_assert(rf.is_arp);
+	virtio_net_get_stats(dev, NULL, &ctr);
+	ck_assert_uint_eq(ctr.tx_throttled, 2);
+	ck_assert_uint_eq(ctr.tx_frames, 1);
+	ck_assert_uint_eq(ctr.replies, 2);
+}
+END_TEST
+
+START_TEST(test_limit_rx_parked_replies_and_reset)
+{
+	/* One backend frame per 300 ms. While the second waits for tokens,
+	 * the device's own answers (ARP) still reach the guest, and the
+	 * waiting frame is not spoiled by them; it survives a device reset
+	 * and reaches the re-initialised driver, whole. */
+	struct rl_config c = ops_limit(1, 0, 300 * MS);
+	struct virtio_net_counters ctr;
+	uint8_t f[2][NET_BUF_MAX], a[NET_BUF_MAX];
+	struct net_frame rf;
+	const uint8_t *r;
+	uint32_t len;
+	size_t n[2];
+
+	start_limited(&c, NULL);
+	post_rx(4);
+	for (uint8_t k = 0; k < 2; k++) {
+		n[k] = udp_k(f[k], guest.ip, 7, 300 + k, k);
+		ck_assert_int_eq(send(peer, f[k], n[k], 0), (ssize_t)n[k]);
+	}
+	r = rx_wait(&len, 3000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(len, n[0]);
+	ctr = counters_when(offsetof(struct virtio_net_counters, rx_throttled), 1, 3000);
+	ck_assert_uint_eq(ctr.rx_throttled, 1);
+	/* The ARP answer goes now, synchronously. */
+	send_tx(a, arp_req(a, guest.gw));
+	sync_dev();
+	r = next_rx(&len);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(net_pkt_parse(r, len, &rf), NET_PKT_OK);
+	ck_assert(rf.is_arp);
+	ck_assert(!memcmp(rf.arp.sha, guest.gw_mac, 6));
+	/* Reset with frame 1 waiting, then the driver comes back. */
+	wr(VIRTIO_MMIO_STATUS, 0);
+	ck_assert_uint_eq(rd(VIRTIO_MMIO_STATUS), 0);
+	driver_init();
+	post_rx(2);
+	r = rx_wait(&len, 5000);
+	ck_assert_msg(r != NULL, "the waiting frame was lost in the reset");
+	ck_assert_uint_eq(len, n[1]);
+	ck_assert(!memcmp(r + NET_VNET_HDR_LEN, f[1] + NET_VNET_HDR_LEN, n[1] - NET_VNET_HDR_LEN));
+	virtio_net_get_stats(dev, NULL, &ctr);
+	ck_assert_uint_eq(ctr.rx_frames, 2);
+	ck_assert_uint_eq(ctr.rx_dropped, 0);
+	ck_assert_uint_eq(ctr.replies, 1);
+}
+END_TEST
+
+START_TEST(test_limit_set_errors)
+{
+	struct rl_config c = ops_limit(1, 0, 100 * MS), none = ops_limit(0, 0, 0);
+	struct rl_config huge = { .bytes = { .size = RL_MAX_TOKENS + 1, .refill_ns = 1000 * MS } };
+	struct net_policy *p = calloc(1, sizeof(*p));
+	struct virtio_dev *d;
+	struct evl *evl;
+	char err[256] = "";
+	int sv[2];
+
+	ck_assert_ptr_nonnull(p);
+	/* Without an event loop: refused (nothing would resume it). */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	d = virtio_net_create(sv[0], &guest, p, NULL, err, sizeof(err));
+	ck_assert_ptr_nonnull(d);
+	ck_assert_int_eq(virtio_net_set_rate_limit(d, NULL, &c, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "event loop") != NULL, "%s", err);
+	ck_assert_int_eq(virtio_net_set_rate_limit(d, NULL, NULL, err, sizeof(err)), 0);
+	d->ops->destroy(d);
+	close(sv[1]);
+
+	evl = evl_create(16, err, sizeof(err));
+	ck_assert_ptr_nonnull(evl);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	d = virtio_net_create(sv[0], &guest, p, evl, err, sizeof(err));
+	ck_assert_ptr_nonnull(d);
+	/* Out of bounds in tx after a good rx: nothing set, so it may be
+	 * set again. */
+	ck_assert_int_eq(virtio_net_set_rate_limit(d, &c, &huge, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "tx rate limit out of bounds") != NULL, "%s", err);
+	/* A limit of nothing is no limit: it may be set again too. */
+	ck_assert_int_eq(virtio_net_set_rate_limit(d, &none, &none, err, sizeof(err)), 0);
+	ck_assert_int_eq(virtio_net_set_rate_limit(d, &c, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(virtio_net_set_rate_limit(d, NULL, &c, err, sizeof(err)), -EALREADY);
+	d->ops->destroy(d);
+	close(sv[1]);
+	evl_destroy(evl);
+	free(p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("net_dev");
 	TCase *tc = tcase_create("socketpair");
 	TCase *tap = tcase_create("tap");
+	TCase *lim = tcase_create("rate limits");
 	SRunner *sr;
 	int failed;
 
@@ -844,6 +1276,15 @@ int main(void)
 	tcase_add_test(tc, test_served_by_event_loop);
 	tcase_add_test(tc, test_rx_mergeable);
 	suite_add_tcase(s, tc);
+	tcase_add_checked_fixture(lim, NULL, teardown);
+	tcase_set_timeout(lim, 60);
+	tcase_add_test(lim, test_limit_tx_delays_frames);
+	tcase_add_test(lim, test_limit_rx_delays_frames);
+	tcase_add_test(lim, test_limit_directions_independent);
+	tcase_add_test(lim, test_limit_denied_frames_pay);
+	tcase_add_test(lim, test_limit_rx_parked_replies_and_reset);
+	tcase_add_test(lim, test_limit_set_errors);
+	suite_add_tcase(s, lim);
 	tcase_add_test(tap, test_create_errors);
 	tcase_add_test(tap, test_real_tap);
 	tcase_add_checked_fixture(tap, NULL, teardown);
