@@ -261,7 +261,7 @@ static int vm_add_net(struct minivm *vm)
 				      rl_limit_set(&net->tx_limit) ? &rl_tx : NULL, err, sizeof(err));
 	if (r) {
 		dev->ops->destroy(dev);
-		vm_set_error(vm, "net: %s", err);
+		vm_set_error(vm, "%s", err);
 		return r;
 	}
 	snprintf(what, sizeof(what), "virtio-net (TAP %.16s)", net->tap);
