@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #define AC_RETRY_MS 20
+#define AC_BUSY_RETRY_MS 200 /* after the agent said its session table is full */
 #define AC_LINE_MAX 64
 #define AC_STAGE_SIZE 16384
 /* The outgoing buffer holds one data frame and a few control frames. */
@@ -238,11 +239,26 @@ int agent_handshake(int fd, int timeout_ms, char *err, size_t errlen)
 	m.u.hello.max_payload = AGENT_PROTO_MAX_PAYLOAD;
 	strcpy(m.u.hello.ident, "minivm");
 	rc = ac_send_msg(fd, &m, deadline);
-	if (rc)
-		return ac_fail(err, errlen, rc, "sending HELLO: %s", strerror(-rc));
 	rx = ac_rx_new();
 	if (!rx)
 		return ac_fail(err, errlen, -ENOMEM, "out of memory");
+	if (rc == -EPIPE || rc == -ECONNRESET) {
+		/* The agent may have refused the connection before reading
+		 * HELLO (a full session table): its ERROR frame says why. */
+		int send_rc = rc;
+
+		rc = ac_rx_next(fd, rx, ac_now_ms() + 1000, err, errlen);
+		if (rc == 0 && rx->msg.type == AGENT_MSG_ERROR)
+			rc = ac_unexpected(&rx->msg, "instead of HELLO", err, errlen);
+		else
+			rc = ac_fail(err, errlen, send_rc, "sending HELLO: %s", strerror(-send_rc));
+		free(rx);
+		return rc;
+	}
+	if (rc) {
+		free(rx);
+		return ac_fail(err, errlen, rc, "sending HELLO: %s", strerror(-rc));
+	}
 	rc = ac_rx_next(fd, rx, deadline, err, errlen);
 	if (rc == 0 && rx->msg.type != AGENT_MSG_HELLO)
 		rc = ac_unexpected(&rx->msg, "instead of HELLO", err, errlen);
@@ -330,31 +346,36 @@ int agent_connect(const char *uds_path, uint32_t port, int timeout_ms, int *fd_o
 		if (fd < 0)
 			return ac_fail(err, errlen, -errno, "socket: %s", strerror(errno));
 		rc = ac_try_connect(fd, &sa, port, deadline, why, sizeof(why));
-		if (rc == 1)
-			break;
+		if (rc == 1) {
+			int left = ac_left(deadline);
+
+			/* The agent answers HELLO at once: leave it a moment even at the deadline. */
+			rc = agent_handshake(fd, left < 1000 ? 1000 : left, err, errlen);
+			if (rc == 0)
+				break;
+			/* A full session table (EBUSY) is transient: connections
+			 * the host gave up on during a slow boot linger in the
+			 * guest until the agent sees them close. Try again. */
+			if (rc != -EBUSY || ac_now_ms() >= deadline) {
+				(void)close(fd);
+				return rc;
+			}
+			snprintf(why, sizeof(why), "%s", err);
+		}
 		(void)close(fd);
-		if (rc < 0)
+		if (rc < 0 && rc != -EBUSY)
 			return ac_fail(err, errlen, rc, "%s: %s", uds_path, why);
 		now = ac_now_ms();
 		if (now >= deadline)
 			return ac_fail(err, errlen, -ETIMEDOUT, "no agent after %d ms: %s", timeout_ms, why);
 		{
-			int64_t nap = deadline - now < AC_RETRY_MS ? deadline - now : AC_RETRY_MS;
-			struct timespec ts = { 0, (long)nap * 1000000L };
+			int64_t want = rc == -EBUSY ? AC_BUSY_RETRY_MS : AC_RETRY_MS;
+			int64_t nap = deadline - now < want ? deadline - now : want;
+			struct timespec ts = { nap / 1000, (long)(nap % 1000) * 1000000L };
 
 			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 				;
 		}
-	}
-	{
-		int left = ac_left(deadline);
-
-		/* The agent answers HELLO at once: leave it a moment even at the deadline. */
-		rc = agent_handshake(fd, left < 1000 ? 1000 : left, err, errlen);
-	}
-	if (rc) {
-		(void)close(fd);
-		return rc;
 	}
 	*fd_out = fd;
 	return 0;

@@ -34,8 +34,9 @@
  * "CONNECT <port>\n", read "OK <hostport>\n". Until the guest listens (and
  * until the VMM has created the socket), the attempt fails; it is retried
  * every 20 ms until timeout_ms (>= 0) has passed since the call. Then does
- * the HELLO exchange (agent_handshake) within what is left of timeout_ms.
- * On success *fd_out is a blocking, CLOEXEC stream socket owned by the
+ * the HELLO exchange (agent_handshake) within what is left of timeout_ms;
+ * an agent whose session table is full (ERROR with EBUSY) is tried again
+ * every 200 ms within timeout_ms too. On success *fd_out is a blocking, CLOEXEC stream socket owned by the
  * caller. Errors: -ETIMEDOUT (never connected, the last cause in err),
  * -EPROTONOSUPPORT (the agent speaks another version), -EPROTO, ...
  */

@@ -2,7 +2,7 @@
 #
 # A network namespace of the test's own holds a TAP device and the real
 # peers: an HTTP server on 8080 and 8081 (busybox httpd), a UDP echo on 7777
-# (socat), and a capture (tcpdump) of everything minivm writes to the TAP.
+# (socat), and a capture (tcpdump) of every frame minivm writes to the TAP.
 # One agent VM runs inside that namespace (the TAP is opened by name there)
 # with --net and a policy that allows 10.99.0.1:8080/tcp (--allow) and
 # 10.99.0.1:7777/udp (--net-policy file). From inside the guest: the allowed
@@ -45,7 +45,9 @@ else
 	net_pids="$net_pids $!"
 	ip netns exec "$NS" socat UDP4-RECVFROM:7778,fork PIPE &
 	net_pids="$net_pids $!"
-	ip netns exec "$NS" tcpdump -i "$NTAP" -n -U -s 0 -w "$T/net.pcap" 2>"$T/tcpdump.err" &
+	# -Q in: what arrives from the guest (the TAP's own frames towards the
+	# guest, such as the namespace's IPv6 router solicitations, are not).
+	ip netns exec "$NS" tcpdump -i "$NTAP" -Q in -n -U -s 0 -w "$T/net.pcap" 2>"$T/tcpdump.err" &
 	net_pids="$net_pids $!"
 	tap_mac=$(ip -n "$NS" -o link show "$NTAP" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
 	for _ in $(seq 1 50); do grep -q "listening on" "$T/tcpdump.err" && break; sleep 0.1; done

@@ -727,6 +727,7 @@ static void fake_vmm(const char *path, int refuse)
 {
 	int lfd = listen_unix(path);
 
+	signal(SIGPIPE, SIG_IGN);
 	if (lfd < 0)
 		_exit(1);
 	for (;;) {
@@ -752,8 +753,8 @@ static void fake_vmm(const char *path, int refuse)
 			if (connect(a, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 				_exit(1);
 		}
-		for (;;) {
-			struct pollfd p[2] = { { .fd = c, .events = POLLIN }, { .fd = a, .events = POLLIN } };
+		for (bool a_open = true;;) {
+			struct pollfd p[2] = { { .fd = a_open ? c : -1, .events = POLLIN }, { .fd = a, .events = POLLIN } };
 			char buf[65536];
 			ssize_t n;
 
@@ -761,8 +762,12 @@ static void fake_vmm(const char *path, int refuse)
 				_exit(1);
 			if (p[0].revents) {
 				n = read(c, buf, sizeof(buf));
-				if (n <= 0 || write(a, buf, (size_t)n) != n)
+				if (n <= 0)
 					break;
+				/* An agent that refused us may have closed already:
+				 * what it said before is still relayed below. */
+				if (write(a, buf, (size_t)n) != n)
+					a_open = false;
 			}
 			if (p[1].revents) {
 				n = read(a, buf, sizeof(buf));
@@ -813,6 +818,80 @@ START_TEST(connect_hybrid_with_retries)
 }
 END_TEST
 
+/* A full session table (32 connections that never send HELLO) answers
+ * "too many sessions"; agent_connect waits that out and connects once a
+ * slot frees, and gives up with the agent's word at its deadline. */
+START_TEST(connect_waits_for_a_free_session)
+{
+	int idle[AGENT_MAX_SESSIONS], fd = -1, rc;
+	char path[160], msg[256];
+	double t0;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/vmm-busy.sock", t_dir);
+	pid = fork();
+	if (pid == 0)
+		fake_vmm(path, 0);
+	for (int i = 0; i < AGENT_MAX_SESSIONS; i++) {
+		idle[i] = conn_raw(t_sock);
+		ck_assert_int_ge(idle[i], 0);
+	}
+	usleep(200 * 1000); /* the agent accepts them all */
+	t0 = now_s();
+	rc = agent_connect(path, AGENT_VSOCK_PORT, 700, &fd, msg, sizeof(msg));
+	/* It kept trying until its deadline (the last try may still have been
+	 * on its way: -ETIMEDOUT), instead of failing at the first EBUSY. */
+	ck_assert_msg((rc == -EBUSY && strstr(msg, "too many sessions")) || rc == -ETIMEDOUT, "%d %s", rc, msg);
+	ck_assert_double_ge(now_s() - t0, 0.65);
+	ck_assert_double_lt(now_s() - t0, 5.0);
+
+	/* Slots free up while it waits: it connects. */
+	t0 = now_s();
+	{
+		pid_t closer = fork();
+
+		if (closer == 0) {
+			usleep(500 * 1000);
+			for (int i = 0; i < AGENT_MAX_SESSIONS; i++)
+				shutdown(idle[i], SHUT_RDWR);
+			_exit(0);
+		}
+		rc = agent_connect(path, AGENT_VSOCK_PORT, 10000, &fd, msg, sizeof(msg));
+		ck_assert_msg(rc == 0, "%s", msg);
+		ck_assert_double_ge(now_s() - t0, 0.5);
+		{
+			const char *argv[] = { "true", NULL };
+			struct agent_exec_req req = { .argv = argv };
+			struct agent_exec_io io = { .in_fd = -1, .out_fd = -1, .err_fd = -1, .ctl_fd = -1,
+						    .winsize_fd = -1 };
+			struct agent_exec_result res;
+
+			rc = agent_exec(fd, &req, &io, &res, msg, sizeof(msg));
+			ck_assert_msg(rc == 0, "%s", msg);
+			ck_assert_int_eq(agent_exec_exit_status(&res), 0);
+		}
+		close(fd);
+		waitpid(closer, NULL, 0);
+	}
+	for (int i = 0; i < AGENT_MAX_SESSIONS; i++)
+		close(idle[i]);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	/* The next test finds the agent's table empty again. */
+	unlink(path);
+	for (int i = 0; i < 100; i++) {
+		int c = conn_raw(t_sock);
+
+		rc = agent_handshake(c, 5000, msg, sizeof(msg));
+		close(c);
+		if (rc != -EBUSY)
+			break;
+		usleep(50 * 1000);
+	}
+	ck_assert_msg(rc == 0, "%s", msg);
+}
+END_TEST
+
 static Suite *agent_session_suite(void)
 {
 	Suite *s = suite_create("agent_session");
@@ -820,6 +899,7 @@ static Suite *agent_session_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, exec_exit_code_and_streams);
+	tcase_add_test(tc, connect_waits_for_a_free_session);
 	tcase_add_test(tc, exec_killed_by_signal);
 	tcase_add_test(tc, exec_not_found_and_not_executable);
 	tcase_add_test(tc, exec_stdin_through_cat);
