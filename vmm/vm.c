@@ -509,6 +509,7 @@ struct vm_setup_job {
 	pthread_t thread;
 	bool started;
 	int ret;
+	bool cached; /* the probe's answer came from its cache (probe.h) */
 	char err[256];
 };
 
@@ -535,14 +536,16 @@ static void *vm_reinject_thread(void *arg)
 	return NULL;
 }
 
-/* Whether guest kernel code is emulated (probe.h): a throwaway VM of its
- * own, 2 ms here, beside the main thread's setup. */
+/* Whether guest kernel code is emulated (probe.h): cached per host boot and
+ * kvm module load, else a throwaway VM of its own, beside the main thread's
+ * setup. */
 static void *vm_probe_thread(void *arg)
 {
 	struct vm_setup_job *job = arg;
 	struct minivm *vm = job->vm;
 
-	job->ret = probe_emulation(&vm->kvm, &vm->emulated, job->err, sizeof(job->err));
+	job->ret = probe_emulation_cached(&vm->kvm, &vm->emulated, &job->cached, job->err,
+					  sizeof(job->err));
 	return NULL;
 }
 
@@ -871,7 +874,8 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = vm_job_join(&probe_job, vm);
 	if (r)
 		goto fail;
-	vm_log(vm, 1, "host %s guest kernel code", vm->emulated ? "emulates" : "runs natively");
+	vm_log(vm, 1, "host %s guest kernel code%s", vm->emulated ? "emulates" : "runs natively",
+	       probe_job.cached ? " (the probe's cached answer)" : "");
 	r = vm_cmdline_build(vm->cmdline, sizeof(vm->cmdline), &vm->cfg, vm->emulated,
 			     vm->dev_params, vm->nr_dev_params, vm->err, sizeof(vm->err));
 	if (r)
