@@ -557,7 +557,7 @@ static int jail_add(scmp_filter_ctx c, const int *nrs, size_t n)
 
 int jail_seccomp_thread(enum jail_thread kind, char *err, size_t errlen)
 {
-	static const char *const names[] = { "vCPU", "event loop", "control" };
+	static const char *const names[] = { "vCPU", "event loop", "control", "reinject" };
 	scmp_filter_ctx c;
 	sigset_t sys;
 	int r;
@@ -598,6 +598,11 @@ int jail_seccomp_thread(enum jail_thread kind, char *err, size_t errlen)
 		if (!r)
 			r = seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
 					     SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+		break;
+	case JAIL_THREAD_REINJECT:
+		if (!r)
+			r = seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+					     SCMP_A1(SCMP_CMP_EQ, KVM_REINJECT_CONTROL));
 		break;
 	case JAIL_THREAD_CONTROL:
 		if (!r)

@@ -51,6 +51,7 @@ enum jail_thread {
 	JAIL_THREAD_VCPU = 0, /* KVM_RUN and the exits it dispatches */
 	JAIL_THREAD_EVL,      /* the io_uring event loop: device backends */
 	JAIL_THREAD_CONTROL,  /* the VMM process's main thread: talks to the front */
+	JAIL_THREAD_REINJECT, /* vm.c's KVM_REINJECT_CONTROL thread: that ioctl, then it ends */
 };
 
 /* What jail_enter() needs to know besides the config. */

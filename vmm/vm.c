@@ -488,17 +488,6 @@ static int vm_register_memory(struct minivm *vm, char *err, size_t errlen)
 }
 
 /*
- * Drop PIT ticks the guest missed instead of injecting them later: a guest
- * slower than real time (kernel code emulated, host loaded) otherwise falls
- * ever further behind and spends all its time in catch-up ticks (seen: a
- * boot stuck in tick work after "Run /sbin/init"). Linux does not count on
- * reinjection. Turning it off unregisters KVM's ack notifier, which waits
- * for an SRCU grace period: 6.7 ms of minivm's start-up on the test hosts
- * (bench/run), so it runs on this thread beside the rest of the setup
- * (memory, devices, vCPUs, the kernel's load) and minivm_create joins it
- * before any vCPU can run.
- */
-/*
  * Start-up work that mostly waits in the kernel (SRCU grace periods, a
  * probe VM) runs on helper threads beside the main thread's own setup;
  * minivm_create joins them before it returns, and before anything reads
@@ -522,17 +511,39 @@ static void *vm_slots_thread(void *arg)
 }
 
 /*
- * Nothing waits for this one: a vCPU may run before the PIT's reinjection
- * is off (the first ticks come long after), so its SRCU wait stays off the
- * path to the first guest instruction. minivm_destroy joins it.
+ * Drop PIT ticks the guest missed instead of injecting them later: a guest
+ * slower than real time (kernel code emulated, host loaded) otherwise falls
+ * ever further behind and spends all its time in catch-up ticks (seen: a
+ * boot stuck in tick work after "Run /sbin/init"). Linux does not count on
+ * reinjection. Turning it off unregisters KVM's ack notifier, which waits
+ * for an SRCU grace period (0.1 to 15 ms on the test hosts), so it runs on
+ * a thread of its own that nothing waits for: a vCPU may run before the
+ * PIT's reinjection is off (the first ticks come long after).
+ * minivm_start starts it after the jail, not minivm_create: the jail's uid
+ * switch (setresuid and friends, which glibc applies to every thread by
+ * signalling each) waited for this thread to leave its uninterruptible SRCU
+ * wait, 0.2 to 17 ms of the jailed start-up here. It is a thread of the
+ * jailed VMM like the others, with its own allowlist (that ioctl).
+ * minivm_destroy joins it.
  */
-static void *vm_reinject_thread(void *arg)
+static void vm_reinject_off(struct minivm *vm)
 {
-	struct minivm *vm = arg;
 	struct kvm_reinject_control rc = { .pit_reinject = 0 };
 
 	if (ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &rc) < 0)
 		vm_log(vm, 1, "KVM_REINJECT_CONTROL: %s (ignored)", strerror(errno));
+}
+
+static void *vm_reinject_thread(void *arg)
+{
+	struct minivm *vm = arg;
+	char err[200];
+
+	if (vm->cfg.seccomp && jail_seccomp_thread(JAIL_THREAD_REINJECT, err, sizeof(err))) {
+		vm_log(vm, 1, "%s: PIT reinjection stays on", err);
+		return NULL;
+	}
+	vm_reinject_off(vm);
 	return NULL;
 }
 
@@ -598,7 +609,7 @@ static int vm_setup_irqchip(struct minivm *vm)
 		return r;
 	}
 	/* KVM_REINJECT_CONTROL runs on its own thread (vm_reinject_thread),
-	 * started by minivm_create right after this. */
+	 * started by minivm_start. */
 	vm->uart_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->uart_irq_fd < 0) {
 		int r = -errno;
@@ -856,10 +867,6 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = vm_setup_irqchip(vm);
 	if (r)
 		goto fail;
-	vm->reinject_started =
-		pthread_create(&vm->reinject_thread, NULL, vm_reinject_thread, vm) == 0;
-	if (!vm->reinject_started)
-		vm_reinject_thread(vm);
 	r = vm_setup_console(vm);
 	if (r)
 		goto fail;
@@ -940,6 +947,12 @@ int minivm_start(struct minivm *vm)
 		}
 		v->started = true;
 		atomic_store(&v->in_guest_thread, true);
+	}
+	if (r == 0) {
+		vm->reinject_started =
+			pthread_create(&vm->reinject_thread, NULL, vm_reinject_thread, vm) == 0;
+		if (!vm->reinject_started)
+			vm_reinject_off(vm); /* here, then */
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return r;
