@@ -581,9 +581,28 @@ static int vm_job_join(struct vm_setup_job *job, struct minivm *vm)
 	return job->ret;
 }
 
+/*
+ * The PIT (it needs the in-kernel irqchip first). KVM_CREATE_PIT2 starts a
+ * kernel worker thread and registers two I/O devices, each waiting for an
+ * SRCU grace period: 0.1 to 12 ms here. Beside it the main thread sets up
+ * the console, the devices and the kernel; it holds kvm->lock meanwhile, so
+ * KVM_CREATE_VCPU comes last. Joined before minivm_create returns: no vCPU
+ * runs without it.
+ */
+static void *vm_pit_thread(void *arg)
+{
+	struct vm_setup_job *job = arg;
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
+	if (ioctl(job->vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		job->ret = -errno;
+		snprintf(job->err, sizeof(job->err), "KVM_CREATE_PIT2: %s", strerror(errno));
+	}
+	return NULL;
+}
+
 static int vm_setup_irqchip(struct minivm *vm)
 {
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	struct kvm_irqfd irqfd;
 
 	/* Intel VMX needs these three pages reserved; elsewhere they are
@@ -602,14 +621,9 @@ static int vm_setup_irqchip(struct minivm *vm)
 		vm_set_error(vm, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
 		return r;
 	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		int r = -errno;
-
-		vm_set_error(vm, "KVM_CREATE_PIT2: %s", strerror(errno));
-		return r;
-	}
-	/* KVM_REINJECT_CONTROL runs on its own thread (vm_reinject_thread),
-	 * started by minivm_start. */
+	/* KVM_CREATE_PIT2 runs on its own thread (vm_pit_thread), started by
+	 * minivm_create right after this; KVM_REINJECT_CONTROL on another
+	 * (vm_reinject_thread), started by minivm_start. */
 	vm->uart_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->uart_irq_fd < 0) {
 		int r = -errno;
@@ -803,6 +817,7 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	struct minivm *vm;
 	struct sigaction sa;
 	struct vm_setup_job probe_job = { .started = false }, slots_job = { .started = false };
+	struct vm_setup_job pit_job = { .started = false };
 	int r;
 
 	*out = NULL;
@@ -867,17 +882,13 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = vm_setup_irqchip(vm);
 	if (r)
 		goto fail;
+	vm_job_start(&pit_job, vm, vm_pit_thread);
 	r = vm_setup_console(vm);
 	if (r)
 		goto fail;
 	r = vm_devices_setup(vm);
 	if (r)
 		goto fail;
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-		r = vcpu_create(vm, i);
-		if (r)
-			goto fail;
-	}
 	r = vm_job_join(&probe_job, vm);
 	if (r)
 		goto fail;
@@ -891,6 +902,13 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = vm_load_kernel(vm);
 	if (r)
 		goto fail;
+	/* After the kernel's load: the PIT's creation holds kvm->lock, which
+	 * KVM_CREATE_VCPU takes too. */
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		r = vcpu_create(vm, i);
+		if (r)
+			goto fail;
+	}
 	r = vcpu_set_boot_regs(vm, &vm->entry);
 	if (r)
 		goto fail;
@@ -905,11 +923,15 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = vm_job_join(&slots_job, vm);
 	if (r)
 		goto fail;
+	r = vm_job_join(&pit_job, vm);
+	if (r)
+		goto fail;
 	*out = vm;
 	return 0;
 fail:
 	vm_job_join(&probe_job, vm);
 	vm_job_join(&slots_job, vm);
+	vm_job_join(&pit_job, vm);
 	snprintf(err, errlen, "%s", vm->err[0] ? vm->err : strerror(-r));
 	minivm_destroy(vm);
 	return r;
