@@ -327,6 +327,18 @@ static void probe_cache_write(const char *dir, const char *key, bool emulated)
 		(void)unlink(tmp);
 }
 
+int probe_cache_lookup(bool *emulated)
+{
+	char key[PROBE_CACHE_KEY_MAX], dir[256];
+	int r = probe_cache_key(key, sizeof(key));
+
+	if (!r)
+		r = probe_cache_dir(dir, sizeof(dir));
+	if (!r)
+		r = probe_cache_read(dir, key, emulated);
+	return r;
+}
+
 int probe_emulation_cached(const struct kvm_sys *k, bool *emulated, bool *cached, char *err,
 			   size_t errlen)
 {

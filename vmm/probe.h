@@ -58,6 +58,10 @@ int probe_cache_parse(const char *text, size_t len, const char *key, bool *emula
  * cannot be read (then nothing is cached). */
 int probe_cache_key(char *key, size_t len) __attribute__((warn_unused_result));
 
+/* The cached answer alone: 0 with *emulated set on a hit (a file read,
+ * cheap enough for the main thread), -ENOENT or -errno on a miss. */
+int probe_cache_lookup(bool *emulated) __attribute__((warn_unused_result));
+
 /* probe_emulation() through the cache: the cached answer when the record
  * matches this host's key, else the probe guest's, then recorded (a cache
  * that cannot be read or written is skipped, never an error). *cached says

@@ -865,7 +865,11 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 		vm->emulated = false;
 		break;
 	default:
-		vm_job_start(&probe_job, vm, vm_probe_thread);
+		/* A cache hit here; a miss runs the probe VM on its thread. */
+		if (probe_cache_lookup(&vm->emulated) == 0)
+			probe_job.cached = true;
+		else
+			vm_job_start(&probe_job, vm, vm_probe_thread);
 		break;
 	}
 	vm->vm_fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
