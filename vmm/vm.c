@@ -798,6 +798,7 @@ static int vm_load_kernel(struct minivm *vm)
 	args.nr_vcpus = vm->nr_vcpus;
 	args.map_file = vm_kernel_map_file;
 	args.map_ctx = &map;
+	args.ram_zeroed = true; /* vm_setup_memory's mapping, untouched so far */
 	memset(&berr, 0, sizeof(berr));
 	r = boot_load(&args, &vm->entry, &berr);
 	munmap(img, (size_t)st.st_size);
