@@ -586,8 +586,10 @@ static int vm_job_join(struct vm_setup_job *job, struct minivm *vm)
  * kernel worker thread and registers two I/O devices, each waiting for an
  * SRCU grace period: 0.1 to 12 ms here. Beside it the main thread sets up
  * the console, the devices and the kernel; it holds kvm->lock meanwhile, so
- * KVM_CREATE_VCPU comes last. Joined before minivm_create returns: no vCPU
- * runs without it.
+ * KVM_CREATE_VCPU comes last. Only the worker's creation truly overlaps:
+ * its two registrations and the devices' ioeventfds (each an SRCU wait
+ * too) take kvm->slots_lock in turn. Joined before minivm_create returns:
+ * no vCPU runs without it.
  */
 static void *vm_pit_thread(void *arg)
 {
