@@ -49,6 +49,22 @@
 
 static const uint8_t elf_magic[4] = { 0x7f, 'E', 'L', 'F' };
 
+/* Whether load i's bss meets another load's range (then it must be
+ * written: the other may have put bytes there). */
+static bool elf_bss_overlaps(const struct elf_pvh_info *info, unsigned int i)
+{
+	const struct elf_pvh_load *l = &info->loads[i];
+	uint64_t lo = l->paddr + l->filesz, hi = l->paddr + l->memsz;
+
+	for (unsigned int j = 0; j < info->nr_loads; j++) {
+		const struct elf_pvh_load *o = &info->loads[j];
+
+		if (j != i && lo < hi && o->paddr < hi && lo < o->paddr + o->memsz)
+			return true;
+	}
+	return false;
+}
+
 /* Scan one PT_NOTE segment's bytes for the PVH entry note. 0 with *found set
  * when it is there, 0 with *found clear when not, -ENOEXEC when malformed. */
 static int elf_scan_notes(const uint8_t *p, uint64_t size, uint64_t align, uint64_t seg_off,
@@ -327,7 +343,8 @@ int elf_pvh_load(const struct guest_mem *gm, const uint8_t *data, size_t len,
 				mapped = whole;
 		}
 		memcpy(dst + mapped, data + l->offset + mapped, l->filesz - mapped);
-		memset(dst + l->filesz, 0, l->memsz - l->filesz); /* bss */
+		if (!in || !in->ram_zeroed || elf_bss_overlaps(info, i))
+			memset(dst + l->filesz, 0, l->memsz - l->filesz); /* bss */
 	}
 
 	ret = pvh_write_start_info(gm, e820, nr_e820);

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <linux/filter.h>
 #include <linux/magic.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -418,9 +420,14 @@ int jail_enter(const struct jail_config *j, const struct jail_setup *s, bool hav
 	if (root && have_namespaces) {
 		/* An empty network namespace: the fds open already (a TAP
 		 * device) keep working, nothing new can reach the host's. */
-		if (unshare(CLONE_NEWNET) < 0) {
-			r = jail_step_failed(j, -errno, err, errlen, "no network namespace: %s",
-					     strerror(errno));
+		int nr = s->netns_fd >= 0 ? setns(s->netns_fd, CLONE_NEWNET) : unshare(CLONE_NEWNET);
+		int e = errno;
+
+		if (s->netns_fd >= 0)
+			close(s->netns_fd);
+		if (nr < 0) {
+			r = jail_step_failed(j, -e, err, errlen, "no network namespace: %s",
+					     strerror(e));
 			if (r)
 				return r;
 		}
@@ -555,22 +562,22 @@ static int jail_add(scmp_filter_ctx c, const int *nrs, size_t n)
 	return 0;
 }
 
-int jail_seccomp_thread(enum jail_thread kind, char *err, size_t errlen)
+#define JAIL_THREAD_KINDS (JAIL_THREAD_REINJECT + 1)
+
+/* Filters compiled ahead by jail_prepare(), one per thread kind (the
+ * VMM process runs one VM: process-wide, like the SIGSYS handler). */
+static struct sock_fprog jail_prog[JAIL_THREAD_KINDS];
+
+/* The allowlist of a thread kind, as a libseccomp context (*out). */
+static int jail_build(enum jail_thread kind, scmp_filter_ctx *out)
 {
-	static const char *const names[] = { "vCPU", "event loop", "control" };
 	scmp_filter_ctx c;
-	sigset_t sys;
 	int r;
 
-	if (!jail_seccomp_supported()) {
-		snprintf(err, errlen, "seccomp filters are not built into sanitizer builds");
-		return -ENOTSUP;
-	}
+	*out = NULL;
 	c = seccomp_init(SCMP_ACT_TRAP);
-	if (!c) {
-		snprintf(err, errlen, "seccomp_init failed");
+	if (!c)
 		return -ENOMEM;
-	}
 	r = jail_add(c, jail_sys_common, sizeof(jail_sys_common) / sizeof(int));
 	/* Memory may be mapped, never executable. */
 	if (!r)
@@ -599,6 +606,11 @@ int jail_seccomp_thread(enum jail_thread kind, char *err, size_t errlen)
 			r = seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
 					     SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
 		break;
+	case JAIL_THREAD_REINJECT:
+		if (!r)
+			r = seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+					     SCMP_A1(SCMP_CMP_EQ, KVM_REINJECT_CONTROL));
+		break;
 	case JAIL_THREAD_CONTROL:
 		if (!r)
 			r = jail_add(c, jail_sys_control, sizeof(jail_sys_control) / sizeof(int));
@@ -608,13 +620,96 @@ int jail_seccomp_thread(enum jail_thread kind, char *err, size_t errlen)
 					     SCMP_A1(SCMP_CMP_EQ, F_OFD_SETLK));
 		break;
 	}
+	if (r) {
+		seccomp_release(c);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+/* Compiles kind's filter into jail_prog[kind] (the BPF seccomp_load()
+ * would load, exported through a memfd: libseccomp 2.5 has no in-memory
+ * export). 0 or -errno. */
+static int jail_compile(enum jail_thread kind)
+{
+	struct sock_filter *prog = NULL;
+	scmp_filter_ctx c;
+	struct stat st;
+	int fd, r;
+
+	r = jail_build(kind, &c);
+	if (r)
+		return r;
+	fd = memfd_create("minivm-seccomp", MFD_CLOEXEC);
+	if (fd < 0) {
+		seccomp_release(c);
+		return -errno;
+	}
+	r = seccomp_export_bpf(c, fd);
+	seccomp_release(c);
+	if (!r && (fstat(fd, &st) < 0 || st.st_size <= 0 ||
+		   st.st_size % (off_t)sizeof(*prog) ||
+		   st.st_size / (off_t)sizeof(*prog) > BPF_MAXINSNS))
+		r = -EINVAL;
+	if (!r && !(prog = malloc((size_t)st.st_size)))
+		r = -ENOMEM;
+	if (!r && pread(fd, prog, (size_t)st.st_size, 0) != st.st_size)
+		r = -EIO;
+	close(fd);
+	if (r) {
+		free(prog);
+		return r;
+	}
+	jail_prog[kind].filter = prog;
+	jail_prog[kind].len = (unsigned short)(st.st_size / (off_t)sizeof(*prog));
+	return 0;
+}
+
+void jail_prepare(const struct jail_config *j, bool have_namespaces, bool seccomp, int *netns_fd)
+{
+	*netns_fd = -1;
+	if (j->mode != JAIL_OFF && have_namespaces && geteuid() == 0 &&
+	    unshare(CLONE_NEWNET) == 0) {
+		/* This thread is in it now; the fd keeps it for jail_enter(). */
+		*netns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	}
+	if (!seccomp || !jail_seccomp_supported())
+		return;
+	for (int k = 0; k < JAIL_THREAD_KINDS; k++)
+		if (jail_compile((enum jail_thread)k)) {
+			/* jail_seccomp_thread() builds the missing ones itself. */
+		}
+}
+
+int jail_seccomp_thread(enum jail_thread kind, char *err, size_t errlen)
+{
+	static const char *const names[] = { "vCPU", "event loop", "control", "reinject" };
+	scmp_filter_ctx c = NULL;
+	sigset_t sys;
+	int r = 0;
+
+	if (!jail_seccomp_supported()) {
+		snprintf(err, errlen, "seccomp filters are not built into sanitizer builds");
+		return -ENOTSUP;
+	}
+	if (!jail_prog[kind].filter)
+		r = jail_build(kind, &c);
 	/* The handler must be able to run in every thread. */
 	sigemptyset(&sys);
 	sigaddset(&sys, SIGSYS);
 	pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
-	if (!r)
+	if (!r && c) {
 		r = seccomp_load(c);
-	seccomp_release(c);
+	} else if (!r) {
+		/* What seccomp_load() does with libseccomp's defaults: no_new_privs
+		 * (set by jail_enter() already), then the filter, this thread only. */
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &jail_prog[kind]) < 0)
+			r = -errno;
+	}
+	if (c)
+		seccomp_release(c);
 	if (r) {
 		snprintf(err, errlen, "seccomp filter for the %s thread: %s", names[kind],
 			 strerror(-r));

@@ -24,7 +24,10 @@ static const struct {
 
 int kvm_open(struct kvm_sys *k, char *err, size_t errlen)
 {
-	int ver, n = 64, r;
+	/* KVM_MAX_CPUID_ENTRIES (256) at once: each KVM_GET_SUPPORTED_CPUID
+	 * costs 0.4 ms on the test hosts, and 64 entries were too few there
+	 * (75), so the retry below cost every start-up one more call. */
+	int ver, n = 256, r;
 
 	memset(k, 0, sizeof(*k));
 	k->fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);

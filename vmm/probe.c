@@ -2,17 +2,23 @@
 #include "vmm/probe.h"
 
 #include <cpuid.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PROBE_PORT 0x0f48
 #define PROBE_CODE_GPA 0x1000
 #define PROBE_MEM_SIZE 0x2000
+#define PROBE_CACHE_MAGIC "minivm-probe"
+#define PROBE_CACHE_ROOT_DIR "/run/minivm"
+#define PROBE_CACHE_MAX_MODULES 16
 
 bool probe_decide(uint32_t host_ecx, unsigned int bit, uint32_t guest_ecx)
 {
@@ -152,5 +158,202 @@ out:
 	if (mem != MAP_FAILED)
 		munmap(mem, PROBE_MEM_SIZE);
 	free(cpuid);
+	return r;
+}
+
+/* ---- the cache ---- */
+
+int probe_cache_format(const char *key, bool emulated, char *out, size_t len)
+{
+	int n;
+
+	if (strchr(key, '\n'))
+		return -ENOSPC;
+	n = snprintf(out, len, PROBE_CACHE_MAGIC " %d emulated=%d %s\n", PROBE_CACHE_VERSION,
+		     emulated ? 1 : 0, key);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
+}
+
+int probe_cache_parse(const char *text, size_t len, const char *key, bool *emulated)
+{
+	char want[PROBE_CACHE_KEY_MAX + 64];
+	int n;
+
+	for (int e = 0; e < 2; e++) {
+		n = probe_cache_format(key, e, want, sizeof(want));
+		if (n > 0 && (size_t)n == len && !memcmp(text, want, len)) {
+			*emulated = e;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int probe_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int probe_cache_key(char *key, size_t len)
+{
+	char boot[64], names[PROBE_CACHE_MAX_MODULES][64], *sorted[PROBE_CACHE_MAX_MODULES];
+	unsigned int nr = 0;
+	struct dirent *e;
+	size_t used;
+	ssize_t n;
+	DIR *d;
+	int fd;
+
+	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, boot, sizeof(boot) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	boot[n] = '\0';
+	boot[strcspn(boot, "\n")] = '\0';
+	n = snprintf(key, len, "boot=%s", boot);
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	used = (size_t)n;
+	/* Every kvm* module, by name and sysfs inode (new at each load). */
+	d = opendir("/sys/module");
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		size_t l;
+
+		if (strncmp(e->d_name, "kvm", 3) != 0)
+			continue;
+		l = strlen(e->d_name);
+
+		if (nr == PROBE_CACHE_MAX_MODULES || l >= sizeof(names[0])) {
+			closedir(d);
+			return -E2BIG;
+		}
+		memcpy(names[nr], e->d_name, l + 1);
+		sorted[nr] = names[nr];
+		nr++;
+	}
+	closedir(d);
+	qsort(sorted, nr, sizeof(sorted[0]), probe_name_cmp);
+	for (unsigned int i = 0; i < nr; i++) {
+		char path[96];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "/sys/module/%s", sorted[i]);
+		if (stat(path, &st) < 0)
+			return -errno;
+		n = snprintf(key + used, len - used, " %s:%llu", sorted[i],
+			     (unsigned long long)st.st_ino);
+		if (n < 0 || (size_t)n >= len - used)
+			return -ENOSPC;
+		used += (size_t)n;
+	}
+	return 0;
+}
+
+/* The caller's cache directory, made if missing: owned by the caller and
+ * writable by nobody else, or -errno (no cache). */
+static int probe_cache_dir(char *dir, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	uid_t uid = geteuid();
+	struct stat st;
+	int n;
+
+	if (uid == 0)
+		n = snprintf(dir, len, "%s", PROBE_CACHE_ROOT_DIR);
+	else if (xdg && xdg[0] == '/')
+		n = snprintf(dir, len, "%s/minivm", xdg);
+	else
+		return -ENOENT;
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	if (mkdir(dir, uid == 0 ? 0755 : 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (lstat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != uid || (st.st_mode & 022))
+		return -EPERM;
+	return 0;
+}
+
+static int probe_cache_read(const char *dir, const char *key, bool *emulated)
+{
+	char path[300], buf[PROBE_CACHE_KEY_MAX + 64];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" PROBE_CACHE_FILE, dir);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 022)) {
+		close(fd);
+		return -EPERM;
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n <= 0)
+		return -ENOENT;
+	return probe_cache_parse(buf, (size_t)n, key, emulated);
+}
+
+/* Written to a new file and renamed over the old: readers see a whole
+ * record or the previous one. */
+static void probe_cache_write(const char *dir, const char *key, bool emulated)
+{
+	char path[300], tmp[300], buf[PROBE_CACHE_KEY_MAX + 64];
+	int fd, n;
+
+	n = probe_cache_format(key, emulated, buf, sizeof(buf));
+	if (n < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/" PROBE_CACHE_FILE, dir);
+	snprintf(tmp, sizeof(tmp), "%s/." PROBE_CACHE_FILE ".XXXXXX", dir);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fchmod(fd, 0644) < 0 || write(fd, buf, (size_t)n) != n) {
+		close(fd);
+		(void)unlink(tmp);
+		return;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0)
+		(void)unlink(tmp);
+}
+
+int probe_cache_lookup(bool *emulated)
+{
+	char key[PROBE_CACHE_KEY_MAX], dir[256];
+	int r = probe_cache_key(key, sizeof(key));
+
+	if (!r)
+		r = probe_cache_dir(dir, sizeof(dir));
+	if (!r)
+		r = probe_cache_read(dir, key, emulated);
+	return r;
+}
+
+int probe_emulation_cached(const struct kvm_sys *k, bool *emulated, bool *cached, char *err,
+			   size_t errlen)
+{
+	char key[PROBE_CACHE_KEY_MAX], dir[256];
+	bool have_key = probe_cache_key(key, sizeof(key)) == 0;
+	bool have_dir = have_key && probe_cache_dir(dir, sizeof(dir)) == 0;
+	int r;
+
+	*cached = false;
+	if (have_dir && probe_cache_read(dir, key, emulated) == 0) {
+		*cached = true;
+		return 0;
+	}
+	r = probe_emulation(k, emulated, err, errlen);
+	if (r == 0 && have_dir)
+		probe_cache_write(dir, key, *emulated);
 	return r;
 }

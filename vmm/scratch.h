@@ -25,7 +25,8 @@ int scratch_parse_mode(const char *s, enum scratch_mode *out) __attribute__((war
 /*
  * Sets up cfg for mode (not SCRATCH_DEFAULT): for SCRATCH_DISK creates
  * dir/scratch.img (a new file, mode 0600, size bytes, sparse), formats it
- * with mkfs.ext4 (e2fsprogs; no journal: it never outlives the VM) and adds
+ * as ext4 in this process with libext2fs (no journal: it never outlives the
+ * VM; no fsync) and adds
  * it to cfg->disks as the last, writable disk; for both DISK and TMPFS puts
  * "minivm.scratch=..." in front of cfg->cmdline (so a user's --cmdline can
  * override it), written into cmdline_buf which must outlive cfg's use.

@@ -488,17 +488,6 @@ static int vm_register_memory(struct minivm *vm, char *err, size_t errlen)
 }
 
 /*
- * Drop PIT ticks the guest missed instead of injecting them later: a guest
- * slower than real time (kernel code emulated, host loaded) otherwise falls
- * ever further behind and spends all its time in catch-up ticks (seen: a
- * boot stuck in tick work after "Run /sbin/init"). Linux does not count on
- * reinjection. Turning it off unregisters KVM's ack notifier, which waits
- * for an SRCU grace period: 6.7 ms of minivm's start-up on the test hosts
- * (bench/run), so it runs on this thread beside the rest of the setup
- * (memory, devices, vCPUs, the kernel's load) and minivm_create joins it
- * before any vCPU can run.
- */
-/*
  * Start-up work that mostly waits in the kernel (SRCU grace periods, a
  * probe VM) runs on helper threads beside the main thread's own setup;
  * minivm_create joins them before it returns, and before anything reads
@@ -509,6 +498,7 @@ struct vm_setup_job {
 	pthread_t thread;
 	bool started;
 	int ret;
+	bool cached; /* the probe's answer came from its cache (probe.h) */
 	char err[256];
 };
 
@@ -521,28 +511,52 @@ static void *vm_slots_thread(void *arg)
 }
 
 /*
- * Nothing waits for this one: a vCPU may run before the PIT's reinjection
- * is off (the first ticks come long after), so its SRCU wait stays off the
- * path to the first guest instruction. minivm_destroy joins it.
+ * Drop PIT ticks the guest missed instead of injecting them later: a guest
+ * slower than real time (kernel code emulated, host loaded) otherwise falls
+ * ever further behind and spends all its time in catch-up ticks (seen: a
+ * boot stuck in tick work after "Run /sbin/init"). Linux does not count on
+ * reinjection. Turning it off unregisters KVM's ack notifier, which waits
+ * for an SRCU grace period (0.1 to 15 ms on the test hosts), so it runs on
+ * a thread of its own that nothing waits for: a vCPU may run before the
+ * PIT's reinjection is off (the first ticks come long after).
+ * minivm_start starts it after the jail, not minivm_create: the jail's uid
+ * switch (setresuid and friends, which glibc applies to every thread by
+ * signalling each) waited for this thread to leave its uninterruptible SRCU
+ * wait, 0.2 to 17 ms of the jailed start-up here. It is a thread of the
+ * jailed VMM like the others, with its own allowlist (that ioctl).
+ * minivm_destroy joins it.
  */
-static void *vm_reinject_thread(void *arg)
+static void vm_reinject_off(struct minivm *vm)
 {
-	struct minivm *vm = arg;
 	struct kvm_reinject_control rc = { .pit_reinject = 0 };
 
 	if (ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &rc) < 0)
 		vm_log(vm, 1, "KVM_REINJECT_CONTROL: %s (ignored)", strerror(errno));
+}
+
+static void *vm_reinject_thread(void *arg)
+{
+	struct minivm *vm = arg;
+	char err[200];
+
+	if (vm->cfg.seccomp && jail_seccomp_thread(JAIL_THREAD_REINJECT, err, sizeof(err))) {
+		vm_log(vm, 1, "%s: PIT reinjection stays on", err);
+		return NULL;
+	}
+	vm_reinject_off(vm);
 	return NULL;
 }
 
-/* Whether guest kernel code is emulated (probe.h): a throwaway VM of its
- * own, 2 ms here, beside the main thread's setup. */
+/* Whether guest kernel code is emulated (probe.h): cached per host boot and
+ * kvm module load, else a throwaway VM of its own, beside the main thread's
+ * setup. */
 static void *vm_probe_thread(void *arg)
 {
 	struct vm_setup_job *job = arg;
 	struct minivm *vm = job->vm;
 
-	job->ret = probe_emulation(&vm->kvm, &vm->emulated, job->err, sizeof(job->err));
+	job->ret = probe_emulation_cached(&vm->kvm, &vm->emulated, &job->cached, job->err,
+					  sizeof(job->err));
 	return NULL;
 }
 
@@ -567,9 +581,30 @@ static int vm_job_join(struct vm_setup_job *job, struct minivm *vm)
 	return job->ret;
 }
 
+/*
+ * The PIT (it needs the in-kernel irqchip first). KVM_CREATE_PIT2 starts a
+ * kernel worker thread and registers two I/O devices, each waiting for an
+ * SRCU grace period: 0.1 to 12 ms here. Beside it the main thread sets up
+ * the console, the devices and the kernel; it holds kvm->lock meanwhile, so
+ * KVM_CREATE_VCPU comes last. Only the worker's creation truly overlaps:
+ * its two registrations and the devices' ioeventfds (each an SRCU wait
+ * too) take kvm->slots_lock in turn. Joined before minivm_create returns:
+ * no vCPU runs without it.
+ */
+static void *vm_pit_thread(void *arg)
+{
+	struct vm_setup_job *job = arg;
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
+	if (ioctl(job->vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		job->ret = -errno;
+		snprintf(job->err, sizeof(job->err), "KVM_CREATE_PIT2: %s", strerror(errno));
+	}
+	return NULL;
+}
+
 static int vm_setup_irqchip(struct minivm *vm)
 {
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	struct kvm_irqfd irqfd;
 
 	/* Intel VMX needs these three pages reserved; elsewhere they are
@@ -588,14 +623,9 @@ static int vm_setup_irqchip(struct minivm *vm)
 		vm_set_error(vm, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
 		return r;
 	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		int r = -errno;
-
-		vm_set_error(vm, "KVM_CREATE_PIT2: %s", strerror(errno));
-		return r;
-	}
-	/* KVM_REINJECT_CONTROL runs on its own thread (vm_reinject_thread),
-	 * started by minivm_create right after this. */
+	/* KVM_CREATE_PIT2 runs on its own thread (vm_pit_thread), started by
+	 * minivm_create right after this; KVM_REINJECT_CONTROL on another
+	 * (vm_reinject_thread), started by minivm_start. */
 	vm->uart_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->uart_irq_fd < 0) {
 		int r = -errno;
@@ -794,6 +824,7 @@ static int vm_load_kernel(struct minivm *vm)
 	args.nr_vcpus = vm->nr_vcpus;
 	args.map_file = vm_kernel_map_file;
 	args.map_ctx = &map;
+	args.ram_zeroed = true; /* vm_setup_memory's mapping, untouched so far */
 	memset(&berr, 0, sizeof(berr));
 	r = boot_load(&args, &vm->entry, &berr);
 	munmap(img, (size_t)st.st_size);
@@ -813,6 +844,7 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	struct minivm *vm;
 	struct sigaction sa;
 	struct vm_setup_job probe_job = { .started = false }, slots_job = { .started = false };
+	struct vm_setup_job pit_job = { .started = false };
 	int r;
 
 	*out = NULL;
@@ -860,7 +892,11 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 		vm->emulated = false;
 		break;
 	default:
-		vm_job_start(&probe_job, vm, vm_probe_thread);
+		/* A cache hit here; a miss runs the probe VM on its thread. */
+		if (probe_cache_lookup(&vm->emulated) == 0)
+			probe_job.cached = true;
+		else
+			vm_job_start(&probe_job, vm, vm_probe_thread);
 		break;
 	}
 	vm->vm_fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
@@ -877,25 +913,18 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = vm_setup_irqchip(vm);
 	if (r)
 		goto fail;
-	vm->reinject_started =
-		pthread_create(&vm->reinject_thread, NULL, vm_reinject_thread, vm) == 0;
-	if (!vm->reinject_started)
-		vm_reinject_thread(vm);
+	vm_job_start(&pit_job, vm, vm_pit_thread);
 	r = vm_setup_console(vm);
 	if (r)
 		goto fail;
 	r = vm_devices_setup(vm);
 	if (r)
 		goto fail;
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-		r = vcpu_create(vm, i);
-		if (r)
-			goto fail;
-	}
 	r = vm_job_join(&probe_job, vm);
 	if (r)
 		goto fail;
-	vm_log(vm, 1, "host %s guest kernel code", vm->emulated ? "emulates" : "runs natively");
+	vm_log(vm, 1, "host %s guest kernel code%s", vm->emulated ? "emulates" : "runs natively",
+	       probe_job.cached ? " (the probe's cached answer)" : "");
 	r = vm_cmdline_build(vm->cmdline, sizeof(vm->cmdline), &vm->cfg, vm->emulated,
 			     vm->dev_params, vm->nr_dev_params, vm->err, sizeof(vm->err));
 	if (r)
@@ -904,6 +933,13 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = vm_load_kernel(vm);
 	if (r)
 		goto fail;
+	/* After the kernel's load: the PIT's creation holds kvm->lock, which
+	 * KVM_CREATE_VCPU takes too. */
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		r = vcpu_create(vm, i);
+		if (r)
+			goto fail;
+	}
 	r = vcpu_set_boot_regs(vm, &vm->entry);
 	if (r)
 		goto fail;
@@ -918,11 +954,15 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = vm_job_join(&slots_job, vm);
 	if (r)
 		goto fail;
+	r = vm_job_join(&pit_job, vm);
+	if (r)
+		goto fail;
 	*out = vm;
 	return 0;
 fail:
 	vm_job_join(&probe_job, vm);
 	vm_job_join(&slots_job, vm);
+	vm_job_join(&pit_job, vm);
 	snprintf(err, errlen, "%s", vm->err[0] ? vm->err : strerror(-r));
 	minivm_destroy(vm);
 	return r;
@@ -960,6 +1000,12 @@ int minivm_start(struct minivm *vm)
 		}
 		v->started = true;
 		atomic_store(&v->in_guest_thread, true);
+	}
+	if (r == 0) {
+		vm->reinject_started =
+			pthread_create(&vm->reinject_thread, NULL, vm_reinject_thread, vm) == 0;
+		if (!vm->reinject_started)
+			vm_reinject_off(vm); /* here, then */
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return r;

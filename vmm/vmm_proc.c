@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -133,6 +134,23 @@ static uint64_t vmm_max_writable(const struct minivm_config *c)
 	return max;
 }
 
+/* jail_prepare() on a thread of its own, beside minivm_create(). */
+struct vmm_prep {
+	const struct jail_config *jail;
+	bool have_ns, seccomp;
+	int netns_fd;
+	pthread_t thread;
+	bool started;
+};
+
+static void *vmm_prep_thread(void *arg)
+{
+	struct vmm_prep *p = arg;
+
+	jail_prepare(p->jail, p->have_ns, p->seccomp, &p->netns_fd);
+	return NULL;
+}
+
 /* The VMM process: PID 1 of its namespace when jailed. Never returns. */
 static void vmm_child(const struct minivm_config *cfg_in, const struct jail_config *jail,
 		      const char *jail_dir, int sock, bool have_ns)
@@ -144,6 +162,8 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 	char err[480], jpath[256];
 	bool seccomp = jail->mode != JAIL_OFF && jail_seccomp_supported();
 	bool ready_sent = false, front_gone = false;
+	struct vmm_prep prep = { .jail = jail, .have_ns = have_ns, .seccomp = seccomp,
+				 .netns_fd = -1 };
 	const char *test;
 	int r;
 
@@ -159,12 +179,19 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 		}
 		cfg.vsock_uds_jailed = jpath;
 	}
+	/* The jail's network namespace and seccomp filters are made beside
+	 * the VM (joined before the jail: no thread but this one then). */
+	if (jail->mode != JAIL_OFF)
+		prep.started = pthread_create(&prep.thread, NULL, vmm_prep_thread, &prep) == 0;
 	r = minivm_create(&cfg, &vm, err, sizeof(err));
+	if (prep.started)
+		pthread_join(prep.thread, NULL);
 	if (r) {
 		vmm_send(sock, VMM_MSG_ERROR, r, NULL, err);
 		_exit(1);
 	}
 	memset(&setup, 0, sizeof(setup));
+	setup.netns_fd = prep.netns_fd;
 	setup.dir = jail_dir;
 	setup.vsock_uds = cfg.vsock_uds;
 	setup.mem_bytes = cfg.mem_bytes;

@@ -427,6 +427,55 @@ END_TEST
 
 /* ---- loader ---- */
 
+/* On RAM known to be zeros the bss is left alone, unless another segment
+ * lies under it (then it is written, as on any RAM). */
+START_TEST(load_zeroed_ram_skips_bss)
+{
+	struct elf_opts o = elf_default();
+	struct fake_vm vm;
+	struct boot_entry e;
+	struct boot_err err;
+	size_t len;
+	uint8_t *b = elf_make(&o, &len), *seg;
+	struct boot_load_args a = {
+		.kernel = b, .kernel_len = len, .cmdline = "", .nr_vcpus = 1, .ram_zeroed = true,
+	};
+
+	fake_vm_init(&vm, 64 * MIB);
+	a.gm = &vm.gm;
+	memset(gpa(&vm, SEG0_PADDR, 0x4000), 0xaa, 0x4000); /* not zeros: shows the skip */
+	ck_assert_int_eq(boot_load(&a, &e, &err), 0);
+	seg = gpa(&vm, SEG0_PADDR, 0x4000);
+	for (size_t i = 0; i < 0x800; i++)
+		ck_assert_uint_eq(seg[i], segbyte(i));
+	for (size_t i = 0x800; i < 0x3000; i++)
+		ck_assert_uint_eq(seg[i], 0xaa); /* bss left as the RAM was */
+	fake_vm_fini(&vm);
+
+	/* Segment 1 moved below segment 0, its bss over segment 0's bytes:
+	 * on zeroed RAM the result is the same with and without the flag. */
+	put64(ph(b, 1) + 0x18, SEG0_PADDR - 0x100);
+	put64(ph(b, 1) + 0x28, 0x1000);
+	{
+		struct fake_vm ref;
+		struct boot_load_args r = a;
+
+		fake_vm_init(&vm, 64 * MIB);
+		fake_vm_init(&ref, 64 * MIB);
+		a.gm = &vm.gm;
+		r.gm = &ref.gm;
+		r.ram_zeroed = false;
+		ck_assert_int_eq(boot_load(&a, &e, &err), 0);
+		ck_assert_int_eq(boot_load(&r, &e, &err), 0);
+		ck_assert_int_eq(memcmp(gpa(&vm, SEG0_PADDR - 0x100, 0x4000),
+					gpa(&ref, SEG0_PADDR - 0x100, 0x4000), 0x4000), 0);
+		fake_vm_fini(&ref);
+		fake_vm_fini(&vm);
+	}
+	free(b);
+}
+END_TEST
+
 START_TEST(load_valid)
 {
 	struct elf_opts o = elf_default();
@@ -710,6 +759,7 @@ static Suite *pvh_suite(void)
 	tcase_add_test(tp, parse_bad_note_sizes);
 	suite_add_tcase(s, tp);
 	tcase_add_test(tl, load_valid);
+	tcase_add_test(tl, load_zeroed_ram_skips_bss);
 	tcase_add_test(tl, load_segments_outside_ram);
 	tcase_add_test(tl, load_cmdline_limit);
 	tcase_add_test(tl, load_whole_pages_mapped);

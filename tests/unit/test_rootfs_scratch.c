@@ -1,6 +1,7 @@
-/* Unit tests for the overlay's scratch layer: minivm.scratch= (rootfs/agent/cmdline.c) and the host's setup (vmm/scratch.c, a real mkfs.ext4). */
+/* Unit tests for the overlay's scratch layer: minivm.scratch= (rootfs/agent/cmdline.c) and the host's setup (vmm/scratch.c: formatted in-process with libext2fs, checked by e2fsck). */
 #include <check.h>
 #include <errno.h>
+#include <ext2fs/ext2fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,22 @@ START_TEST(test_setup_disk)
 	ck_assert_msg(st.st_blocks * 512 < (4LL << 20), "not sparse: %lld blocks", (long long)st.st_blocks);
 	snprintf(sh, sizeof(sh), "PATH=\"$PATH:/sbin:/usr/sbin\" e2fsck -fn '%s' >/dev/null 2>&1", img);
 	ck_assert_int_eq(system(sh), 0);
+	/* What mkfs.ext4 would make: labelled, checksummed, no journal,
+	 * an empty root with lost+found. */
+	{
+		ext2_filsys fs;
+		ext2_ino_t ino;
+
+		ck_assert_int_eq(ext2fs_open(img, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs), 0);
+		ck_assert_str_eq((const char *)fs->super->s_volume_name, "minivm-scratch");
+		ck_assert(ext2fs_has_feature_metadata_csum(fs->super));
+		ck_assert(ext2fs_has_feature_extents(fs->super));
+		ck_assert(!ext2fs_has_feature_journal(fs->super));
+		ck_assert_uint_eq(fs->blocksize, 4096);
+		ck_assert_uint_eq(fs->super->s_inodes_count, (64U << 20) / 16384);
+		ck_assert_int_eq(ext2fs_lookup(fs, EXT2_ROOT_INO, "lost+found", 10, 0, &ino), 0);
+		ck_assert_int_eq(ext2fs_close_free(&fs), 0);
+	}
 	/* A second one in the same directory: the file exists, refused. */
 	minivm_config_init(&cfg);
 	ck_assert_int_eq(scratch_setup(&cfg, SCRATCH_DISK, 64ULL << 20, dir, img, sizeof(img), cmd,

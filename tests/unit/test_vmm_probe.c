@@ -1,7 +1,9 @@
 /* Unit tests for vmm/probe.c: the pure emulating-host decision and the choice of CPUID bit. */
 #include <check.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vmm/probe.h"
 
@@ -72,6 +74,57 @@ START_TEST(pick_bit)
 }
 END_TEST
 
+START_TEST(cache_record)
+{
+	const char *key = "boot=834557fc-461f-477e-ad25-5db6c1fd7998 kvm:8507 kvm_pvm:9102";
+	char rec[256], bad[256];
+	bool e = false;
+	int n;
+
+	n = probe_cache_format(key, true, rec, sizeof(rec));
+	ck_assert_int_gt(n, 0);
+	ck_assert_str_eq(rec, "minivm-probe 1 emulated=1 " "boot=834557fc-461f-477e-ad25-5db6c1fd7998 kvm:8507 kvm_pvm:9102\n");
+	ck_assert_int_eq(probe_cache_parse(rec, (size_t)n, key, &e), 0);
+	ck_assert(e);
+	n = probe_cache_format(key, false, rec, sizeof(rec));
+	ck_assert_int_eq(probe_cache_parse(rec, (size_t)n, key, &e), 0);
+	ck_assert(!e);
+	/* Another boot, another module load, a prefix of the key: a miss. */
+	ck_assert_int_eq(probe_cache_parse(rec, (size_t)n, "boot=x kvm:8507 kvm_pvm:9102", &e), -ENOENT);
+	ck_assert_int_eq(probe_cache_parse(rec, (size_t)n,
+					   "boot=834557fc-461f-477e-ad25-5db6c1fd7998 kvm:8507", &e),
+			 -ENOENT);
+	/* Truncated, extended, another version, another value: a miss. */
+	ck_assert_int_eq(probe_cache_parse(rec, (size_t)n - 1, key, &e), -ENOENT);
+	memcpy(bad, rec, (size_t)n);
+	bad[n] = 'x';
+	ck_assert_int_eq(probe_cache_parse(bad, (size_t)n + 1, key, &e), -ENOENT);
+	bad[13] = '2';
+	ck_assert_int_eq(probe_cache_parse(bad, (size_t)n, key, &e), -ENOENT);
+	memcpy(bad, rec, (size_t)n);
+	bad[25] = '7';
+	ck_assert_int_eq(probe_cache_parse(bad, (size_t)n, key, &e), -ENOENT);
+	ck_assert_int_eq(probe_cache_parse("", 0, key, &e), -ENOENT);
+	/* No room, or a key that would forge a second line. */
+	ck_assert_int_eq(probe_cache_format(key, true, rec, 20), -ENOSPC);
+	ck_assert_int_eq(probe_cache_format("a\nb", true, rec, sizeof(rec)), -ENOSPC);
+}
+END_TEST
+
+START_TEST(cache_key)
+{
+	char key[PROBE_CACHE_KEY_MAX], again[PROBE_CACHE_KEY_MAX];
+
+	/* This host's: its boot id first, stable from one call to the next. */
+	ck_assert_int_eq(probe_cache_key(key, sizeof(key)), 0);
+	ck_assert_int_eq(strncmp(key, "boot=", 5), 0);
+	ck_assert_ptr_null(strchr(key, '\n'));
+	ck_assert_int_eq(probe_cache_key(again, sizeof(again)), 0);
+	ck_assert_str_eq(key, again);
+	ck_assert_int_eq(probe_cache_key(key, 8), -ENOSPC);
+}
+END_TEST
+
 static Suite *vmm_probe_suite(void)
 {
 	Suite *s = suite_create("vmm_probe");
@@ -80,6 +133,8 @@ static Suite *vmm_probe_suite(void)
 	tcase_add_test(tc, measured_host_is_emulated);
 	tcase_add_test(tc, decide);
 	tcase_add_test(tc, pick_bit);
+	tcase_add_test(tc, cache_record);
+	tcase_add_test(tc, cache_key);
 	suite_add_tcase(s, tc);
 	return s;
 }
