@@ -61,6 +61,12 @@ need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found: run 'make deps'";
 need "$CC"
 for t in mkfs.ext4 debugfs readelf dumpe2fs e2fsck sha256sum awk find; do need "$t"; done
 
+# How every static guest binary (init/agent, tools) is compiled.
+STATIC_CFLAGS=(-static -Os -std=c11 -D_GNU_SOURCE
+	-Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
+	-ffunction-sections -fdata-sections "-Wl,--gc-sections" -s
+	"-ffile-prefix-map=$HERE=rootfs")
+
 # ---- manifests ----
 
 # Reads PROFILE's manifest (and its includes) into MF_* arrays, in order.
@@ -274,10 +280,7 @@ build_profile() {
 	done
 
 	# Static C: init (every agent/*.c, of which only init.c has a main) and tools.
-	local cflags=(-static -Os -std=c11 -D_GNU_SOURCE
-		-Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
-		-ffunction-sections -fdata-sections "-Wl,--gc-sections" -s
-		"-ffile-prefix-map=$HERE=rootfs")
+	local cflags=("${STATIC_CFLAGS[@]}")
 	for l in "${agents[@]}"; do
 		mkdir -p "$(dirname "$tree$l")"
 		"$CC" "${cflags[@]}" -o "$tree$l" "$HERE"/agent/*.c
@@ -505,6 +508,28 @@ build_profile() {
 	rm -rf "$work"
 	trap - EXIT
 }
+
+# The agent alone, OUTDIR/minivm-init: what minivm adds to a root filesystem
+# it builds from an OCI image (--rootfs oci:...) as /sbin/minivm-init.
+# Rebuilt when its sources or the compiler change (OUTDIR/minivm-init.inputs).
+build_agent() {
+	local bin=$OUT/minivm-init hash
+	hash=$({
+		"$CC" --version | head -n1
+		dpkg-query -W -f='${Package} ${Version}\n' libc6-dev musl-dev 2>/dev/null || true
+		echo "${STATIC_CFLAGS[*]}"
+		(cd "$HERE" && find agent -type f -name '*.[ch]' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+	} | sha256sum | cut -d' ' -f1)
+	if [[ -x $bin && -f $bin.inputs && $(cat "$bin.inputs") == "$hash $(sha256sum <"$bin" | cut -d' ' -f1)" ]]; then
+		return 0
+	fi
+	"$CC" "${STATIC_CFLAGS[@]}" -o "$bin.tmp" "$HERE"/agent/*.c
+	chmod 0755 "$bin.tmp"
+	mv -f "$bin.tmp" "$bin"
+	echo "$hash $(sha256sum <"$bin" | cut -d' ' -f1)" >"$bin.inputs"
+	echo "rootfs: built $bin"
+}
+build_agent
 
 for prof in "${PROFILES[@]}"; do
 	[[ $prof =~ ^[a-z0-9-]+$ && -f $HERE/$prof.manifest && $prof != base ]] || die "unknown profile '$prof' (a rootfs/PROFILE.manifest)"
