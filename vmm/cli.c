@@ -39,6 +39,26 @@ const char cli_usage[] =
 	"  --scratch-size SIZE  its quota: the disk's size (default 1G, sparse) or the\n"
 	"                       tmpfs' limit (default: half the guest's RAM)\n"
 	"\n"
+	"Images and workspaces (see README, \"Images and workspaces\"):\n"
+	"  --rootfs oci:DIR[:TAG], --rootfs oci-archive:FILE[:TAG]\n"
+	"                       boot an OCI image: its layers (digests checked first)\n"
+	"                       become a read-only ext4 root with the agent added,\n"
+	"                       cached by manifest digest ($MINIVM_CACHE, default\n"
+	"                       ~/.cache/minivm) so the next start is immediate\n"
+	"  --save oci:DIR[:TAG] | oci-archive:FILE[:TAG]\n"
+	"                       after the command, write the changed root as an OCI\n"
+	"                       image: the base image's layers (or the ext4 root as\n"
+	"                       one) plus a layer of what changed; atomic: DEST is\n"
+	"                       the old one or the complete new one, never half\n"
+	"  --workspace HOSTDIR[:GUESTDIR]  copy HOSTDIR into the guest (default\n"
+	"                       GUESTDIR /workspace) before the command; HOSTDIR is\n"
+	"                       never written unless --apply\n"
+	"  --changes FILE       write what the command changed in the copy as a\n"
+	"                       git-style unified diff (git apply takes it)\n"
+	"  --apply              then make HOSTDIR equal to the guest's copy\n"
+	"  --workspace-respect-gitignore  leave out what .gitignore files ignore (and\n"
+	"                       .git/) when copying in, diffing and applying\n"
+	"\n"
 	"The machine:\n"
 	"  --kernel PATH        kernel: a bzImage or an ELF vmlinux (booted via PVH)\n"
 	"  --rootfs PATH[,rw][,LIMITS]  root filesystem image (ext4), the guest's\n"
@@ -119,6 +139,41 @@ const char cli_usage[] =
 	"  125    minivm itself failed (bad arguments, a file it cannot use, KVM\n"
 	"         error, no agent answer within --boot-timeout)\n"
 	"  130, 143  minivm was interrupted (SIGINT, SIGTERM): the VM was stopped\n";
+
+/*
+ * "HOSTDIR[:GUESTDIR]": GUESTDIR after the last ':' when it is absolute
+ * (so a HOSTDIR with ':' in it still works without one). GUESTDIR must be
+ * absolute, not "/", without "." or ".." components; 0 or -EINVAL.
+ */
+static int cli_parse_workspace(const char *val, struct cli *out, char *err, size_t errlen)
+{
+	const char *colon = strrchr(val, ':'), *guest = CLI_WS_GUEST;
+	size_t hlen = strlen(val);
+
+	if (colon && colon[1] == '/') {
+		guest = colon + 1;
+		hlen = (size_t)(colon - val);
+	}
+	if (!hlen || hlen >= sizeof(out->ws_host)) {
+		snprintf(err, errlen, "bad --workspace '%s' (expected HOSTDIR[:GUESTDIR])", val);
+		return -EINVAL;
+	}
+	if (strlen(guest) >= sizeof(out->ws_guest) || !strcmp(guest, "/") ||
+	    strstr(guest, "/../") || strstr(guest, "/./") || strstr(guest, "//") ||
+	    (strlen(guest) >= 3 && !strcmp(guest + strlen(guest) - 3, "/..")) ||
+	    (strlen(guest) >= 2 && !strcmp(guest + strlen(guest) - 2, "/."))) {
+		snprintf(err, errlen, "bad --workspace guest directory '%s' (an absolute path "
+				      "other than /, without . or .. components)", guest);
+		return -EINVAL;
+	}
+	memcpy(out->ws_host, val, hlen);
+	out->ws_host[hlen] = '\0';
+	strcpy(out->ws_guest, guest);
+	/* A trailing '/' would make "GUESTDIR/x" paths doubled. */
+	for (size_t n = strlen(out->ws_guest); n > 1 && out->ws_guest[n - 1] == '/'; n--)
+		out->ws_guest[n - 1] = '\0';
+	return 0;
+}
 
 int cli_parse_size(const char *s, uint64_t *out)
 {
@@ -410,6 +465,14 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 			out->tty = true;
 			continue;
 		}
+		if (!strcmp(a, "--apply")) {
+			out->apply = true;
+			continue;
+		}
+		if (!strcmp(a, "--workspace-respect-gitignore")) {
+			out->ws_gitignore = true;
+			continue;
+		}
 		if (!strcmp(a, "--allow-dns")) {
 			c->net.allow_dns = true;
 			continue;
@@ -468,7 +531,9 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		    strcmp(name, "--vm-timeout") && strcmp(name, "--uid") && strcmp(name, "--gid") &&
 		    strcmp(name, "--cpu-quota") && strcmp(name, "--scratch") &&
 		    strcmp(name, "--scratch-size") && strcmp(name, "--net") &&
-		    strcmp(name, "--allow") && strcmp(name, "--net-policy")) {
+		    strcmp(name, "--allow") && strcmp(name, "--net-policy") &&
+		    strcmp(name, "--save") && strcmp(name, "--workspace") &&
+		    strcmp(name, "--changes")) {
 			snprintf(err, errlen, "unknown option '%s' (see --help)", name);
 			return -EINVAL;
 		}
@@ -504,12 +569,42 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 				snprintf(err, errlen, "option '--rootfs' given twice");
 				return -EINVAL;
 			}
+			if (!strncmp(val, "oci:", 4) || !strncmp(val, "oci-archive:", 12)) {
+				/* The front builds (or finds) the ext4 root from it. */
+				c->rootfs = val;
+				out->rootfs_oci = true;
+				continue;
+			}
 			if (cli_parse_disk(name, val, &d, out->rootfs_path, sizeof(out->rootfs_path),
 					   err, errlen))
 				return -EINVAL;
 			c->rootfs = d.path;
 			c->rootfs_rw = d.read_write;
 			c->rootfs_limit = d.limit;
+		} else if (!strcmp(name, "--save")) {
+			if (out->save) {
+				snprintf(err, errlen, "option '--save' given twice");
+				return -EINVAL;
+			}
+			if (strncmp(val, "oci:", 4) && strncmp(val, "oci-archive:", 12)) {
+				snprintf(err, errlen, "bad --save '%s' (expected oci:DIR[:TAG] or "
+						      "oci-archive:FILE[:TAG])", val);
+				return -EINVAL;
+			}
+			out->save = val;
+		} else if (!strcmp(name, "--changes")) {
+			if (out->changes || !*val) {
+				snprintf(err, errlen, "option '--changes' given twice or empty");
+				return -EINVAL;
+			}
+			out->changes = val;
+		} else if (!strcmp(name, "--workspace")) {
+			if (out->ws_host[0]) {
+				snprintf(err, errlen, "option '--workspace' given twice");
+				return -EINVAL;
+			}
+			if (cli_parse_workspace(val, out, err, errlen))
+				return -EINVAL;
 		} else if (!strcmp(name, "--run")) {
 			CLI_ONCE(run);
 		} else if (!strcmp(name, "--cmdline")) {
@@ -745,6 +840,21 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		snprintf(err, errlen, "--agent needs --rootfs: the agent lives in the root filesystem");
 		return -EINVAL;
 	}
+	if (!out->agent && (out->save || out->ws_host[0] || out->rootfs_oci)) {
+		snprintf(err, errlen, "--save, --workspace and --rootfs oci:... work through the "
+				      "guest agent: give the command with --agent or --");
+		return -EINVAL;
+	}
+	if (!out->ws_host[0] && (out->changes || out->apply || out->ws_gitignore)) {
+		snprintf(err, errlen, "--changes, --apply and --workspace-respect-gitignore are "
+				      "about a workspace: give --workspace HOSTDIR");
+		return -EINVAL;
+	}
+	if (out->rootfs_oci && c->cmdline && strstr(c->cmdline, "init=")) {
+		snprintf(err, errlen, "--rootfs oci:... boots the agent as init: not with init= in "
+				      "--cmdline");
+		return -EINVAL;
+	}
 	if ((out->scratch != SCRATCH_DEFAULT || out->scratch_size) && !out->agent) {
 		snprintf(err, errlen, "--scratch and --scratch-size apply to --agent or -- runs");
 		return -EINVAL;
@@ -756,6 +866,11 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 	}
 	if (out->scratch == SCRATCH_DEFAULT)
 		out->scratch = out->agent && !c->rootfs_rw ? SCRATCH_DISK : SCRATCH_NONE;
+	if (out->save && out->scratch == SCRATCH_NONE) {
+		snprintf(err, errlen, "--save writes what changed over the read-only root (the "
+				      "overlay): not with --scratch none or --rootfs ...,rw");
+		return -EINVAL;
+	}
 	if (!out->scratch_size && out->scratch == SCRATCH_DISK)
 		out->scratch_size = SCRATCH_DEFAULT_SIZE;
 	if (!out->boot_timeout_s)

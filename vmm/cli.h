@@ -49,7 +49,17 @@ struct cli {
 	/* The overlay's writable layer (--scratch, --scratch-size; vmm/scratch.h). */
 	enum scratch_mode scratch;
 	uint64_t scratch_size;                  /* 0: SCRATCH_DEFAULT_SIZE for a disk */
+	/* Images in and out, the workspace (vmm/front_files.h). */
+	bool rootfs_oci;                        /* cfg.rootfs is "oci:..." / "oci-archive:..." */
+	const char *save;                       /* --save DEST */
+	char ws_host[4096];                     /* --workspace HOSTDIR[:GUESTDIR]: "" if none */
+	char ws_guest[256];                     /* GUESTDIR (default CLI_WS_GUEST) */
+	bool ws_gitignore;                      /* --workspace-respect-gitignore */
+	const char *changes;                    /* --changes FILE */
+	bool apply;                             /* --apply */
 };
+
+#define CLI_WS_GUEST "/workspace"
 
 #define CLI_MIN_MEM (32ULL << 20)
 #define CLI_MAX_MEM (64ULL << 30)

@@ -18,6 +18,8 @@
 #include "vmm/minivm.h"
 #include "vmm/vmm_proc.h"
 #include "vmm/rootfs_verify.h"
+#include "vmm/front_files.h"
+#include "vmm/oci.h"
 #include "vmm/scratch.h"
 
 #define MINIVM_VERSION "0.2.0"
@@ -203,6 +205,7 @@ static int main_boot(struct cli *cli)
 		main_print_timings(&res.timings);
 	main_vm = NULL;
 	vmm_proc_destroy(vm);
+	front_files_free(&ff);
 	main_rundir_remove(&rd);
 	return status;
 }
@@ -353,6 +356,7 @@ static int main_agent(struct cli *cli)
 	int status = MINIVM_EXIT_ERROR, fd = -1, r;
 	bool raw = false, got_result = false, guest_died = false;
 	static char scratch_cmdline[8192]; /* cfg.cmdline points here with --scratch */
+	static struct front_files ff;      /* --rootfs oci:, --save (large: not on the stack) */
 	char err[512];
 
 	if (main_rundir_create(&rd))
@@ -364,6 +368,12 @@ static int main_agent(struct cli *cli)
 	if (!cli->cfg.console) {
 		cli->cfg.console = rd.console;
 		rd.own_console = true;
+	}
+	/* An OCI image becomes an ext4 root (cached) with the agent as init. */
+	r = front_rootfs_prepare(cli, &ff, rd.dir, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "minivm: %s\n", err);
+		goto out;
 	}
 	/* The overlay's writable layer: a scratch disk in the run directory or a tmpfs. */
 	r = scratch_setup(&cli->cfg, cli->scratch, cli->scratch_size, rd.dir, rd.scratch,
@@ -403,6 +413,14 @@ static int main_agent(struct cli *cli)
 	if (r) {
 		guest_died = true;
 		goto stop;
+	}
+	if (cli->ws_host[0]) {
+		r = front_workspace_in(cli, cli->cfg.vsock_uds, rd.dir, err, sizeof(err));
+		if (r) {
+			if (!main_signal)
+				fprintf(stderr, "minivm: %s\n", err);
+			goto stop;
+		}
 	}
 	r = main_agent_connect(vm, cli->cfg.vsock_uds, &fd, err, sizeof(err));
 	if (r) {
@@ -472,6 +490,22 @@ static int main_agent(struct cli *cli)
 		fprintf(stderr, "minivm: running the command: %s\n", err);
 		goto stop;
 	}
+	/* What the command changed: the workspace's diff, the saved image. A
+	 * failure here is minivm's (125), whatever the command's status. */
+	if (cli->ws_host[0] && !main_signal) {
+		r = front_workspace_out(cli, cli->cfg.vsock_uds, rd.dir, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "minivm: %s\n", err);
+			status = MINIVM_EXIT_ERROR;
+		}
+	}
+	if (cli->save && !main_signal) {
+		r = front_save(cli, &ff, cli->cfg.vsock_uds, rd.dir, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "minivm: %s\n", err);
+			status = MINIVM_EXIT_ERROR;
+		}
+	}
 	/* Power off. With a writable disk the guest syncs first (its data must
 	 * reach the image); otherwise there is nothing to lose by stopping. */
 	if (main_has_writable_disk(&cli->cfg, rd.scratch) && !main_signal) {
@@ -532,6 +566,7 @@ out:
 		if (quit[i] >= 0)
 			close(quit[i]);
 	}
+	front_files_free(&ff);
 	main_rundir_remove(&rd);
 	return status;
 }
@@ -544,6 +579,9 @@ int main(int argc, char **argv)
 	/* "minivm rootfs verify IMAGE SBOM": a subcommand, not a VM (rootfs/README.md). */
 	if (argc >= 2 && strcmp(argv[1], "rootfs") == 0)
 		return rootfs_verify_main(argc - 2, argv + 2);
+	/* "minivm image export IMAGE.img oci:DIR[:TAG]": OCI images from ext4 roots. */
+	if (argc >= 2 && strcmp(argv[1], "image") == 0)
+		return oci_image_main(argc - 1, argv + 1);
 	if (cli_parse(argc, argv, &cli, err, sizeof(err))) {
 		fprintf(stderr, "minivm: %s\n", err);
 		return MINIVM_EXIT_ERROR;

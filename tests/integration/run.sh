@@ -599,6 +599,9 @@ check "python boot: / is the overlay, its upper layer a tmpfs" \
 	grep -q '\["overlay", "/", "overlay"\].*\["tmpfs", "/run/minivm-scratch", "tmpfs"\]\|\["tmpfs", "/run/minivm-scratch", "tmpfs"\].*\["overlay", "/", "overlay"\]' "$T/py.out"
 check "python boot: no run directory left" [ -z "$(ls -A "$T/run8")" ]
 
+# 10: images in and out, the workspace (issue 9).
+. "$(dirname "$0")/images.sh"
+
 # 9: the network (issue 8): its own namespace, TAP and peers.
 . "$(dirname "$0")/net.sh"
 
