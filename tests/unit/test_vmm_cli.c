@@ -644,6 +644,78 @@ START_TEST(parse_net_too_many_rules)
 }
 END_TEST
 
+
+/* ---- images and workspaces (issue 9) ---- */
+
+START_TEST(parse_images_good)
+{
+	ck_assert_int_eq(parse("--kernel", "k", "--rootfs", "oci:/img/dir:v1", "--save",
+			       "oci-archive:/out/x.tar:v2", "--", "true", NULL), 0);
+	ck_assert(t_cli.rootfs_oci);
+	ck_assert_str_eq(t_cli.cfg.rootfs, "oci:/img/dir:v1");
+	ck_assert_str_eq(t_cli.save, "oci-archive:/out/x.tar:v2");
+	ck_assert_int_eq(t_cli.scratch, SCRATCH_DISK);
+	ck_assert_str_eq(t_cli.ws_host, "");
+
+	ck_assert_int_eq(parse("--kernel", "k", "--rootfs", "r.img", "--workspace", "/src/proj",
+			       "--changes", "c.diff", "--apply", "--workspace-respect-gitignore",
+			       "--agent", "make", NULL), 0);
+	ck_assert(!t_cli.rootfs_oci);
+	ck_assert_str_eq(t_cli.ws_host, "/src/proj");
+	ck_assert_str_eq(t_cli.ws_guest, "/workspace");
+	ck_assert_str_eq(t_cli.changes, "c.diff");
+	ck_assert(t_cli.apply && t_cli.ws_gitignore);
+
+	/* GUESTDIR after the last ':' when absolute; a ':' in HOSTDIR otherwise kept. */
+	ck_assert_int_eq(parse("--kernel", "k", "--rootfs", "r.img", "--workspace",
+			       "a:b:/home/u/work/", "--agent", "ls", NULL), 0);
+	ck_assert_str_eq(t_cli.ws_host, "a:b");
+	ck_assert_str_eq(t_cli.ws_guest, "/home/u/work");
+	ck_assert_int_eq(parse("--kernel", "k", "--rootfs", "r.img", "--workspace", "a:b",
+			       "--agent", "ls", NULL), 0);
+	ck_assert_str_eq(t_cli.ws_host, "a:b");
+	ck_assert_str_eq(t_cli.ws_guest, "/workspace");
+}
+END_TEST
+
+START_TEST(parse_images_bad)
+{
+	static const struct {
+		const char *a[8], *needle;
+	} cases[] = {
+		{ { "--rootfs", "r.img", "--save", "/out", "--agent", "x" }, "bad --save '/out'" },
+		{ { "--rootfs", "r.img", "--save", "oci:a", "--save", "oci:b", "--agent", "x" },
+		  "'--save' given twice" },
+		{ { "--rootfs", "r.img", "--save", "oci:a", "--scratch", "none", "--agent", "x" },
+		  "not with --scratch none" },
+		{ { "--rootfs", "r.img,rw", "--save", "oci:a", "--agent", "x" }, "not with --scratch none" },
+		{ { "--rootfs", "oci:a", "--run", "x" }, "work through the guest agent" },
+		{ { "--rootfs", "r.img", "--save", "oci:a", "--run", "x" }, "work through the guest agent" },
+		{ { "--rootfs", "r.img", "--changes", "c", "--agent", "x" }, "give --workspace" },
+		{ { "--rootfs", "r.img", "--apply", "--agent", "x" }, "give --workspace" },
+		{ { "--rootfs", "r.img", "--workspace-respect-gitignore", "--agent", "x" },
+		  "give --workspace" },
+		{ { "--rootfs", "r.img", "--workspace", "d:/", "--agent", "x" }, "other than /" },
+		{ { "--rootfs", "r.img", "--workspace", "d:/a/../b", "--agent", "x" }, "components" },
+		{ { "--rootfs", "r.img", "--workspace", "d:/a/..", "--agent", "x" }, "components" },
+		{ { "--rootfs", "r.img", "--workspace", ":/w", "--agent", "x" }, "HOSTDIR[:GUESTDIR]" },
+		{ { "--rootfs", "r.img", "--workspace", "d", "--workspace", "e", "--agent", "x" },
+		  "'--workspace' given twice" },
+		{ { "--rootfs", "oci:a", "--cmdline", "init=/bin/sh", "--agent", "x" },
+		  "not with init=" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char **a = cases[i].a;
+		int r = parse("--kernel", "k", a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], NULL);
+
+		ck_assert_msg(r == -EINVAL, "case %zu accepted", i);
+		ck_assert_msg(strstr(t_err, cases[i].needle) != NULL, "case %zu: '%s' lacks '%s'", i,
+			      t_err, cases[i].needle);
+	}
+}
+END_TEST
+
 static Suite *vmm_cli_suite(void)
 {
 	Suite *s = suite_create("vmm_cli");
@@ -675,6 +747,8 @@ static Suite *vmm_cli_suite(void)
 	tcase_add_test(args, parse_net_limits);
 	tcase_add_test(args, parse_net_bad);
 	tcase_add_test(args, parse_net_too_many_rules);
+	tcase_add_test(args, parse_images_good);
+	tcase_add_test(args, parse_images_bad);
 	suite_add_tcase(s, size);
 	suite_add_tcase(s, args);
 	return s;
