@@ -633,7 +633,8 @@ static int e4w_mkfs(struct e4w *w, int fd, uint64_t size, uint32_t inodes,
 	for (int i = 0; i < 4; i++)
 		w->fs->super->s_hash_seed[i] = o->hash_seed[i];
 	w->fs->super->s_def_hash_version = EXT2_HASH_HALF_MD4;
-	/* Fixed, not the host's char signedness (as mke2fs would pick). */
+	/* Fixed, not the host's char signedness (ext2fs_initialize's pick). */
+	w->fs->super->s_flags &= ~(uint32_t)EXT2_FLAGS_SIGNED_HASH;
 	w->fs->super->s_flags |= EXT2_FLAGS_UNSIGNED_HASH;
 	w->fs->super->s_checksum_type = EXT2_CRC32C_CHKSUM;
 	ext2fs_init_csum_seed(w->fs);
