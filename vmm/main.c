@@ -16,6 +16,7 @@
 #include "vmm/agent_client.h"
 #include "vmm/cli.h"
 #include "vmm/minivm.h"
+#include "vmm/oci.h"
 #include "vmm/vmm_proc.h"
 #include "vmm/rootfs_verify.h"
 #include "vmm/scratch.h"
@@ -544,6 +545,8 @@ int main(int argc, char **argv)
 	/* "minivm rootfs verify IMAGE SBOM": a subcommand, not a VM (rootfs/README.md). */
 	if (argc >= 2 && strcmp(argv[1], "rootfs") == 0)
 		return rootfs_verify_main(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "image") == 0)
+		return oci_image_main(argc - 1, argv + 1);
 	if (cli_parse(argc, argv, &cli, err, sizeof(err))) {
 		fprintf(stderr, "minivm: %s\n", err);
 		return MINIVM_EXIT_ERROR;
