@@ -1,21 +1,26 @@
-/* `minivm image`: export an ext4 root as a one-layer OCI image, and inspect (open, verify, unpack) an OCI image. */
+/* `minivm image`: export an ext4 root as a one-layer OCI image, inspect (open, verify, unpack) an OCI image, append a tar layer to one. */
 #include "vmm/oci.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void oci_cli_usage(FILE *f)
 {
 	fputs("usage: minivm image export IMAGE.img DEST\n"
 	      "       minivm image inspect REF\n"
+	      "       minivm image append REF LAYER.tar DEST\n"
 	      "       minivm image --help\n"
 	      "\n"
 	      "  export   write the ext4 image IMAGE.img as a one-layer OCI image (linux/amd64)\n"
 	      "  inspect  open REF, verify every blob, unpack its layers in memory, and print\n"
 	      "           the manifest digest, the layer count and the number of files\n"
+	      "  append   write REF plus one layer made from LAYER.tar (OCI whiteouts kept) as DEST,\n"
+	      "           as --save does with what the guest changed\n"
 	      "\n"
 	      "DEST and REF are oci:DIR[:TAG] or oci-archive:FILE[:TAG]; TAG is what follows the\n"
 	      "last ':' when it is a valid tag. Export tags the image TAG or \"latest\" and replaces\n"
@@ -93,6 +98,30 @@ out:
 	return rc;
 }
 
+static int oci_cli_append(const char *refs, const char *layer, const char *dest)
+{
+	struct oci_save_req req = { .dest = dest, .layer_fd = -1, .created_by = "minivm image append" };
+	struct oci_ref ref;
+	char err[1024];
+	int rc = 1;
+
+	req.tmpdir = oci_cli_tmpdir();
+	req.layer_fd = open(layer, O_RDONLY | O_CLOEXEC);
+	if (req.layer_fd < 0) {
+		fprintf(stderr, "minivm image append: %s: %s\n", layer, strerror(errno));
+		return 1;
+	}
+	if (oci_ref_parse(refs, &ref, err, sizeof(err)) != 0 ||
+	    oci_open(&ref, oci_cli_tmpdir(), &req.base, err, sizeof(err)) != 0 ||
+	    oci_save(&req, err, sizeof(err)) != 0)
+		fprintf(stderr, "minivm image append: %s\n", err);
+	else
+		rc = 0;
+	oci_close(req.base);
+	close(req.layer_fd);
+	return rc;
+}
+
 int oci_image_main(int argc, char **argv)
 {
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -101,6 +130,8 @@ int oci_image_main(int argc, char **argv)
 	}
 	if (argc == 4 && strcmp(argv[1], "export") == 0)
 		return oci_cli_export(argv[2], argv[3]);
+	if (argc == 5 && strcmp(argv[1], "append") == 0)
+		return oci_cli_append(argv[2], argv[3], argv[4]);
 	if (argc == 3 && strcmp(argv[1], "inspect") == 0)
 		return oci_cli_inspect(argv[2]);
 	oci_cli_usage(stderr);

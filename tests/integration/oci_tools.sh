@@ -111,6 +111,28 @@ if ! "$minivm" image inspect "oci:$work/corrupt:v1" 2>"$work/err4" && grep -q "d
 else
 	fail "a corrupted layer is refused"
 fi
+# 6. A new layer with OCI whiteouts (what --save writes), through umoci and minivm.
+up="$work/up"
+mkdir -p "$up/etc" "$up/data/deep"
+: >"$up/etc/.wh.hostname"
+: >"$up/data/deep/.wh..wh..opq"
+echo "made by the agent" >"$up/etc/new.txt"
+tar --numeric-owner -C "$up" -cf "$work/up.tar" etc data
+check "minivm image append (a layer with whiteouts)" \
+	"$minivm" image append "oci:$work/layout:v1" "$work/up.tar" "oci:$work/saved:v2"
+check "skopeo inspect the saved image" skopeo inspect "oci:$work/saved:v2"
+check "umoci unpack the saved image" umoci unpack --rootless --image "$work/saved:v2" "$work/bundle2"
+r="$work/bundle2/rootfs"
+if [ ! -e "$r/etc/hostname" ] && [ -e "$r/etc/hostname.link" ] &&
+	[ "$(cat "$r/etc/new.txt" 2>/dev/null)" = "made by the agent" ] &&
+	[ ! -e "$r/data/deep/er" ] && [ -d "$r/data/deep" ] && [ -x "$r/usr/bin/hello" ]; then
+	pass "umoci applies the whiteout, the opaque dir and the new file"
+else
+	fail "umoci applies the whiteout, the opaque dir and the new file"
+fi
+n=$("$minivm" image inspect "oci:$work/saved:v2" 2>"$work/err5" | grep '^layers')
+[ "$n" = "layers 2" ] && pass "minivm reads the saved image (2 layers)" || { fail "minivm reads the saved image"; cat "$work/err5"; }
+
 "$minivm" image --help >/dev/null && pass "image --help exits 0" || fail "image --help exits 0"
 "$minivm" image bogus >/dev/null 2>&1
 [ $? -eq 2 ] && pass "bad usage exits 2" || fail "bad usage exits 2"
