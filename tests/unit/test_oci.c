@@ -911,6 +911,25 @@ START_TEST(test_parsers_direct)
 	ck_assert_int_eq(oci_index_select(nested, strlen(nested), NULL, true, &d, err, sizeof(err)), 0);
 	ck_assert_uint_eq(d.size, 6);
 	ck_assert_uint_eq(d.hex[0], '2');
+	/* Two tagged manifests, no tag asked: the one tagged "latest". */
+	{
+		static const char two[] =
+			"{\"schemaVersion\":2,\"manifests\":["
+			"{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:"
+			"1111111111111111111111111111111111111111111111111111111111111111\",\"size\":5,"
+			"\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"}},"
+			"{\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"digest\":\"sha256:"
+			"3333333333333333333333333333333333333333333333333333333333333333\",\"size\":7,"
+			"\"annotations\":{\"org.opencontainers.image.ref.name\":\"latest\"}}]}";
+
+		ck_assert_int_eq(oci_index_select(two, strlen(two), NULL, false, &d, err, sizeof(err)), 0);
+		ck_assert_uint_eq(d.size, 7);
+		ck_assert_int_eq(oci_index_select(two, strlen(two), "v1", false, &d, err, sizeof(err)), 0);
+		ck_assert_uint_eq(d.size, 5);
+		ck_assert_int_eq(oci_index_select(two, strlen(two), NULL, true, &d, err, sizeof(err)),
+				 -ENOENT);
+		ck_assert_ptr_nonnull(strstr(err, "no linux/amd64 manifest"));
+	}
 	ck_assert_int_eq(oci_manifest_parse(man_neg, strlen(man_neg), m, err, sizeof(err)), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "bad or missing size"));
 	ck_assert_int_eq(oci_manifest_parse(man_enc, strlen(man_enc), m, err, sizeof(err)), -ENOTSUP);
