@@ -477,7 +477,7 @@ START_TEST(test_read_mkfs)
 		 "set -e; mkdir -p '%1$s/d/e'; printf hello > '%1$s/d/f'; ln '%1$s/d/f' '%1$s/g';"
 		 " ln -s d/f '%1$s/s'; mkfifo '%1$s/p'; chmod 0710 '%1$s/d';"
 		 " touch -d @1234567890 '%1$s/d/f';"
-		 " PATH=\"$PATH:/sbin:/usr/sbin\" mkfs.ext4 -q -b 1024 -d '%1$s' '%2$s' 2M",
+		 " PATH=\"$PATH:/sbin:/usr/sbin\" mkfs.ext4 -q -b 1024 -d '%1$s' '%2$s' 2M >/dev/null",
 		 dir, img);
 	ck_assert_int_eq(system(sh), 0);
 	t = read_ok(img);
@@ -502,6 +502,42 @@ START_TEST(test_read_mkfs)
 }
 END_TEST
 
+/* Images made valid by e2fsprogs but hostile to a tree: a directory
+ * linked twice (a cycle), a symlink that climbs out of the root, a socket. */
+START_TEST(test_read_hostile)
+{
+	char dir[128], img[128], sh[2048], err[512];
+	struct fstree *t;
+
+	tmp_path(dir, sizeof(dir), "src");
+	tmp_path(img, sizeof(img), "h.img");
+	snprintf(sh, sizeof(sh),
+		 "set -e; mkdir -p '%1$s/d/e'; printf x > '%1$s/d/f';"
+		 " python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])'"
+		 " '%1$s/d/sock';"
+		 " PATH=\"$PATH:/sbin:/usr/sbin\"; mkfs.ext4 -q -b 1024 -N 64 -d '%1$s' '%2$s' 1M >/dev/null;"
+		 " cp '%2$s' '%2$s.cycle'; debugfs -w -R 'link /d /d/e/loop' '%2$s.cycle' 2>/dev/null;"
+		 " cp '%2$s' '%2$s.escape'; debugfs -w -R 'symlink /d/out ../../etc' '%2$s.escape' 2>/dev/null",
+		 dir, img);
+	ck_assert_int_eq(system(sh), 0);
+	/* The socket is skipped; the rest is there. */
+	t = read_ok(img);
+	ck_assert_ptr_null(fstree_lookup(t, "d/sock"));
+	ck_assert_ptr_nonnull(fstree_lookup(t, "d/f"));
+	fstree_free(t);
+	snprintf(sh, sizeof(sh), "%s.cycle", img);
+	t = new_tree();
+	ck_assert_int_eq(ext4img_read(sh, t, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "d/e/loop") && strstr(err, "twice"), "%s", err);
+	fstree_free(t);
+	snprintf(sh, sizeof(sh), "%s.escape", img);
+	t = new_tree();
+	ck_assert_int_eq(ext4img_read(sh, t, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "d/out") && strstr(err, "escapes"), "%s", err);
+	fstree_free(t);
+}
+END_TEST
+
 static Suite *ext4img_suite(void)
 {
 	Suite *s = suite_create("ext4img");
@@ -515,6 +551,7 @@ static Suite *ext4img_suite(void)
 	tcase_add_test(tc, test_write_refused);
 	tcase_add_test(tc, test_read_bad);
 	tcase_add_test(tc, test_read_mkfs);
+	tcase_add_test(tc, test_read_hostile);
 	suite_add_tcase(s, tc);
 	return s;
 }
