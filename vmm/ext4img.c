@@ -728,8 +728,10 @@ int ext4img_write(struct fstree *t, const char *path, const struct ext4img_opts 
 		r = e4w_dirs_finish(&w);
 	if (r)
 		goto out_unlink;
+	/* On failure ext2fs_close2 leaves fs allocated: freed below. */
 	ec = ext2fs_close2(w.fs, EXT2_FLAG_FLUSH_NO_SYNC);
-	w.fs = NULL;
+	if (!ec)
+		w.fs = NULL;
 	if (ec) {
 		r = e4_fail(err, errlen, -EIO, "%s: writing the file system: %s", path,
 			    error_message(ec));

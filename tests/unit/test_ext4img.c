@@ -515,7 +515,7 @@ START_TEST(test_read_hostile)
 		 "set -e; mkdir -p '%1$s/d/e'; printf x > '%1$s/d/f';"
 		 " python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])'"
 		 " '%1$s/d/sock';"
-		 " PATH=\"$PATH:/sbin:/usr/sbin\"; mkfs.ext4 -q -b 1024 -N 64 -d '%1$s' '%2$s' 1M >/dev/null;"
+		 " PATH=\"$PATH:/sbin:/usr/sbin\"; mkfs.ext4 -q -b 1024 -N 64 -O ^has_journal -d '%1$s' '%2$s' 1M >/dev/null;"
 		 " cp '%2$s' '%2$s.cycle'; debugfs -w -R 'link /d /d/e/loop' '%2$s.cycle' 2>/dev/null;"
 		 " cp '%2$s' '%2$s.escape'; debugfs -w -R 'symlink /d/out ../../etc' '%2$s.escape' 2>/dev/null",
 		 dir, img);
