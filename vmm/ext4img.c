@@ -620,14 +620,15 @@ static int e4w_mkfs(struct e4w *w, int fd, uint64_t size, uint32_t inodes,
 		w->fs = NULL;
 		goto fail;
 	}
-	/* Every time libext2fs would take from the clock comes from o. */
-	w->fs->now = (time_t)o->time;
+	/* Every time libext2fs would take from the clock comes from o; it
+	 * reads the clock when fs->now is 0, and the superblock's times are
+	 * unsigned 32 bits, so they hold o->time clamped to 1..UINT32_MAX. */
 	{
-		uint32_t lo, hi;
+		int64_t st = o->time < 1 ? 1 : o->time > UINT32_MAX ? UINT32_MAX : o->time;
 
-		e4_time_set(&lo, &hi, o->time);
-		w->fs->super->s_mkfs_time = w->fs->super->s_lastcheck = lo;
-		w->fs->super->s_wtime = lo;
+		w->fs->now = (time_t)st;
+		w->fs->super->s_mkfs_time = w->fs->super->s_lastcheck = (uint32_t)st;
+		w->fs->super->s_wtime = (uint32_t)st;
 	}
 	memcpy(w->fs->super->s_uuid, o->uuid, sizeof(o->uuid));
 	for (int i = 0; i < 4; i++)
@@ -728,8 +729,10 @@ int ext4img_write(struct fstree *t, const char *path, const struct ext4img_opts 
 		r = e4w_dirs_finish(&w);
 	if (r)
 		goto out_unlink;
+	/* On failure ext2fs_close2 leaves fs allocated: freed below. */
 	ec = ext2fs_close2(w.fs, EXT2_FLAG_FLUSH_NO_SYNC);
-	w.fs = NULL;
+	if (!ec)
+		w.fs = NULL;
 	if (ec) {
 		r = e4_fail(err, errlen, -EIO, "%s: writing the file system: %s", path,
 			    error_message(ec));

@@ -23,8 +23,9 @@ struct ext4img_opts {
 	uint64_t min_size;
 	uint8_t uuid[16];       /* the file system's UUID (s_uuid), as given */
 	uint32_t hash_seed[4];  /* the directory hash seed (s_hash_seed) */
-	/* The file system's creation, write and check times, and the times of
-	 * a lost+found the tree does not have (seconds since the epoch). */
+	/* The file system's creation, write and check times (clamped to
+	 * 1..UINT32_MAX; e2fsck complains of a time in its future), and the
+	 * times of a lost+found the tree does not have (seconds since the epoch). */
 	int64_t time;
 	const char *label;      /* the volume label, at most 16 bytes; NULL: none */
 };

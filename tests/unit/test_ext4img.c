@@ -264,6 +264,14 @@ static struct fstree *read_ok(const char *path)
 	return t;
 }
 
+static int cmp_files(const char *a, const char *b)
+{
+	char sh[300];
+
+	snprintf(sh, sizeof(sh), "cmp -s '%s' '%s'", a, b);
+	return system(sh);
+}
+
 START_TEST(test_roundtrip)
 {
 	struct ext4img_opts o = { .uuid = { 1, 2, 3, 4, 5, 6, 0x47, 8, 0x89, 10 },
@@ -315,14 +323,6 @@ START_TEST(test_roundtrip)
 	fstree_free(t);
 }
 END_TEST
-
-static int cmp_files(const char *a, const char *b)
-{
-	char sh[300];
-
-	snprintf(sh, sizeof(sh), "cmp -s '%s' '%s'", a, b);
-	return system(sh);
-}
 
 START_TEST(test_deterministic)
 {
@@ -377,6 +377,15 @@ START_TEST(test_minimal)
 	fsck_ok(img);
 	ck_assert_int_eq(stat(img, &st), 0);
 	ck_assert_int_lt(st.st_size, 32LL << 20);
+	/* NULL options (time 0): still no clock in the bytes. */
+	{
+		char img2[128];
+
+		tmp_path(img2, sizeof(img2), "m2.img");
+		sleep(1);
+		write_ok(t, img2, NULL);
+		ck_assert_int_eq(cmp_files(img, img2), 0);
+	}
 	back = read_ok(img);
 	ck_assert_uint_eq(same_tree(t, back), 3);
 	fstree_free(back);
@@ -477,7 +486,7 @@ START_TEST(test_read_mkfs)
 		 "set -e; mkdir -p '%1$s/d/e'; printf hello > '%1$s/d/f'; ln '%1$s/d/f' '%1$s/g';"
 		 " ln -s d/f '%1$s/s'; mkfifo '%1$s/p'; chmod 0710 '%1$s/d';"
 		 " touch -d @1234567890 '%1$s/d/f';"
-		 " PATH=\"$PATH:/sbin:/usr/sbin\" mkfs.ext4 -q -b 1024 -d '%1$s' '%2$s' 2M",
+		 " PATH=\"$PATH:/sbin:/usr/sbin\" mkfs.ext4 -q -b 1024 -d '%1$s' '%2$s' 2M >/dev/null",
 		 dir, img);
 	ck_assert_int_eq(system(sh), 0);
 	t = read_ok(img);
@@ -502,6 +511,42 @@ START_TEST(test_read_mkfs)
 }
 END_TEST
 
+/* Images made valid by e2fsprogs but hostile to a tree: a directory
+ * linked twice (a cycle), a symlink that climbs out of the root, a socket. */
+START_TEST(test_read_hostile)
+{
+	char dir[128], img[128], sh[2048], err[512];
+	struct fstree *t;
+
+	tmp_path(dir, sizeof(dir), "src");
+	tmp_path(img, sizeof(img), "h.img");
+	snprintf(sh, sizeof(sh),
+		 "set -e; mkdir -p '%1$s/d/e'; printf x > '%1$s/d/f';"
+		 " python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])'"
+		 " '%1$s/d/sock';"
+		 " PATH=\"$PATH:/sbin:/usr/sbin\"; mkfs.ext4 -q -b 1024 -N 64 -O ^has_journal -d '%1$s' '%2$s' 1M >/dev/null;"
+		 " cp '%2$s' '%2$s.cycle'; debugfs -w -R 'link /d /d/e/loop' '%2$s.cycle' 2>/dev/null;"
+		 " cp '%2$s' '%2$s.escape'; debugfs -w -R 'symlink /d/out ../../etc' '%2$s.escape' 2>/dev/null",
+		 dir, img);
+	ck_assert_int_eq(system(sh), 0);
+	/* The socket is skipped; the rest is there. */
+	t = read_ok(img);
+	ck_assert_ptr_null(fstree_lookup(t, "d/sock"));
+	ck_assert_ptr_nonnull(fstree_lookup(t, "d/f"));
+	fstree_free(t);
+	snprintf(sh, sizeof(sh), "%s.cycle", img);
+	t = new_tree();
+	ck_assert_int_eq(ext4img_read(sh, t, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "d/e/loop") && strstr(err, "twice"), "%s", err);
+	fstree_free(t);
+	snprintf(sh, sizeof(sh), "%s.escape", img);
+	t = new_tree();
+	ck_assert_int_eq(ext4img_read(sh, t, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "d/out") && strstr(err, "escapes"), "%s", err);
+	fstree_free(t);
+}
+END_TEST
+
 static Suite *ext4img_suite(void)
 {
 	Suite *s = suite_create("ext4img");
@@ -515,6 +560,7 @@ static Suite *ext4img_suite(void)
 	tcase_add_test(tc, test_write_refused);
 	tcase_add_test(tc, test_read_bad);
 	tcase_add_test(tc, test_read_mkfs);
+	tcase_add_test(tc, test_read_hostile);
 	suite_add_tcase(s, tc);
 	return s;
 }
