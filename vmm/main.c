@@ -16,10 +16,10 @@
 #include "vmm/agent_client.h"
 #include "vmm/cli.h"
 #include "vmm/minivm.h"
+#include "vmm/oci.h"
 #include "vmm/vmm_proc.h"
 #include "vmm/rootfs_verify.h"
 #include "vmm/front_files.h"
-#include "vmm/oci.h"
 #include "vmm/scratch.h"
 
 #define MINIVM_VERSION "0.2.0"
@@ -579,7 +579,7 @@ int main(int argc, char **argv)
 	/* "minivm rootfs verify IMAGE SBOM": a subcommand, not a VM (rootfs/README.md). */
 	if (argc >= 2 && strcmp(argv[1], "rootfs") == 0)
 		return rootfs_verify_main(argc - 2, argv + 2);
-	/* "minivm image export IMAGE.img oci:DIR[:TAG]": OCI images from ext4 roots. */
+	/* "minivm image export|inspect|append ...": OCI images (vmm/oci_cli.c). */
 	if (argc >= 2 && strcmp(argv[1], "image") == 0)
 		return oci_image_main(argc - 1, argv + 1);
 	if (cli_parse(argc, argv, &cli, err, sizeof(err))) {
