@@ -898,7 +898,7 @@ ssize_t tar_write_header(const struct tar_entry *e, uint8_t *out, size_t outsz)
 	{
 		size_t cap = outsz - 2 * TAR_BLOCK - TAR_BLOCK; /* room for both headers + padding */
 
-		if (long_path && (rc = pax_add(pax, cap, &plen, "path", e->path, strlen(e->path))))
+		if (long_path && (rc = pax_add(pax, cap, &plen, "path", name, nlen)))
 			return rc;
 		if (long_link && (rc = pax_add(pax, cap, &plen, "linkpath", e->link, llen)))
 			return rc;
