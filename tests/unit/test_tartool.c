@@ -2,6 +2,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -63,8 +64,8 @@ static uint8_t *t_slurp(const char *path, size_t *len)
  * stdout to out_path (or /dev/null; or out_fd when >= 0), stderr to err_path;
  * returns its exit status (or 128 + signal).
  */
-static int t_run(const char *const *argv, const char *in_path, const char *out_path, int out_fd,
-                 const char *err_path)
+static int t_run_as(uid_t uid, const char *const *argv, const char *in_path, const char *out_path,
+                    int out_fd, const char *err_path)
 {
 	int argc = 0, ws;
 	pid_t pid;
@@ -81,12 +82,20 @@ static int t_run(const char *const *argv, const char *in_path, const char *out_p
 
 		if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 			_exit(99);
+		if (uid != 0 && (setgroups(0, NULL) != 0 || setgid(uid) != 0 || setuid(uid) != 0))
+			_exit(98);
 		_exit(tartool_main(argc, (char **)argv));
 	}
 	ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
 	if (WIFSIGNALED(ws))
 		return 128 + WTERMSIG(ws);
 	return WEXITSTATUS(ws);
+}
+
+static int t_run(const char *const *argv, const char *in_path, const char *out_path, int out_fd,
+                 const char *err_path)
+{
+	return t_run_as(0, argv, in_path, out_path, out_fd, err_path);
 }
 
 /* stderr of the last t_run, as a string (malloc'd). */
@@ -709,16 +718,31 @@ END_TEST
 struct t_tar {
 	uint8_t buf[64 * 1024];
 	size_t len;
+	size_t hdr[32]; /* where t_raw put each header */
+	size_t nhdr;
 };
+
+/* Recompute the checksum of the header at h. */
+static void t_fix_sum(uint8_t *h)
+{
+	unsigned sum = 0;
+
+	memset(h + 148, ' ', 8);
+	for (int i = 0; i < TAR_BLOCK; i++)
+		sum += h[i];
+	snprintf((char *)h + 148, 8, "%06o", sum);
+	h[155] = ' ';
+}
 
 /* A raw ustar header, name taken as is (may be unclean), then data padded. */
 static void t_raw(struct t_tar *t, const char *name, char type, const char *link, const void *data,
                   size_t size, unsigned dmaj, unsigned dmin)
 {
 	uint8_t *h = t->buf + t->len;
-	unsigned sum = 0;
 
 	ck_assert(t->len + TAR_BLOCK + size + TAR_BLOCK <= sizeof(t->buf));
+	if (t->nhdr < sizeof(t->hdr) / sizeof(t->hdr[0]))
+		t->hdr[t->nhdr++] = t->len;
 	memset(h, 0, TAR_BLOCK);
 	ck_assert(strlen(name) < 100 && strlen(link) < 100);
 	memcpy(h, name, strlen(name));
@@ -732,11 +756,7 @@ static void t_raw(struct t_tar *t, const char *name, char type, const char *link
 	memcpy(h + 257, "ustar\0" "00", 8);
 	snprintf((char *)h + 329, 8, "%07o", dmaj);
 	snprintf((char *)h + 337, 8, "%07o", dmin);
-	memset(h + 148, ' ', 8);
-	for (int i = 0; i < TAR_BLOCK; i++)
-		sum += h[i];
-	snprintf((char *)h + 148, 8, "%06o", sum);
-	h[155] = ' ';
+	t_fix_sum(h);
 	t->len += TAR_BLOCK;
 	if (size)
 		memcpy(t->buf + t->len, data, size);
@@ -751,6 +771,7 @@ static void t_raw_end(struct t_tar *t, const char *path)
 
 	memset(t->buf + t->len, 0, TAR_END_SIZE);
 	t->len += TAR_END_SIZE;
+	t->nhdr = 0;
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, t->buf, t->len), (ssize_t)t->len);
@@ -911,6 +932,105 @@ START_TEST(extract_hostile)
 }
 END_TEST
 
+/* Not root: no chown, and a 0555 directory listed before its entries still gets them. */
+START_TEST(extract_unprivileged_readonly_dir)
+{
+	static struct t_tar t;
+	char in[256], base[256], dst[300], err[256], p[400];
+	const char *ex[] = { "tar", "extract", NULL, NULL };
+	struct stat st;
+
+	t_path(in, sizeof(in), "np.tar");
+	t_path(err, sizeof(err), "np.err");
+	t_path(base, sizeof(base), "np");
+	ck_assert_int_eq(mkdir(base, 0755), 0);
+	ck_assert_int_eq(chown(base, 65534, 65534), 0);
+	snprintf(dst, sizeof(dst), "%s/dst", base);
+	t_raw(&t, "ro/", '5', "", NULL, 0, 0, 0);
+	t.buf[t.len - TAR_BLOCK + 100 + 4] = '5'; /* mode 0000555 */
+	t.buf[t.len - TAR_BLOCK + 100 + 5] = '5';
+	t.buf[t.len - TAR_BLOCK + 100 + 6] = '5';
+	t_fix_sum(t.buf + t.len - TAR_BLOCK);
+	t_raw(&t, "ro/f", '0', "", "data", 4, 0, 0);
+	t_raw(&t, "ro/sub/g", '0', "", "g", 1, 0, 0);
+	t_raw_end(&t, in);
+	ex[2] = dst;
+	ck_assert_int_eq(t_run_as(65534, ex, in, NULL, -1, err), 0);
+	snprintf(p, sizeof(p), "%s/ro", dst);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0555);
+	ck_assert_uint_eq(st.st_uid, 65534);
+	snprintf(p, sizeof(p), "%s/ro/f", dst);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_uint_eq(st.st_uid, 65534);
+	ck_assert_int_eq(st.st_size, 4);
+	snprintf(p, sizeof(p), "%s/ro/sub/g", dst);
+	ck_assert_int_eq(stat(p, &st), 0);
+}
+END_TEST
+
+/* Mutated streams: never a crash, status 0 or 1, nothing outside the target. */
+START_TEST(extract_mutations_stay_inside)
+{
+	static struct t_tar t;
+	static uint8_t orig[16 * 1024];
+	char in[256], outside[256], err[256], dst[64], cmd[700];
+	const char *ex[] = { "tar", "extract", NULL, NULL };
+	size_t olen, nhdr;
+	unsigned seed = 12345;
+
+	t_path(in, sizeof(in), "m.tar");
+	t_path(err, sizeof(err), "m.err");
+	t_path(outside, sizeof(outside), "m-outside");
+	ck_assert_int_eq(mkdir(outside, 0755), 0);
+	t_raw(&t, "d/", '5', "", NULL, 0, 0, 0);
+	t_raw(&t, "d/l", '2', outside, NULL, 0, 0, 0);
+	t_raw(&t, "d/f", '0', "", "contents", 8, 0, 0);
+	t_raw(&t, "d/h", '1', "d/f", NULL, 0, 0, 0);
+	t_raw(&t, "e/l/x", '0', "", "x", 1, 0, 0);
+	ck_assert(t.len + TAR_END_SIZE <= sizeof(orig));
+	memset(t.buf + t.len, 0, TAR_END_SIZE);
+	olen = t.len + TAR_END_SIZE;
+	memcpy(orig, t.buf, olen);
+	t.len = 0;
+	nhdr = t.nhdr;
+	for (int i = 0; i < 400; i++) {
+		int fd, rc;
+
+		memcpy(t.buf, orig, olen);
+		for (int k = 0; k < 1 + i % 4; k++) {
+			seed = seed * 1103515245u + 12345u;
+			/* Mostly headers' names, types, sizes and links; sometimes anywhere. */
+			size_t at = seed % 4 ? t.hdr[(seed >> 4) % nhdr] + (seed >> 12) % 257 : (seed >> 8) % olen;
+			const char *pick = "/.l2015\0xd";
+
+			seed = seed * 1103515245u + 12345u;
+			t.buf[at] = seed % 3 ? (uint8_t)pick[(seed >> 9) % 10] : (uint8_t)(seed >> 16);
+		}
+		/* Mostly valid checksums, so that the mutation reaches the tool. */
+		for (size_t h = 0; h < nhdr && i % 8; h++)
+			t_fix_sum(t.buf + t.hdr[h]);
+		fd = open(in, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		ck_assert_int_eq(write(fd, t.buf, olen), (ssize_t)olen);
+		close(fd);
+		snprintf(dst, sizeof(dst), "m-dst%d", i);
+		{
+			char full[256];
+
+			t_path(full, sizeof(full), dst);
+			ex[2] = full;
+			rc = t_run(ex, in, NULL, -1, err);
+		}
+		ck_assert_msg(rc == 0 || rc == 1, "mutation %d: status %d", i, rc);
+	}
+	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"", outside);
+	ck_assert_int_eq(system(cmd), 0);
+	/* Only the m-dst* trees, the stream, its stderr and m-outside beside them. */
+	snprintf(cmd, sizeof(cmd), "cd '%s' && test -z \"$(ls -A | grep '^m' | grep -v -e '^m-dst[0-9]*$' -e '^m.tar$' -e '^m.err$' -e '^m-outside$')\"", t_dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *tartool_suite(void)
 {
 	Suite *s = suite_create("tartool");
@@ -927,6 +1047,8 @@ static Suite *tartool_suite(void)
 	tcase_add_test(tc, round_trip);
 	tcase_add_test(tc, extract_owner);
 	tcase_add_test(tc, extract_hostile);
+	tcase_add_test(tc, extract_unprivileged_readonly_dir);
+	tcase_add_test(tc, extract_mutations_stay_inside);
 	suite_add_tcase(s, tc);
 	return s;
 }
