@@ -22,7 +22,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 
 # Shared by host and guest: cmdline.c (the host encodes what the guest
 # decodes) and agent_proto.c (the agent protocol's frames).
-SHARED_SRCS := rootfs/agent/cmdline.c rootfs/agent/agent_proto.c
+SHARED_SRCS := rootfs/agent/cmdline.c rootfs/agent/agent_proto.c rootfs/agent/tar.c
 LIB_SRCS   := $(filter-out vmm/main.c,$(wildcard vmm/*.c boot/*.c devices/*.c)) $(SHARED_SRCS)
 AGENT_SRCS := $(filter-out rootfs/agent/init.c $(SHARED_SRCS),$(wildcard rootfs/agent/*.c))
 HDRS       := $(wildcard vmm/*.h boot/*.h devices/*.h rootfs/agent/*.h)

@@ -26,6 +26,10 @@ struct fstree_node {
 	uint32_t devmajor, devminor;
 	uint64_t link_id;
 	bool opaque;        /* TAR_DIR: this layer made it opaque (fstree_layer_end clears) */
+	/* The last layer (fstree_layer_begin count) that added, replaced or
+	 * added something under this node; whiteouts and opaque directories
+	 * remove only what has a smaller value. */
+	uint32_t layer;
 	struct fstree_node *parent; /* NULL for the root */
 	struct fstree_node *child;  /* first child (TAR_DIR) */
 	struct fstree_node *next;   /* next sibling */
@@ -48,6 +52,14 @@ int fstree_new(const char *spool_dir, const struct fstree_limits *lim, struct fs
 void fstree_free(struct fstree *t);
 
 struct fstree_node *fstree_root(struct fstree *t);
+/*
+ * The message of the last refused entry or failed call ("" if none), e.g.
+ * "entry 'a/b': goes through 'a', which is a symlink". fstree_tar_ops'
+ * callbacks only see the tree, so a caller feeding a tar_reader prints
+ * this one (what the tree refused) next to tar_reader_error (which names
+ * the archive offset). Valid until the next call on t.
+ */
+const char *fstree_error(const struct fstree *t);
 /* The node at a clean relative path ("" is the root), never following symlinks; NULL if none. */
 struct fstree_node *fstree_lookup(struct fstree *t, const char *path);
 /* The node's path from the root ("" for the root) into buf; -ENAMETOOLONG if it does not fit. */
@@ -71,7 +83,13 @@ uint64_t fstree_bytes(const struct fstree *t);
  * -EINVAL), a relative symlink whose target climbs above the root
  * (-EINVAL: "escapes the root"; absolute targets are resolved in the
  * guest's root and are kept), a whiteout of the root or with other bits
- * (-EINVAL), the limits (-E2BIG, -EFBIG).
+ * (-EINVAL: ".wh." alone, ".wh..wh.X" other than the opaque marker, a
+ * whiteout that is not an empty regular file or hardlink), a component
+ * over 255 bytes (-ENAMETOOLONG), the limits (-E2BIG, -EFBIG). The
+ * escape check is lexical (from the link's directory, ".." counted).
+ * A hard link takes its target's metadata and data (one inode); a
+ * hardlink entry naming its own path is a no-op.
+ * fstree_layer_end fails with -EPIPE if a file's data is incomplete.
  */
 void fstree_layer_begin(struct fstree *t, bool oci);
 int fstree_layer_end(struct fstree *t) __attribute__((warn_unused_result));
@@ -92,8 +110,9 @@ ssize_t fstree_read(struct fstree *t, const struct fstree_node *n, uint64_t off,
 		    size_t len) __attribute__((warn_unused_result));
 
 /*
- * Writes the tree (or the subtree at n; NULL: the whole tree, without an
- * entry for the root) as a tar stream to write(ctx, buf, len) (which
+ * Writes the tree (or the subtree at n, its entries named by their full
+ * path from the root, n's own entry first; NULL: the whole tree, without
+ * an entry for the root) as a tar stream to write(ctx, buf, len) (which
  * returns 0 or -errno), depth first, children in name order, hard links as
  * TAR_HARDLINK entries after their first name, then the end-of-archive
  * marker. Deterministic. 0 or the first error.
