@@ -844,7 +844,7 @@ static int out_literal(struct ws *w, const struct blob *b)
 	if (!z)
 		return -ENOMEM;
 	if (compress2(z, &zlen, (const Bytef *)(b->present ? b->data : ""),
-		      (uLong)(b->present ? b->len : 0), Z_BEST_COMPRESSION) != Z_OK) {
+		      (uLong)(b->present ? b->len : 0), Z_DEFAULT_COMPRESSION) != Z_OK) {
 		free(z);
 		return ws_fail(w, -EIO, "%s: zlib failed", cur(w));
 	}
