@@ -18,6 +18,8 @@
 #define WS_BUF 65536
 #define WS_CTX 3 /* lines of context in a hunk */
 #define WS_BINARY_PEEK 8000 /* git's buffer_is_binary window */
+/* Line comparisons one Myers search may make ((N+M)*D in the worst case). */
+#define WS_DIFF_WORK_MAX 200000000L
 
 enum ws_op { WS_PACK, WS_DIFF, WS_APPLY };
 
@@ -934,7 +936,7 @@ static int myers(const struct line *a, size_t na, const struct line *b, size_t n
 	size_t pre = 0, suf = 0, n, m, dmax = 0;
 	const struct line *A, *B;
 	int32_t *v = NULL, **trace = NULL;
-	long found = -1;
+	long found = -1, budget = WS_DIFF_WORK_MAX;
 	int ret = 0;
 
 	while (pre < na && pre < nb && line_eq(&a[pre], &b[pre]))
@@ -977,7 +979,10 @@ static int myers(const struct line *a, size_t na, const struct line *b, size_t n
 				while (x < (long)n && y < (long)m && line_eq(&A[x], &B[y])) {
 					x++;
 					y++;
+					budget--;
 				}
+				if (--budget < 0)
+					goto all; /* too slow to find: replace it all */
 				V[k] = (int32_t)x;
 				if (x >= (long)n && y >= (long)m) {
 					found = d;
