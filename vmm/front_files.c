@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "rootfs/agent/tar.h"
@@ -184,7 +183,7 @@ static int front_guest_tar(const char *uds, const char *const *argv, int in_fd, 
 		if (res.kind == AGENT_EXIT_START_FAILED)
 			snprintf(err, errlen, "the guest's tar tool did not start: %s", strerror(res.err));
 		else
-			snprintf(err, errlen, "the guest's tar tool failed (status %d)%s%s",
+			snprintf(err, errlen, "the guest's tar tool failed (status %d)%s%.300s",
 				 agent_exec_exit_status(&res), *msg ? ": " : "", msg);
 		r = -EIO;
 	}
@@ -336,7 +335,10 @@ int front_workspace_in(const struct cli *cli, const char *uds, const char *rundi
 		snprintf(err, errlen, "temporary file in %s: %s", rundir, strerror(-fd));
 		return fd;
 	}
-	r = ws_pack(cli->ws_host, cli->ws_gitignore, front_write_fd, &fd, msg, sizeof(msg));
+	struct ws_stats st;
+
+	memset(&st, 0, sizeof(st));
+	r = ws_pack(cli->ws_host, cli->ws_gitignore, front_write_fd, &fd, &st, msg, sizeof(msg));
 	if (r) {
 		snprintf(err, errlen, "--workspace %s: %s", cli->ws_host, msg);
 		goto out;
@@ -478,7 +480,7 @@ int front_workspace_out(const struct cli *cli, const char *uds, const char *rund
 		cli->changes ? cli->changes : "",
 		cli->apply ? "" : "; not applied (--apply)");
 	if (cli->apply) {
-		r = ws_apply(cli->ws_host, cli->ws_gitignore, tree, msg, sizeof(msg));
+		r = ws_apply(cli->ws_host, cli->ws_gitignore, tree, &st, msg, sizeof(msg));
 		if (r) {
 			snprintf(err, errlen, "applying the changes to %s: %s", cli->ws_host, msg);
 			goto out;
@@ -509,16 +511,10 @@ int front_save(const struct cli *cli, struct front_files *ff, const char *uds, c
 {
 	const char *argv[8];
 	struct oci_save_req req;
-	struct oci_ref dest;
 	char msg[512], created_by[2048], exclude[sizeof(cli->ws_guest)];
 	unsigned int a = 0;
 	int fd, r;
 
-	r = oci_ref_parse(cli->save, &dest, msg, sizeof(msg));
-	if (r) {
-		snprintf(err, errlen, "--save: %s", msg);
-		return r;
-	}
 	argv[a++] = "/proc/self/exe";
 	argv[a++] = "tar";
 	argv[a++] = "create";
@@ -547,8 +543,8 @@ int front_save(const struct cli *cli, struct front_files *ff, const char *uds, c
 	req.base_ext4 = ff->img ? NULL : ff->ext4_base;
 	req.layer_fd = fd;
 	req.created_by = created_by;
-	req.created = (int64_t)time(NULL);
-	req.dest = &dest;
+	req.created = NULL; /* now */
+	req.dest = cli->save;
 	req.tmpdir = rundir;
 	r = oci_save(&req, msg, sizeof(msg));
 	if (r)

@@ -1,5 +1,5 @@
 /* ustar/PAX tar: the push reader (a bounded state machine over hostile bytes) and the deterministic header writer; libc only (also built into the static guest agent). */
-#include "rootfs/agent/tar.h"
+#include "tar.h"
 
 #include <errno.h>
 #include <stdarg.h>
