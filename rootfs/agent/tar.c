@@ -558,7 +558,7 @@ static int header_done(struct tar_reader *r)
 		return fail(r, -EBADMSG, raw, "bad number field");
 	if (e->type == TAR_CHR || e->type == TAR_BLK) {
 		if (field_num(h + H_DEVMAJOR, 8, &dmaj) || field_num(h + H_DEVMINOR, 8, &dmin) ||
-		    dmaj < 0 || dmin < 0 || dmaj > UINT32_MAX || dmin > UINT32_MAX)
+		    dmaj < 0 || dmin < 0 || (uint64_t)dmaj > OCT7_MAX || (uint64_t)dmin > OCT7_MAX)
 			return fail(r, -EBADMSG, raw, "bad device number field");
 	}
 	if (uid < 0 || uid > UINT32_MAX || gid < 0 || gid > UINT32_MAX || mode < 0)
@@ -632,7 +632,7 @@ static int header_done(struct tar_reader *r)
 		r->remain = (uint64_t)size;
 		r->pad = tar_pad((uint64_t)size);
 		r->state = ST_SKIP;
-		/* the pad is added below, checked */
+		/* the padding is skipped with the data (checked sum) */
 		if (__builtin_add_overflow(r->remain, r->pad, &r->remain))
 			return fail(r, -EBADMSG, raw, "size field too large");
 		r->pad = 0;
