@@ -608,6 +608,7 @@ static int header_done(struct tar_reader *r)
 	memset(&r->ov, 0, sizeof(r->ov));
 	r->pending = false;
 	r->entries++;
+	r->msg[0] = '\0'; /* only what this callback sets counts */
 	rc = r->ops->entry ? r->ops->entry(r->ctx, e) : 0;
 	if (rc) {
 		if (rc > 0)
@@ -683,6 +684,7 @@ int tar_reader_feed(struct tar_reader *r, const void *buf, size_t len)
 				break;
 			}
 			n = r->remain < len ? (size_t)r->remain : len;
+			r->msg[0] = '\0';
 			rc = r->ops->data ? r->ops->data(r->ctx, p, n) : 0;
 			if (rc) {
 				if (rc > 0)
