@@ -32,6 +32,8 @@
 /* Largest value of an 11-digit octal field (size, mtime) and a 7-digit one (ids). */
 #define OCT11_MAX 077777777777ULL
 #define OCT7_MAX 07777777ULL
+/* A name as archived: a directory's may carry a '/' past TAR_PATH_MAX. */
+#define RAW_MAX (TAR_PATH_MAX + 1)
 
 enum tar_state {
 	ST_HEADER,  /* collecting a 512-byte header */
@@ -45,7 +47,7 @@ enum tar_state {
 /* What the header after metadata headers takes from them. */
 struct tar_override {
 	bool path, link, size, uid, gid, mtime;
-	char path_v[TAR_PATH_MAX + 1], link_v[TAR_PATH_MAX + 1];
+	char path_v[RAW_MAX + 1], link_v[RAW_MAX + 1];
 	uint64_t size_v;
 	uint32_t uid_v, gid_v;
 	int64_t mtime_v;
@@ -321,12 +323,12 @@ static int pax_time(const char *v, size_t len, int64_t *out)
 	return 0;
 }
 
-/* A path or link PAX value: no NUL, at most TAR_PATH_MAX bytes. */
+/* A path or link PAX value: no NUL, at most RAW_MAX bytes. */
 static int pax_path(struct tar_reader *r, const char *key, const char *v, size_t len, char *out)
 {
 	if (memchr(v, '\0', len))
 		return fail(r, -EBADMSG, NULL, "PAX %s holds a NUL byte", key);
-	if (len > TAR_PATH_MAX)
+	if (len > RAW_MAX)
 		return fail(r, -ENAMETOOLONG, NULL, "PAX %s is %zu bytes, over %d", key, len, TAR_PATH_MAX);
 	memcpy(out, v, len);
 	out[len] = '\0';
@@ -424,7 +426,7 @@ static int meta_done(struct tar_reader *r)
 		return pax_parse(r);
 	/* GNU long name/link: the name up to its first NUL. */
 	n = strnlen((const char *)r->meta, r->meta_len);
-	if (n > TAR_PATH_MAX)
+	if (n > RAW_MAX)
 		return fail(r, -ENAMETOOLONG, NULL, "GNU long %s is over %d bytes",
 			    r->meta_type == 'L' ? "name" : "link", TAR_PATH_MAX);
 	if (r->meta_type == 'L') {
@@ -444,7 +446,7 @@ static int header_done(struct tar_reader *r)
 {
 	const uint8_t *h = r->hdr;
 	char type = (char)h[H_TYPE];
-	char raw[TAR_PATH_MAX + 1];
+	char raw[RAW_MAX + 1];
 	int64_t mode, uid, gid, size, mtime, dmaj = 0, dmin = 0;
 	struct tar_entry *e = &r->e;
 	bool ustar;
@@ -488,7 +490,7 @@ static int header_done(struct tar_reader *r)
 	case 'K':
 		if (type == 'x' && (uint64_t)size > TAR_PAX_MAX)
 			return fail(r, -E2BIG, NULL, "PAX header of %lld bytes, over %d", (long long)size, TAR_PAX_MAX);
-		if (type != 'x' && (uint64_t)size > TAR_PATH_MAX + 1)
+		if (type != 'x' && (uint64_t)size > RAW_MAX + 1)
 			return fail(r, -ENAMETOOLONG, NULL, "GNU long %s of %lld bytes, over %d",
 				    type == 'L' ? "name" : "link", (long long)size, TAR_PATH_MAX);
 		if (r->meta_cap < (size_t)size + 1) {
@@ -556,7 +558,7 @@ static int header_done(struct tar_reader *r)
 		return fail(r, -EBADMSG, raw, "bad number field");
 	if (e->type == TAR_CHR || e->type == TAR_BLK) {
 		if (field_num(h + H_DEVMAJOR, 8, &dmaj) || field_num(h + H_DEVMINOR, 8, &dmin) ||
-		    dmaj < 0 || dmin < 0 || dmaj > UINT32_MAX || dmin > UINT32_MAX)
+		    dmaj < 0 || dmin < 0 || (uint64_t)dmaj > OCT7_MAX || (uint64_t)dmin > OCT7_MAX)
 			return fail(r, -EBADMSG, raw, "bad device number field");
 	}
 	if (uid < 0 || uid > UINT32_MAX || gid < 0 || gid > UINT32_MAX || mode < 0)
@@ -573,7 +575,7 @@ static int header_done(struct tar_reader *r)
 		return fail(r, -EINVAL, raw, "an empty path that is not the root directory");
 
 	if (e->type == TAR_SYMLINK || e->type == TAR_HARDLINK) {
-		char lraw[TAR_PATH_MAX + 1];
+		char lraw[RAW_MAX + 1];
 
 		if (r->ov.link)
 			memcpy(lraw, r->ov.link_v, sizeof(lraw));
@@ -582,6 +584,8 @@ static int header_done(struct tar_reader *r)
 		if (lraw[0] == '\0')
 			return fail(r, -EINVAL, raw, "link with an empty target");
 		if (e->type == TAR_SYMLINK) {
+			if (strlen(lraw) > TAR_PATH_MAX)
+				return fail(r, -ENAMETOOLONG, raw, "symlink target too long");
 			memcpy(e->link, lraw, sizeof(e->link));
 		} else {
 			rc = tar_path_clean(lraw, e->link, sizeof(e->link));
@@ -604,6 +608,7 @@ static int header_done(struct tar_reader *r)
 	memset(&r->ov, 0, sizeof(r->ov));
 	r->pending = false;
 	r->entries++;
+	r->msg[0] = '\0'; /* only what this callback sets counts */
 	rc = r->ops->entry ? r->ops->entry(r->ctx, e) : 0;
 	if (rc) {
 		if (rc > 0)
@@ -628,7 +633,7 @@ static int header_done(struct tar_reader *r)
 		r->remain = (uint64_t)size;
 		r->pad = tar_pad((uint64_t)size);
 		r->state = ST_SKIP;
-		/* the pad is added below, checked */
+		/* the padding is skipped with the data (checked sum) */
 		if (__builtin_add_overflow(r->remain, r->pad, &r->remain))
 			return fail(r, -EBADMSG, raw, "size field too large");
 		r->pad = 0;
@@ -679,6 +684,7 @@ int tar_reader_feed(struct tar_reader *r, const void *buf, size_t len)
 				break;
 			}
 			n = r->remain < len ? (size_t)r->remain : len;
+			r->msg[0] = '\0';
 			rc = r->ops->data ? r->ops->data(r->ctx, p, n) : 0;
 			if (rc) {
 				if (rc > 0)
