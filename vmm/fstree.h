@@ -89,7 +89,13 @@ uint64_t fstree_bytes(const struct fstree *t);
  * escape check is lexical (from the link's directory, ".." counted).
  * A hard link takes its target's metadata and data (one inode); a
  * hardlink entry naming its own path is a no-op.
- * fstree_layer_end fails with -EPIPE if a file's data is incomplete.
+ * A whiteout's directory is made if missing, as it would be in an
+ * overlayfs upper layer. fstree_layer_end fails with -EPIPE if a file's
+ * data is incomplete.
+ *
+ * Cost: finding a name scans its directory's list (from the last entry
+ * placed there, so sorted or reverse-sorted input is linear); one
+ * directory with n children in random order costs O(n^2) comparisons.
  */
 void fstree_layer_begin(struct fstree *t, bool oci);
 int fstree_layer_end(struct fstree *t) __attribute__((warn_unused_result));

@@ -558,7 +558,7 @@ static int header_done(struct tar_reader *r)
 		return fail(r, -EBADMSG, raw, "bad number field");
 	if (e->type == TAR_CHR || e->type == TAR_BLK) {
 		if (field_num(h + H_DEVMAJOR, 8, &dmaj) || field_num(h + H_DEVMINOR, 8, &dmin) ||
-		    dmaj < 0 || dmin < 0 || dmaj > UINT32_MAX || dmin > UINT32_MAX)
+		    dmaj < 0 || dmin < 0 || (uint64_t)dmaj > OCT7_MAX || (uint64_t)dmin > OCT7_MAX)
 			return fail(r, -EBADMSG, raw, "bad device number field");
 	}
 	if (uid < 0 || uid > UINT32_MAX || gid < 0 || gid > UINT32_MAX || mode < 0)
@@ -608,6 +608,7 @@ static int header_done(struct tar_reader *r)
 	memset(&r->ov, 0, sizeof(r->ov));
 	r->pending = false;
 	r->entries++;
+	r->msg[0] = '\0'; /* only what this callback sets counts */
 	rc = r->ops->entry ? r->ops->entry(r->ctx, e) : 0;
 	if (rc) {
 		if (rc > 0)
@@ -632,7 +633,7 @@ static int header_done(struct tar_reader *r)
 		r->remain = (uint64_t)size;
 		r->pad = tar_pad((uint64_t)size);
 		r->state = ST_SKIP;
-		/* the pad is added below, checked */
+		/* the padding is skipped with the data (checked sum) */
 		if (__builtin_add_overflow(r->remain, r->pad, &r->remain))
 			return fail(r, -EBADMSG, raw, "size field too large");
 		r->pad = 0;
@@ -683,6 +684,7 @@ int tar_reader_feed(struct tar_reader *r, const void *buf, size_t len)
 				break;
 			}
 			n = r->remain < len ? (size_t)r->remain : len;
+			r->msg[0] = '\0';
 			rc = r->ops->data ? r->ops->data(r->ctx, p, n) : 0;
 			if (rc) {
 				if (rc > 0)

@@ -74,7 +74,14 @@ void tar_reader_free(struct tar_reader *r);
  * a PAX record that does not parse, a type it does not know), -EINVAL (a
  * path or hardlink target that is absolute or has a ".." component),
  * -ENAMETOOLONG, -E2BIG (a PAX header over TAR_PAX_MAX), or a callback's
- * value. Bytes after the end-of-archive marker are ignored.
+ * value. Bytes after the end-of-archive marker are ignored. Also refused
+ * (-EBADMSG): PAX GNU.sparse.* records, device numbers over 07777777
+ * (what the writer can write), a header after a lone zero block, the
+ * end marker right after an extended header; (-EINVAL) an empty symlink
+ * or hardlink target, an empty path on anything but a directory (the
+ * root). PAX records for other keys are ignored, 'g' headers skipped;
+ * PAX and GNU 'L'/'K' values beat the ustar fields, and when both name
+ * the path the metadata header nearer the entry wins.
  */
 int tar_reader_feed(struct tar_reader *r, const void *buf, size_t len)
 	__attribute__((warn_unused_result));
