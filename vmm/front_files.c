@@ -537,6 +537,11 @@ int front_save(const struct cli *cli, struct front_files *ff, const char *uds, c
 		snprintf(err, errlen, "reading the changed root from the guest: %s", msg);
 		goto out;
 	}
+	if (lseek(fd, 0, SEEK_SET) != 0) {
+		r = -errno;
+		snprintf(err, errlen, "lseek: %s", strerror(errno));
+		goto out;
+	}
 	front_created_by(cli, created_by, sizeof(created_by));
 	memset(&req, 0, sizeof(req));
 	req.base = ff->img;

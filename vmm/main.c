@@ -205,7 +205,6 @@ static int main_boot(struct cli *cli)
 		main_print_timings(&res.timings);
 	main_vm = NULL;
 	vmm_proc_destroy(vm);
-	front_files_free(&ff);
 	main_rundir_remove(&rd);
 	return status;
 }
