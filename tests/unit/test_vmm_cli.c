@@ -706,7 +706,7 @@ START_TEST(parse_images_bad)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char **a = cases[i].a;
+		const char *const *a = cases[i].a;
 		int r = parse("--kernel", "k", a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], NULL);
 
 		ck_assert_msg(r == -EINVAL, "case %zu accepted", i);
