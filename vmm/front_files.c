@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,9 +327,22 @@ static int front_write_fd(void *ctx, const void *buf, size_t len)
 int front_workspace_in(const struct cli *cli, const char *uds, const char *rundir, char *err,
 		       size_t errlen)
 {
-	const char *argv[] = { "/proc/self/exe", "tar", "extract", cli->ws_guest, NULL };
-	char msg[512];
-	int fd, r;
+	const char *argv[] = { "/proc/self/exe", "tar", "extract", NULL, NULL, NULL, NULL };
+	char msg[512], owner[32];
+	unsigned int uid, gid, a = 3;
+	int fd, r, n = 0;
+
+	/* A numeric --user owns the copy (a name means nothing on the host:
+	 * the copy stays root's, readable by all as on the host). */
+	if (cli->user && (sscanf(cli->user, "%u:%u%n", &uid, &gid, &n) == 2 ||
+			  sscanf(cli->user, "%u%n", &uid, &n) == 1) && cli->user[n] == '\0') {
+		if (!strchr(cli->user, ':'))
+			gid = uid;
+		snprintf(owner, sizeof(owner), "%u:%u", uid, gid);
+		argv[a++] = "--owner";
+		argv[a++] = owner;
+	}
+	argv[a] = cli->ws_guest;
 
 	fd = front_tmpfile(rundir);
 	if (fd < 0) {
@@ -559,6 +573,33 @@ int front_save(const struct cli *cli, struct front_files *ff, const char *uds, c
 out:
 	close(fd);
 	return r;
+}
+
+size_t front_exec_defaults(const struct cli *cli, const struct front_files *ff, const char **env,
+			   size_t max, const char **cwd, const char **user)
+{
+	const struct oci_config *c = ff->img ? oci_image_config(ff->img) : NULL;
+	size_t n = 0;
+
+	for (unsigned int i = 0; i < cli->nr_env && n < max; i++)
+		env[n++] = cli->env[i];
+	for (uint32_t i = 0; c && i < c->nr_env && n < max; i++) {
+		size_t klen = strcspn(c->env[i], "=");
+		bool set = false;
+
+		for (unsigned int j = 0; j < cli->nr_env && !set; j++)
+			set = !strncmp(cli->env[j], c->env[i], klen) && cli->env[j][klen] == '=';
+		if (!set)
+			env[n++] = c->env[i];
+	}
+	env[n] = NULL;
+	*cwd = cli->workdir;
+	if (!*cwd && c && c->working_dir && *c->working_dir)
+		*cwd = c->working_dir;
+	*user = cli->user;
+	if (!*user && c && c->user && *c->user)
+		*user = c->user;
+	return n;
 }
 
 void front_files_free(struct front_files *ff)

@@ -49,6 +49,17 @@ int front_workspace_out(const struct cli *cli, const char *uds, const char *rund
 int front_save(const struct cli *cli, struct front_files *ff, const char *uds, const char *rundir,
 	       char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/*
+ * The command's environment, working directory and user: the user's
+ * --env, --workdir, --user, over the OCI image's config (Env, WorkingDir,
+ * User) when the root came from one, as a container runtime would. env
+ * (max entries + 1 for the NULL) receives --env's entries, then the image's
+ * whose name --env does not set; *cwd and *user may stay NULL. Returns the
+ * number of env entries.
+ */
+size_t front_exec_defaults(const struct cli *cli, const struct front_files *ff, const char **env,
+			   size_t max, const char **cwd, const char **user);
+
 void front_files_free(struct front_files *ff);
 
 #endif

@@ -356,6 +356,7 @@ static int main_agent(struct cli *cli)
 	bool raw = false, got_result = false, guest_died = false;
 	static char scratch_cmdline[8192]; /* cfg.cmdline points here with --scratch */
 	static struct front_files ff;      /* --rootfs oci:, --save (large: not on the stack) */
+	static const char *exec_env[AGENT_EXEC_MAX_ENV + 1]; /* --env over the image's Env */
 	char err[512];
 
 	if (main_rundir_create(&rd))
@@ -436,9 +437,8 @@ static int main_agent(struct cli *cli)
 
 	memset(&req, 0, sizeof(req));
 	req.argv = (const char *const *)cli->agent_argv;
-	req.env = cli->nr_env ? cli->env : NULL;
-	req.cwd = cli->workdir;
-	req.user = cli->user;
+	req.env = front_exec_defaults(cli, &ff, exec_env, AGENT_EXEC_MAX_ENV, &req.cwd, &req.user)
+			  ? exec_env : NULL;
 	req.timeout_s = cli->timeout_s;
 	io.in_fd = STDIN_FILENO;
 	io.out_fd = STDOUT_FILENO;
