@@ -1234,6 +1234,12 @@ static int tt_extract(int argc, char **argv)
 		tt_err("extract", dir, "%s", strerror(err ? -err : errno));
 		goto out;
 	}
+	/* With --owner the target itself is the owner's too (a workspace the
+	 * command, running as that user, must be able to add files to). */
+	if (x->owner_set && fchown(x->root, x->uid, x->gid) != 0) {
+		tt_err("extract", dir, "chown: %s", strerror(errno));
+		goto out;
+	}
 	buf = malloc(TT_BUF);
 	if (!buf || tar_reader_new(&ops, x, &x->r)) {
 		tt_err("extract", "", "out of memory");

@@ -104,10 +104,11 @@ check "workspace: git apply --check accepts the diff" git -C "$IM/ws.git" apply 
 git -C "$IM/ws.git" apply "$D" 2>/dev/null
 
 # Boot 3: the saved layout itself, from the cache for its base, --apply.
-im ws2 --rootfs "oci:$IM/saved:v2" --workspace "$W" --workspace-respect-gitignore --apply -- sh -c "
+im ws2 --rootfs "oci:$IM/saved:v2" --workspace "$W" --workspace-respect-gitignore --apply --user 1000 -- sh -c "
 test -e /workspace/secret.log || echo secret-not-copied; $WSCMD"
 check "boot 3 (oci:saved:v2, --apply): exit 0 (got $(rc ws2): $(tail -n2 "$T/ws2.err" | tr '\n' ' '))" [ "$(rc ws2)" = 0 ]
 check "--workspace-respect-gitignore: the ignored file was not copied in" has ws2.out secret-not-copied
+check "--user 1000: the command could change its copy (it owns it)" [ "$(rc ws2)" = 0 ]
 check "--apply: HOSTDIR now equals the guest's copy (as git apply made it)" diff -r "$IM/ws.git" "$W"
 check "--apply: the ignored file is untouched" [ "$(cat "$W/secret.log")" = secret ]
 check "--apply: the mode change reached HOSTDIR" [ -x "$W/run.sh" ]
