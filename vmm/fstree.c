@@ -705,6 +705,11 @@ static int add_entry(struct fstree *t, const struct tar_entry *e)
 				(unsigned long long)e->size, (unsigned long long)t->lim.max_bytes);
 			return -EFBIG;
 		}
+	} else if ((e->type == TAR_CHR || e->type == TAR_BLK) &&
+		   (e->devmajor > 07777777 || e->devminor > 07777777)) {
+		set_err(t, "entry '%s': device number %u:%u too large for tar", e->path, e->devmajor,
+			e->devminor);
+		return -EINVAL;
 	} else if ((unsigned int)e->type > TAR_FIFO) {
 		set_err(t, "entry '%s': unknown type %d", e->path, (int)e->type);
 		return -EINVAL;

@@ -658,6 +658,12 @@ START_TEST(test_limits)
 	e.path[256] = '\0';
 	e.size = 0;
 	ck_assert_int_eq(fstree_add(t, &e, msg, sizeof(msg)), -ENAMETOOLONG);
+	/* A device number tar cannot carry. */
+	e.type = TAR_CHR;
+	e.devmajor = 1u << 22;
+	snprintf(e.path, sizeof(e.path), "dev");
+	ck_assert_int_eq(fstree_add(t, &e, msg, sizeof(msg)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(msg, "device number"));
 	/* A write error stops fstree_write_tar with that error. */
 	ck_assert_int_eq(fstree_write_tar(t, NULL, failing_write, &calls), -ENOSPC);
 	fstree_free(t);
