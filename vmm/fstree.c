@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #define FSTREE_DEF_NODES (4ULL << 20)
@@ -31,6 +32,10 @@ struct fstree {
 	uint64_t cur_left, cur_pos;
 	/* Where the last entry went: speeds up sorted input (NULL after any removal). */
 	struct fstree_node *hint;
+	/* The index of children by (parent, name): chained buckets, a power of two. */
+	struct fstree_node **buckets;
+	uint64_t nbuckets, hashed, seed;
+	bool in_layer;
 	char err[512];
 };
 
@@ -75,9 +80,66 @@ static struct fstree_node *node_new(struct fstree *t, const char *name, size_t l
 	return n;
 }
 
-/* Forgets one childless, unlinked node: counters, hard-link refs, memory. */
+/* The bucket of the child called name[0..len) of parent (FNV-1a seeded per tree, then mixed). */
+static uint64_t hash_of(const struct fstree *t, const struct fstree_node *parent, const char *name, size_t len)
+{
+	uint64_t h = t->seed ^ ((uint64_t)(uintptr_t)parent * 0x9e3779b97f4a7c15ULL);
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (uint8_t)name[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 29;
+	return h & (t->nbuckets - 1);
+}
+
+/* Doubles the bucket array when it holds more names than buckets; failing to grow only slows lookups. */
+static void hash_grow(struct fstree *t)
+{
+	uint64_t nb = t->nbuckets * 2, old = t->nbuckets;
+	struct fstree_node **b, **ob = t->buckets;
+
+	if (t->hashed <= t->nbuckets || nb > (SIZE_MAX / sizeof(*b)))
+		return;
+	b = calloc(nb, sizeof(*b));
+	if (!b)
+		return;
+	t->buckets = b;
+	t->nbuckets = nb;
+	for (uint64_t i = 0; i < old; i++) {
+		struct fstree_node *n = ob[i], *nx;
+
+		for (; n; n = nx) {
+			uint64_t k = hash_of(t, n->parent, n->name, strlen(n->name));
+
+			nx = n->hash_next;
+			n->hash_next = b[k];
+			b[k] = n;
+		}
+	}
+	free(ob);
+}
+
+static void hash_remove(struct fstree *t, struct fstree_node *n)
+{
+	struct fstree_node **pp = &t->buckets[hash_of(t, n->parent, n->name, strlen(n->name))];
+
+	/* n is in this chain: it was added under the same parent and name. */
+	while (*pp && *pp != n)
+		pp = &(*pp)->hash_next;
+	if (*pp)
+		*pp = n->hash_next;
+	n->hash_next = NULL;
+	t->hashed--;
+}
+
+/* Forgets one childless node (already out of its parent's list): counters, index, hard-link refs, memory. */
 static void node_drop(struct fstree *t, struct fstree_node *n)
 {
+	if (n->parent)
+		hash_remove(t, n);
 	if (n->type == TAR_REG) {
 		if (n->link_id == 0)
 			t->bytes -= n->size;
@@ -111,69 +173,145 @@ static void free_subtree(struct fstree *t, struct fstree_node *n)
 		}
 		node_drop(t, cur);
 		parent->child = next;
+		if (next)
+			next->prev_sib = NULL;
 		cur = next ? next : parent;
 	}
 }
 
-/* Takes c out of its parent's child list. */
+/* Takes c out of its parent's child list (it stays in the index until node_drop). */
 static void unlink_child(struct fstree_node *c)
 {
-	struct fstree_node **pp = &c->parent->child;
-
-	while (*pp != c)
-		pp = &(*pp)->next;
-	*pp = c->next;
-	c->next = NULL;
+	if (c->prev_sib)
+		c->prev_sib->next = c->next;
+	else
+		c->parent->child = c->next;
+	if (c->next)
+		c->next->prev_sib = c->prev_sib;
+	c->next = c->prev_sib = NULL;
 }
 
-/*
- * The child of dir called name[0..len), or NULL; *prev is where a new
- * one goes (the node before it, NULL for the head).
- */
-static struct fstree_node *find_child(struct fstree *t, struct fstree_node *dir, const char *name,
-				      size_t len, struct fstree_node **prev)
+/* The child of dir called name[0..len), or NULL: one index lookup. */
+static struct fstree_node *find_child(struct fstree *t, struct fstree_node *dir, const char *name, size_t len)
 {
-	struct fstree_node *p = NULL, *c = dir->child;
+	struct fstree_node *c = t->buckets[hash_of(t, dir, name, len)];
 
-	if (t->hint && t->hint->parent == dir) {
-		int cmp = strncmp(t->hint->name, name, len);
-
-		if (cmp < 0 || (cmp == 0 && t->hint->name[len] == '\0')) {
-			if (cmp == 0) {
-				/* the hint itself; its predecessor is not needed by callers that find */
-				*prev = NULL;
-				return t->hint;
-			}
-			p = t->hint;
-			c = t->hint->next;
-		}
-	}
-	for (; c; p = c, c = c->next) {
-		int cmp = strncmp(c->name, name, len);
-
-		if (cmp == 0 && c->name[len] == '\0') {
-			*prev = p;
+	for (; c; c = c->hash_next)
+		if (c->parent == dir && strncmp(c->name, name, len) == 0 && c->name[len] == '\0')
 			return c;
-		}
-		if (cmp > 0 || (cmp == 0 && c->name[len] != '\0'))
-			break;
-	}
-	*prev = p;
 	return NULL;
 }
 
-static void insert_child(struct fstree *t, struct fstree_node *dir, struct fstree_node *prev,
-			 struct fstree_node *n)
+/*
+ * Links n into dir's children and the index. Inside a layer it goes at the
+ * head and dir is marked for sorting at fstree_layer_end (so input in any
+ * order costs O(n log n)); outside one it goes in its sorted place, found
+ * from the last insertion when that is before it (sorted input: O(1)).
+ */
+static void insert_child(struct fstree *t, struct fstree_node *dir, struct fstree_node *n)
 {
+	struct fstree_node *p = NULL, *c = dir->child;
+	uint64_t k;
+
 	n->parent = dir;
-	if (prev) {
-		n->next = prev->next;
-		prev->next = n;
+	k = hash_of(t, dir, n->name, strlen(n->name));
+	n->hash_next = t->buckets[k];
+	t->buckets[k] = n;
+	t->hashed++;
+	if (t->in_layer || dir->unsorted) {
+		dir->unsorted = true;
 	} else {
-		n->next = dir->child;
-		dir->child = n;
+		if (t->hint && t->hint->parent == dir && strcmp(t->hint->name, n->name) < 0) {
+			p = t->hint;
+			c = p->next;
+		}
+		while (c && strcmp(c->name, n->name) < 0) {
+			p = c;
+			c = c->next;
+		}
 	}
+	n->prev_sib = p;
+	n->next = c;
+	if (p)
+		p->next = n;
+	else
+		dir->child = n;
+	if (c)
+		c->prev_sib = n;
 	t->hint = n;
+	hash_grow(t);
+}
+
+/* Sorts one child list by name: bottom-up merge sort (O(n log n), no recursion), then the back links. */
+static void sort_children(struct fstree_node *dir)
+{
+	struct fstree_node *list = dir->child, *p;
+	size_t run = 1;
+
+	for (;;) {
+		struct fstree_node *head = NULL, **tail = &head, *a = list;
+		size_t merges = 0;
+
+		while (a) {
+			struct fstree_node *b = a;
+			size_t na = 0, nb = run;
+
+			merges++;
+			while (b && na < run) {
+				b = b->next;
+				na++;
+			}
+			while (na > 0 || (nb > 0 && b)) {
+				struct fstree_node *e;
+
+				if (na == 0) {
+					e = b;
+					b = b->next;
+					nb--;
+				} else if (nb == 0 || !b || strcmp(a->name, b->name) <= 0) {
+					e = a;
+					a = a->next;
+					na--;
+				} else {
+					e = b;
+					b = b->next;
+					nb--;
+				}
+				*tail = e;
+				tail = &e->next;
+			}
+			a = b;
+		}
+		*tail = NULL;
+		list = head;
+		if (merges <= 1)
+			break;
+		run *= 2;
+	}
+	dir->child = list;
+	p = NULL;
+	for (struct fstree_node *c = list; c; p = c, c = c->next)
+		c->prev_sib = p;
+	dir->unsorted = false;
+}
+
+/* Sorts every directory a layer left unsorted (a pre-order walk by the links). */
+static void sort_dirty(struct fstree *t)
+{
+	struct fstree_node *n = t->root;
+
+	while (n) {
+		if (n->unsorted)
+			sort_children(n);
+		if (n->child) {
+			n = n->child;
+			continue;
+		}
+		while (n && !n->next)
+			n = n->parent;
+		if (n)
+			n = n->next;
+	}
 }
 
 int fstree_new(const char *spool_dir, const struct fstree_limits *lim, struct fstree **out,
@@ -191,6 +329,16 @@ int fstree_new(const char *spool_dir, const struct fstree_limits *lim, struct fs
 	t->lim.max_nodes = lim && lim->max_nodes ? lim->max_nodes : FSTREE_DEF_NODES;
 	t->lim.max_bytes = lim && lim->max_bytes ? lim->max_bytes : FSTREE_DEF_BYTES;
 	t->nr_links = 1; /* id 0 means "no group" */
+	t->nbuckets = 1024;
+	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+	if (!t->buckets) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "fstree: out of memory");
+		goto fail;
+	}
+	/* A per-tree seed, so names cannot be chosen to share a bucket. */
+	if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
+		t->seed = (uint64_t)(uintptr_t)t ^ 0x243f6a8885a308d3ULL;
 	t->spool_fd = open(spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (t->spool_fd < 0) {
 		char tmpl[4096];
@@ -222,6 +370,7 @@ int fstree_new(const char *spool_dir, const struct fstree_limits *lim, struct fs
 fail_fd:
 	close(t->spool_fd);
 fail:
+	free(t->buckets);
 	free(t);
 	return rc;
 }
@@ -233,6 +382,7 @@ void fstree_free(struct fstree *t)
 	free_subtree(t, t->root);
 	close(t->spool_fd);
 	free(t->refs);
+	free(t->buckets);
 	free(t);
 }
 
@@ -253,7 +403,7 @@ uint64_t fstree_bytes(const struct fstree *t)
 
 struct fstree_node *fstree_lookup(struct fstree *t, const char *path)
 {
-	struct fstree_node *n = t->root, *prev;
+	struct fstree_node *n = t->root;
 	const char *p = path;
 
 	/* Each step consumes one component. */
@@ -270,7 +420,7 @@ struct fstree_node *fstree_lookup(struct fstree *t, const char *path)
 			continue;
 		if (n->type != TAR_DIR)
 			return NULL;
-		n = find_child(t, n, c, len, &prev);
+		n = find_child(t, n, c, len);
 		if (!n)
 			return NULL;
 	}
@@ -363,7 +513,7 @@ static bool link_escapes(const char *target, uint64_t depth)
 static struct fstree_node *walk_parent(struct fstree *t, const char *path, bool make, const char **leaf,
 				       size_t *leaf_len, int *rc)
 {
-	struct fstree_node *n = t->root, *prev, *c;
+	struct fstree_node *n = t->root, *c;
 	const char *p = path, *last = strrchr(path, '/');
 	uint64_t depth = 0;
 
@@ -383,7 +533,7 @@ static struct fstree_node *walk_parent(struct fstree *t, const char *path, bool 
 		p++;
 		if (++depth > TAR_PATH_MAX)
 			break;
-		c = find_child(t, n, comp, len, &prev);
+		c = find_child(t, n, comp, len);
 		if (c && c->type != TAR_DIR) {
 			set_err(t, "entry '%s': goes through '%.*s', which is %s", path, (int)(comp + len - path),
 				path, c->type == TAR_SYMLINK ? "a symlink" : "not a directory");
@@ -407,7 +557,7 @@ static struct fstree_node *walk_parent(struct fstree *t, const char *path, bool 
 			}
 			c->type = TAR_DIR;
 			c->mode = 0755;
-			insert_child(t, n, prev, c);
+			insert_child(t, n, c);
 		}
 		if (make)
 			c->layer = t->layer;
@@ -421,7 +571,7 @@ static int whiteout(struct fstree *t, const struct tar_entry *e, const char *lea
 {
 	const char *name = leaf + strlen(TAR_WH_PREFIX);
 	size_t nlen = leaf_len - strlen(TAR_WH_PREFIX);
-	struct fstree_node *dir, *victim, *prev;
+	struct fstree_node *dir, *victim;
 	const char *l2;
 	size_t l2len;
 	int rc;
@@ -446,7 +596,7 @@ static int whiteout(struct fstree *t, const struct tar_entry *e, const char *lea
 		prune_lower(t, dir);
 		return 0;
 	}
-	victim = find_child(t, dir, name, nlen, &prev);
+	victim = find_child(t, dir, name, nlen);
 	if (!victim)
 		return 0;
 	if (victim->layer < t->layer) {
@@ -479,7 +629,7 @@ static int link_new(struct fstree *t, uint64_t *id)
 
 static int add_entry(struct fstree *t, const struct tar_entry *e)
 {
-	struct fstree_node *dir, *old, *prev, *n, *target = NULL;
+	struct fstree_node *dir, *old, *n, *target = NULL;
 	const char *leaf;
 	size_t leaf_len;
 	uint64_t depth = 0;
@@ -555,6 +705,11 @@ static int add_entry(struct fstree *t, const struct tar_entry *e)
 				(unsigned long long)e->size, (unsigned long long)t->lim.max_bytes);
 			return -EFBIG;
 		}
+	} else if ((e->type == TAR_CHR || e->type == TAR_BLK) &&
+		   (e->devmajor > 07777777 || e->devminor > 07777777)) {
+		set_err(t, "entry '%s': device number %u:%u too large for tar", e->path, e->devmajor,
+			e->devminor);
+		return -EINVAL;
 	} else if ((unsigned int)e->type > TAR_FIFO) {
 		set_err(t, "entry '%s': unknown type %d", e->path, (int)e->type);
 		return -EINVAL;
@@ -563,7 +718,7 @@ static int add_entry(struct fstree *t, const struct tar_entry *e)
 	dir = walk_parent(t, e->path, true, &leaf, &leaf_len, &rc);
 	if (!dir)
 		return rc;
-	old = find_child(t, dir, leaf, leaf_len, &prev);
+	old = find_child(t, dir, leaf, leaf_len);
 	if (old && old == target)
 		return 0; /* a hard link to itself */
 	if (old && old->type == TAR_DIR && e->type == TAR_DIR) {
@@ -630,11 +785,9 @@ static int add_entry(struct fstree *t, const struct tar_entry *e)
 	if (old) {
 		unlink_child(old);
 		free_subtree(t, old);
-		/* prev may have been old; find the place again */
-		find_child(t, dir, leaf, leaf_len, &prev);
 	}
 	t->nodes++;
-	insert_child(t, dir, prev, n);
+	insert_child(t, dir, n);
 	if (n->type == TAR_REG && !target && n->size) {
 		t->cur = n;
 		t->cur_left = n->size;
@@ -715,6 +868,7 @@ void fstree_layer_begin(struct fstree *t, bool oci)
 {
 	t->layer++;
 	t->oci = oci;
+	t->in_layer = true;
 	t->err[0] = '\0';
 }
 
@@ -735,6 +889,8 @@ int fstree_layer_end(struct fstree *t)
 	t->cur = NULL;
 	t->cur_left = 0;
 	t->oci = false;
+	t->in_layer = false;
+	sort_dirty(t);
 	/* Pre-order walk by the links: child, else next, else climb. */
 	while (n) {
 		n->opaque = false;
@@ -851,6 +1007,7 @@ int fstree_write_tar(struct fstree *t, const struct fstree_node *n,
 	int rc = -ENOMEM;
 
 	t->err[0] = '\0';
+	sort_dirty(t); /* when called inside a layer */
 	o.hdr = malloc(TAR_HDR_MAX);
 	o.buf = malloc(OUT_BUF);
 	o.first = calloc(t->nr_links, sizeof(*o.first));

@@ -33,6 +33,10 @@ struct fstree_node {
 	struct fstree_node *parent; /* NULL for the root */
 	struct fstree_node *child;  /* first child (TAR_DIR) */
 	struct fstree_node *next;   /* next sibling */
+	/* Internal to fstree.c: the previous sibling, the name index's chain,
+	 * children waiting for fstree_layer_end's sort. */
+	struct fstree_node *prev_sib, *hash_next;
+	bool unsorted;
 };
 
 struct fstree_limits {
@@ -93,9 +97,12 @@ uint64_t fstree_bytes(const struct fstree *t);
  * overlayfs upper layer. fstree_layer_end fails with -EPIPE if a file's
  * data is incomplete.
  *
- * Cost: finding a name scans its directory's list (from the last entry
- * placed there, so sorted or reverse-sorted input is linear); one
- * directory with n children in random order costs O(n^2) comparisons.
+ * Cost: names are found through a hash index (seeded per tree); inside
+ * a layer new children are linked unsorted and each directory touched is
+ * sorted once by fstree_layer_end, so child lists are in name order
+ * whenever no layer is open (fstree_write_tar sorts first if one is).
+ * Outside a layer (fstree_add alone) each insertion finds its place by a
+ * scan starting at the previous insertion: linear for sorted input.
  */
 void fstree_layer_begin(struct fstree *t, bool oci);
 int fstree_layer_end(struct fstree *t) __attribute__((warn_unused_result));

@@ -155,6 +155,31 @@ static const char *contents(struct fstree *t, const char *path)
 	return s;
 }
 
+/* Every child list is in strictly increasing name order with consistent links; returns the node count. */
+static uint64_t check_sorted(struct fstree *t)
+{
+	struct fstree_node *n = fstree_root(t);
+	uint64_t count = 0;
+
+	while (n) {
+		count++;
+		for (struct fstree_node *c = n->child; c; c = c->next) {
+			ck_assert_ptr_eq(c->parent, n);
+			if (c->next)
+				ck_assert_msg(strcmp(c->name, c->next->name) < 0, "%s before %s", c->name, c->next->name);
+		}
+		if (n->child) {
+			n = n->child;
+			continue;
+		}
+		while (n && !n->next)
+			n = n->parent;
+		if (n)
+			n = n->next;
+	}
+	return count;
+}
+
 /* ---- tests ---- */
 
 START_TEST(test_basics)
@@ -244,6 +269,7 @@ START_TEST(test_whiteouts)
 	before = fstree_nodes(t);
 	ck_assert_uint_eq(fstree_bytes(t), 3 + 3 + 2 + 1 + 1 + 1 + 1 + 1 + 1);
 	APPLY_OK(t, l2, true);
+	ck_assert_uint_eq(check_sorted(t), fstree_nodes(t));
 	ck_assert_ptr_null(fstree_lookup(t, "a/x"));
 	ck_assert_str_eq(contents(t, "a/y"), "two");
 	ck_assert_str_eq(contents(t, "a/w"), "w");
@@ -519,6 +545,58 @@ START_TEST(test_write_read_back)
 }
 END_TEST
 
+
+/* 20000 names in one directory in a scrambled order: fast, sorted after the layer, each found; a whiteout of half and an opaque directory over the rest. */
+START_TEST(test_big_directory)
+{
+	enum { N = 20000 };
+	struct fstree *t = new_tree(NULL);
+	struct tar_entry e;
+	char msg[512], name[32];
+
+	memset(&e, 0, sizeof(e));
+	fstree_layer_begin(t, true);
+	for (uint32_t i = 0; i < N; i++) {
+		uint32_t k = (i * 7919u) % N; /* 7919 is prime: a permutation */
+
+		e.type = TAR_REG;
+		snprintf(e.path, sizeof(e.path), "big/f%05u", k);
+		ck_assert_int_eq(fstree_add(t, &e, msg, sizeof(msg)), 0);
+	}
+	ck_assert_int_eq(fstree_layer_end(t), 0);
+	ck_assert_uint_eq(check_sorted(t), N + 2);
+	ck_assert_uint_eq(fstree_nodes(t), N + 2);
+	for (uint32_t i = 0; i < N; i += 97) {
+		snprintf(name, sizeof(name), "big/f%05u", i);
+		ck_assert_ptr_nonnull(fstree_lookup(t, name));
+	}
+	fstree_layer_begin(t, true);
+	for (uint32_t i = 0; i < N; i += 2) {
+		snprintf(e.path, sizeof(e.path), "big/.wh.f%05u", (i * 7919u) % N);
+		ck_assert_int_eq(fstree_add(t, &e, msg, sizeof(msg)), 0);
+	}
+	ck_assert_int_eq(fstree_layer_end(t), 0);
+	ck_assert_uint_eq(check_sorted(t), N / 2 + 2);
+	fstree_layer_begin(t, true);
+	snprintf(e.path, sizeof(e.path), "big/z-new");
+	ck_assert_int_eq(fstree_add(t, &e, msg, sizeof(msg)), 0);
+	snprintf(e.path, sizeof(e.path), "big/" TAR_WH_OPAQUE);
+	ck_assert_int_eq(fstree_add(t, &e, msg, sizeof(msg)), 0);
+	snprintf(e.path, sizeof(e.path), "big/a-new");
+	ck_assert_int_eq(fstree_add(t, &e, msg, sizeof(msg)), 0);
+	ck_assert_int_eq(fstree_layer_end(t), 0);
+	ck_assert_uint_eq(check_sorted(t), 4);
+	ck_assert_str_eq(fstree_lookup(t, "big")->child->name, "a-new");
+	/* Outside a layer, fstree_add keeps the order as it goes. */
+	snprintf(e.path, sizeof(e.path), "big/m");
+	ck_assert_int_eq(fstree_add(t, &e, msg, sizeof(msg)), 0);
+	snprintf(e.path, sizeof(e.path), "big/b");
+	ck_assert_int_eq(fstree_add(t, &e, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(check_sorted(t), 6);
+	fstree_free(t);
+}
+END_TEST
+
 static int failing_write(void *ctx, const void *p, size_t n)
 {
 	int *calls = ctx;
@@ -580,6 +658,12 @@ START_TEST(test_limits)
 	e.path[256] = '\0';
 	e.size = 0;
 	ck_assert_int_eq(fstree_add(t, &e, msg, sizeof(msg)), -ENAMETOOLONG);
+	/* A device number tar cannot carry. */
+	e.type = TAR_CHR;
+	e.devmajor = 1u << 22;
+	snprintf(e.path, sizeof(e.path), "dev");
+	ck_assert_int_eq(fstree_add(t, &e, msg, sizeof(msg)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(msg, "device number"));
 	/* A write error stops fstree_write_tar with that error. */
 	ck_assert_int_eq(fstree_write_tar(t, NULL, failing_write, &calls), -ENOSPC);
 	fstree_free(t);
@@ -600,6 +684,7 @@ static Suite *fstree_suite(void)
 	tcase_add_test(tc, test_hardlinks);
 	tcase_add_test(tc, test_write_read_back);
 	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_big_directory);
 	suite_add_tcase(s, tc);
 	return s;
 }
