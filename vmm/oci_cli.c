@@ -36,33 +36,41 @@ static const char *oci_cli_tmpdir(void)
 	return t && t[0] ? t : "/tmp";
 }
 
+/* SOURCE_DATE_EPOCH as the config's RFC 3339 time into created (64 bytes);
+ * *out NULL when unset ("now"). 0, or 1 with a message printed. */
+static int oci_cli_created(char created[64], const char **out)
+{
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	char *end;
+	long long v;
+	time_t tt;
+	struct tm tm;
+
+	*out = NULL;
+	if (!sde || !sde[0])
+		return 0;
+	errno = 0;
+	v = strtoll(sde, &end, 10);
+	if (errno || *end || v < 0) {
+		fprintf(stderr, "minivm image: SOURCE_DATE_EPOCH '%s' is not a number of seconds\n", sde);
+		return 1;
+	}
+	tt = (time_t)v;
+	if (!gmtime_r(&tt, &tm) || !strftime(created, 64, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+		fprintf(stderr, "minivm image: SOURCE_DATE_EPOCH '%s' is out of range\n", sde);
+		return 1;
+	}
+	*out = created;
+	return 0;
+}
+
 static int oci_cli_export(const char *img, const char *dest)
 {
 	struct oci_save_req req = { .dest = dest, .base_ext4 = img, .layer_fd = -1 };
 	char err[1024], created[64];
-	const char *sde = getenv("SOURCE_DATE_EPOCH");
 
-	if (sde && sde[0]) {
-		char *end;
-		long long v;
-		time_t tt;
-		struct tm tm;
-
-		errno = 0;
-		v = strtoll(sde, &end, 10);
-		if (errno || *end || v < 0) {
-			fprintf(stderr, "minivm image: SOURCE_DATE_EPOCH '%s' is not a number of seconds\n",
-				sde);
-			return 1;
-		}
-		tt = (time_t)v;
-		if (!gmtime_r(&tt, &tm) ||
-		    !strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm)) {
-			fprintf(stderr, "minivm image: SOURCE_DATE_EPOCH '%s' is out of range\n", sde);
-			return 1;
-		}
-		req.created = created;
-	}
+	if (oci_cli_created(created, &req.created))
+		return 1;
 	req.tmpdir = oci_cli_tmpdir();
 	if (oci_save(&req, err, sizeof(err)) != 0) {
 		fprintf(stderr, "minivm image export: %s\n", err);
@@ -102,9 +110,11 @@ static int oci_cli_append(const char *refs, const char *layer, const char *dest)
 {
 	struct oci_save_req req = { .dest = dest, .layer_fd = -1, .created_by = "minivm image append" };
 	struct oci_ref ref;
-	char err[1024];
+	char err[1024], created[64];
 	int rc = 1;
 
+	if (oci_cli_created(created, &req.created))
+		return 1;
 	req.tmpdir = oci_cli_tmpdir();
 	req.layer_fd = open(layer, O_RDONLY | O_CLOEXEC);
 	if (req.layer_fd < 0) {

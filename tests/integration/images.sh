@@ -22,6 +22,50 @@ check "image export: rootfs.img as oci:base:v1 (exit $?)" [ -f "$IM/base/index.j
 skopeo inspect "oci:$IM/base:v1" >"$T/imexp.inspect" 2>&1
 check "image export: skopeo inspect accepts it (exit $?)" grep -q '"Layers"' "$T/imexp.inspect"
 
+# No VM: skopeo and umoci against `minivm image` (tests/integration/oci_tools.sh).
+while IFS= read -r line; do
+	case $line in
+	PASS\ *) ok "oci tools: ${line#PASS }" ;;
+	FAIL\ *) bad "oci tools: ${line#FAIL }" ;;
+	esac
+done < <(tests/integration/oci_tools.sh "$B" 2>&1)
+
+# No VM: --save's atomicity. `minivm image append` is --save's writer
+# (oci_save) fed a layer from a file; kill -9 it at 12 moments spread over
+# its run: each time the destination is the old image or the whole new one.
+mkdir -p "$IM/layer/big"
+head -c 8388608 /dev/urandom >"$IM/layer/big/blob.bin"
+tar -C "$IM/layer" -cf "$IM/layer.tar" big
+"$MINIVM" image export "$B/rootfs.img" "oci:$IM/atomic:v1" >/dev/null 2>&1
+export SOURCE_DATE_EPOCH=1700000000 # the same layer and time: the same digest
+old=$("$MINIVM" image inspect "oci:$IM/atomic:v1" 2>/dev/null | awk '$1 == "digest" { print $2 }')
+start=$(date +%s%N)
+"$MINIVM" image append "oci:$IM/base:v1" "$IM/layer.tar" "oci:$IM/atomic-ref:v1" >/dev/null 2>&1
+full_ms=$((($(date +%s%N) - start) / 1000000))
+new=$("$MINIVM" image inspect "oci:$IM/atomic-ref:v1" 2>/dev/null | awk '$1 == "digest" { print $2 }')
+seen_old=0 seen_new=0 torn=0
+for i in $(seq 1 12); do
+	"$MINIVM" image append "oci:$IM/base:v1" "$IM/layer.tar" "oci:$IM/atomic:v1" >/dev/null 2>&1 &
+	pid=$!
+	sleep "$(awk -v i="$i" -v ms="$full_ms" 'BEGIN { printf "%.3f", i * ms / 12 / 1000 * 1.1 }')"
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	now=$("$MINIVM" image inspect "oci:$IM/atomic:v1" 2>/dev/null | awk '$1 == "digest" { print $2 }')
+	if [ -n "$now" ] && [ "$now" = "$old" ]; then
+		seen_old=$((seen_old + 1))
+	elif [ -n "$now" ] && [ "$now" = "$new" ]; then
+		seen_new=$((seen_new + 1))
+		# Start over from the old image for the next kill.
+		rm -rf "$IM/atomic" && "$MINIVM" image export "$B/rootfs.img" "oci:$IM/atomic:v1" >/dev/null 2>&1
+	else
+		torn=$((torn + 1))
+	fi
+done
+check "--save atomicity: 12 kill -9s over a ${full_ms} ms save, the destination always whole ($seen_old old, $seen_new new, $torn torn)" \
+	[ "$torn" = 0 ] && [ -n "$old" ] && [ -n "$new" ] && [ "$old" != "$new" ]
+check "--save atomicity: the kills landed both before and after the switch" [ "$seen_old" -gt 0 ] && [ "$seen_new" -gt 0 ]
+unset SOURCE_DATE_EPOCH
+
 # Bad images: refused before any boot, each with its own message naming the blob.
 layer_of() { # DIR: the first layer's digest hex
 	python3 -c 'import json,sys; d=sys.argv[1]; i=json.load(open(d+"/index.json")); m=i["manifests"][0]["digest"].split(":")[1]; print(json.load(open(d+"/blobs/sha256/"+m))["layers"][0]["digest"].split(":")[1])' "$1"
