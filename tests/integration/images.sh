@@ -36,8 +36,8 @@ done < <(tests/integration/oci_tools.sh "$B" 2>&1)
 mkdir -p "$IM/layer/big"
 head -c 8388608 /dev/urandom >"$IM/layer/big/blob.bin"
 tar -C "$IM/layer" -cf "$IM/layer.tar" big
+export SOURCE_DATE_EPOCH=1700000000 # the same inputs and time: the same digests
 "$MINIVM" image export "$B/rootfs.img" "oci:$IM/atomic:v1" >/dev/null 2>&1
-export SOURCE_DATE_EPOCH=1700000000 # the same layer and time: the same digest
 old=$("$MINIVM" image inspect "oci:$IM/atomic:v1" 2>/dev/null | awk '$1 == "digest" { print $2 }')
 start=$(date +%s%N)
 "$MINIVM" image append "oci:$IM/base:v1" "$IM/layer.tar" "oci:$IM/atomic-ref:v1" >/dev/null 2>&1
