@@ -367,6 +367,15 @@ static void runc_child_stdio(int slave)
 	if (slave < 0)
 		return;
 	(void)ioctl(slave, TIOCSCTTY, 0);
+	/* The guest's pty does the line discipline; this one only carries bytes. */
+	{
+		struct termios t;
+
+		if (tcgetattr(slave, &t) == 0) {
+			cfmakeraw(&t);
+			(void)tcsetattr(slave, TCSANOW, &t);
+		}
+	}
 	(void)dup2(slave, 0);
 	(void)dup2(slave, 1);
 	(void)dup2(slave, 2);
@@ -872,6 +881,11 @@ static int runc_delete(struct runc_ctx *c)
 	struct timespec t0, now;
 	int r;
 
+	if (c->a.force && access(c->statedir, F_OK) != 0 && errno == ENOENT) {
+		/* As runc: deleting what is already gone is done (the shim's cleanup does it). */
+		runc_log(c, "debug", "delete --force: container \"%s\" does not exist", c->a.id);
+		return 0;
+	}
 	r = runc_load(c, &st);
 	if (r == -ENOENT && access(c->statedir, F_OK) != 0)
 		return r; /* logged: does not exist */
@@ -912,6 +926,8 @@ static int runc_delete(struct runc_ctx *c)
 		char cg[128];
 
 		snprintf(cg, sizeof(cg), "/sys/fs/cgroup/minivm/vm-%d", (int)pids[i]);
+		(void)rmdir(cg);
+		snprintf(cg, sizeof(cg), "/sys/fs/cgroup/unified/minivm/vm-%d", (int)pids[i]);
 		(void)rmdir(cg);
 	}
 	if (r == 0 && st.rundir[0] && strcmp(st.rundir, c->statedir) != 0 && oci_rm_rf(st.rundir))
