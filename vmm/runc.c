@@ -604,7 +604,7 @@ static int runc_create(struct runc_ctx *c)
 	}
 	runc_time(st.created, sizeof(st.created), true);
 	if (strlen(c->statedir) <= RUNC_RUNDIR_MAX) {
-		snprintf(st.rundir, sizeof(st.rundir), "%s", c->statedir);
+		memcpy(st.rundir, c->statedir, strlen(c->statedir) + 1); /* <= RUNC_RUNDIR_MAX */
 	} else {
 		uint8_t d[SHA256_DIGEST_SIZE];
 		char hex[SHA256_HEX_SIZE];
