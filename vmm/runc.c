@@ -429,7 +429,8 @@ static int runc_front_argv(struct runc_ctx *c, const struct runc_spec *s, const 
 		runc_log(c, "error", "%s", msg);
 		return r;
 	}
-	runc_argv_add(av, "minivm");
+	runc_argv_add(av, "minivm-runc");
+	runc_argv_add(av, "_init");
 	runc_argv_add(av, "--kernel");
 	runc_argv_add(av, kernel);
 	runc_argv_add(av, "--rootfs");
@@ -472,8 +473,11 @@ static int runc_front_argv(struct runc_ctx *c, const struct runc_spec *s, const 
 
 /*
  * The container's init, in the forked child: waits on start.fifo (opening
- * it for writing blocks until `start` opens it for reading), then becomes
- * the minivm front. Never returns.
+ * it for writing blocks until `start` opens it for reading), then execs
+ * `minivm-runc _init` (runc_front_main: the minivm front that forwards
+ * signals to the workload). Exec'd rather than called: a clean process
+ * whose command line names the container's image (delete looks for it).
+ * Never returns.
  */
 static void runc_init(const char *fifo, const char *rundir, int slave, char *const argv[])
 {
@@ -496,7 +500,7 @@ static void runc_init(const char *fifo, const char *rundir, int slave, char *con
 	unsetenv("XDG_RUNTIME_DIR");
 	setenv("TMPDIR", rundir, 1);
 	execv("/proc/self/exe", argv);
-	dprintf(2, "minivm-runc: init: exec of the minivm front: %s\n", strerror(errno));
+	dprintf(2, "minivm-runc: init: exec of the front: %s\n", strerror(errno));
 	_exit(125);
 }
 
@@ -1152,6 +1156,8 @@ int runc_main(int argc, char **argv)
 		argc--;
 		argv++;
 	}
+	if (argc >= 2 && strcmp(argv[1], "_init") == 0)
+		return runc_front_main(argc - 1, argv + 1);
 	memset(&c, 0, sizeof(c));
 	c.log_fd = -1;
 	r = runc_args_parse(argc, argv, &c.a, err, sizeof(err));

@@ -222,6 +222,19 @@ void runc_state_free(struct runc_state *st);
  */
 int runc_main(int argc, char **argv);
 
+/*
+ * The container's init once started (`minivm-runc _init MINIVM-OPTIONS -- ARGS`,
+ * exec'd by the process create forked): boots the VM as the minivm front
+ * does with the same options (cli_parse; --agent/-- and --vsock needed),
+ * runs the command through the agent, and forwards every catchable signal
+ * it receives to the command in the guest (SIGWINCH as the terminal's
+ * size); a SIGTERM, SIGINT, SIGHUP or SIGQUIT before the command started
+ * stops the VM instead. Returns the command's status (128+N for signal N),
+ * or 125 (minivm failed) / 123 (the guest died). One per process: it
+ * installs signal handlers.
+ */
+int runc_front_main(int argc, char **argv);
+
 /* Whether argv selects the runtime: argv[0]'s basename is "minivm-runc", or argv[1] is "runc" (then runc_main gets argv + 1). */
 bool runc_selected(int argc, char *const argv[]);
 
