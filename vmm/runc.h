@@ -91,7 +91,8 @@ extern const char runc_usage[];
  * type and destination; binds are checked against the host when the root
  * is built). */
 enum runc_mount_kind {
-	RUNC_MOUNT_GUEST = 0, /* a kernel file system the guest mounts itself (proc, sysfs, devpts, ...) */
+	RUNC_MOUNT_GUEST = 0, /* a kernel file system the guest mounts itself (proc, sysfs, devpts, ...),
+			       * or a bind under /dev, /proc or /sys (ignored: the guest's own are there) */
 	RUNC_MOUNT_DIR,       /* tmpfs elsewhere: a directory in the image, writable through the overlay */
 	RUNC_MOUNT_BIND,      /* a bind: copied into the image when create runs (see runc_rootfs_build) */
 };

@@ -564,7 +564,7 @@ int runc_rootfs_build(const struct runc_spec *s, const char *rootfs_dir, const c
 	for (unsigned int i = 0; i < s->nmounts && !r; i++) {
 		if (s->mounts[i].kind == RUNC_MOUNT_BIND)
 			r = runc_add_bind(&w, &s->mounts[i]);
-		else
+		else if (!s->mounts[i].bind) /* an ignored bind (under /dev) gets nothing */
 			r = runc_add_dir(&w, s->mounts[i].destination, 0755);
 	}
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && !r; i++)

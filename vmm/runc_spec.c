@@ -198,6 +198,14 @@ static int runc_parse_mount(struct runc_spec *s, const struct json_node *m, unsi
 			return runc_spec_err(err, errlen, -EINVAL, "config.json: mounts[%u]: a bind mount "
 								   "of '%s' needs an absolute source", i,
 					     out->destination);
+		if (!strncmp(out->destination, "/dev/", 5) || !strncmp(out->destination, "/proc/", 6) ||
+		    !strncmp(out->destination, "/sys/", 5)) {
+			/* e.g. Kubernetes' /dev/termination-log: under the guest's own mounts */
+			out->kind = RUNC_MOUNT_GUEST;
+			runc_note(s, "bind at %s ignored: the guest mounts its own %.4s", out->destination,
+				  out->destination);
+			return 0;
+		}
 		out->kind = RUNC_MOUNT_BIND;
 		return 0;
 	}

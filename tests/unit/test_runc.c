@@ -256,7 +256,8 @@ static const char good_spec[] =
 	"{\"destination\":\"/sys/fs/cgroup\",\"type\":\"cgroup\",\"source\":\"cgroup\"},"
 	"{\"destination\":\"/cache\",\"type\":\"tmpfs\",\"source\":\"tmpfs\"},"
 	"{\"destination\":\"/etc/hosts\",\"type\":\"bind\",\"source\":\"/etc/hosts\",\"options\":[\"rbind\"]},"
-	"{\"destination\":\"/data\",\"source\":\"/srv\",\"options\":[\"rbind\",\"ro\"]}],"
+	"{\"destination\":\"/data\",\"source\":\"/srv\",\"options\":[\"rbind\",\"ro\"]},"
+	"{\"destination\":\"/dev/termination-log\",\"type\":\"bind\",\"source\":\"/x\"}],"
 	"\"linux\":{\"resources\":{\"memory\":{\"limit\":100000000},\"cpu\":{\"quota\":150000,"
 	"\"period\":100000}},\"namespaces\":[{\"type\":\"pid\"}]},"
 	"\"annotations\":{\"minivm.vcpus\":\"2\",\"x\":\"y\"}}";
@@ -276,7 +277,9 @@ START_TEST(spec_good)
 	ck_assert_str_eq(S.root_path, "rootfs");
 	ck_assert(S.root_readonly);
 	ck_assert_str_eq(S.hostname, "h");
-	ck_assert_uint_eq(S.nmounts, 10);
+	ck_assert_uint_eq(S.nmounts, 11);
+	ck_assert_int_eq(S.mounts[10].kind, RUNC_MOUNT_GUEST);
+	ck_assert_msg(strstr(S.notes, "bind at /dev/termination-log ignored"), "%s", S.notes);
 	ck_assert_int_eq(S.mounts[0].kind, RUNC_MOUNT_GUEST);
 	ck_assert_int_eq(S.mounts[3].kind, RUNC_MOUNT_GUEST);
 	ck_assert_int_eq(S.mounts[6].kind, RUNC_MOUNT_GUEST);
