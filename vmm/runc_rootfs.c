@@ -47,7 +47,6 @@ struct runc_walk {
 	struct runc_link *links;
 	size_t nlinks, caplinks;
 	char *buf;                  /* copy buffer */
-	const char *host_root;      /* for messages */
 	char *err;
 	size_t errlen;
 };
@@ -527,7 +526,7 @@ int runc_rootfs_build(const struct runc_spec *s, const char *rootfs_dir, const c
 		      const char *spool_dir, const char *image, char *err, size_t errlen)
 {
 	static const char *const dirs[] = { "/dev", "/proc", "/sys", "/run", "/tmp", "/mnt" };
-	struct runc_walk w = { .err = err, .errlen = errlen, .host_root = rootfs_dir };
+	struct runc_walk w = { .err = err, .errlen = errlen };
 	struct ext4img_opts o;
 	struct stat st;
 	int fd = -1, r;
