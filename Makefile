@@ -43,7 +43,7 @@ all: minivm kernel rootfs
 deps:
 	@./.ci/deps.sh
 
-minivm: $(BUILD)/minivm $(BUILD)/libminivm.a $(BUILD)/agentctl
+minivm: $(BUILD)/minivm $(BUILD)/minivm-runc $(BUILD)/libminivm.a $(BUILD)/agentctl
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -61,6 +61,10 @@ $(BUILD)/libminivm.a: $(LIB_OBJS)
 
 $(BUILD)/minivm: $(BUILD)/obj/vmm/main.o $(BUILD)/libminivm.a
 	$(CC) $(CFLAGS) -pthread -o $@ $^ $(LDLIBS)
+
+# The OCI runtime containerd's runc shim calls: minivm selected by its name (vmm/runc.c).
+$(BUILD)/minivm-runc: $(BUILD)/minivm
+	ln -sf minivm $@
 
 # A client of the agent of a running VM (tests, scripts): exec, put, get, shutdown.
 $(BUILD)/agentctl: $(BUILD)/obj/tests/integration/agentctl.o $(BUILD)/libminivm.a

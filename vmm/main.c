@@ -19,6 +19,7 @@
 #include "vmm/oci.h"
 #include "vmm/vmm_proc.h"
 #include "vmm/rootfs_verify.h"
+#include "vmm/runc.h"
 #include "vmm/front_files.h"
 #include "vmm/scratch.h"
 
@@ -575,6 +576,8 @@ int main(int argc, char **argv)
 	static struct cli cli; /* large (path buffers): not on the stack */
 	char err[512];
 
+	if (runc_selected(argc, argv)) /* minivm-runc / "minivm runc": the OCI runtime (vmm/runc.c) */
+		return runc_main(argc, argv);
 	/* "minivm rootfs verify IMAGE SBOM": a subcommand, not a VM (rootfs/README.md). */
 	if (argc >= 2 && strcmp(argv[1], "rootfs") == 0)
 		return rootfs_verify_main(argc - 2, argv + 2);
