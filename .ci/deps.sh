@@ -8,7 +8,7 @@ pkgs=(
 	liburing-dev libfdt-dev libcap-ng-dev zlib1g-dev libseccomp-dev check
 	linux-source-6.1 bison flex libelf-dev libssl-dev bc lz4 xz-utils cpio
 	busybox-static e2fsprogs musl-tools libext2fs-dev
-	socat tcpdump iproute2 git skopeo umoci
+	socat tcpdump iproute2 git skopeo umoci containerd python3-jsonschema
 	qemu-system-x86 gnuplot-nox linux-perf
 )
 

@@ -602,6 +602,19 @@ check "python boot: no run directory left" [ -z "$(ls -A "$T/run8")" ]
 # 10: images in and out, the workspace (issue 9).
 . "$(dirname "$0")/images.sh"
 
+# 11: minivm-runc under containerd's own runc shim (issue 12): its own
+# containerd, started and stopped by the script (a process of its own: it
+# has its own EXIT trap).
+"$(dirname "$0")/containerd.sh" "$B" >"$T/containerd.log" 2>&1
+e=$?
+while IFS= read -r line; do
+	case $line in
+	PASS*) ok "containerd: $(echo "${line#PASS}" | sed 's/^[: ]*//')" ;;
+	FAIL*) bad "containerd: $(echo "${line#FAIL}" | sed 's/^[: ]*//')" ;;
+	esac
+done <"$T/containerd.log"
+check "containerd.sh exits 0 (got $e)" [ "$e" = 0 ]
+
 # 9: the network (issue 8): its own namespace, TAP and peers.
 . "$(dirname "$0")/net.sh"
 
