@@ -228,6 +228,9 @@ static int api_body_parse(struct api_body *b, const char *body, size_t len, bool
 	b->root = json_root(b->doc);
 	if (b->root->type != JSON_OBJECT) {
 		api_err(b->resp, 400, "the body must be a JSON object");
+		json_free(b->doc);
+		b->doc = NULL;
+		b->root = NULL;
 		return -EINVAL;
 	}
 	return 0;
@@ -823,23 +826,28 @@ static int api_stream_start(struct api_conn *c)
 	return 0;
 }
 
-/* Sends one NDJSON line (with its newline) on a stream, starting it first. */
+/* Sends one NDJSON line (with its newline) on a stream, starting it
+ * first; a chunk goes out in one write. */
 static int api_stream_line(struct api_conn *c, const char *line, size_t len)
 {
-	char head[32];
+	char *chunk;
 	int n, r;
 
 	if (api_stream_start(c) || c->broken)
 		return -EPIPE;
 	if (c->chunked) {
-		n = http_format_chunk_head(head, sizeof(head), len);
-		if (n < 0)
+		chunk = malloc(len + 24);
+		if (!chunk)
+			return -ENOMEM;
+		n = http_format_chunk_head(chunk, 20, len);
+		if (n < 0) {
+			free(chunk);
 			return n;
-		r = api_write_all(c->fd, head, (size_t)n);
-		if (!r)
-			r = api_write_all(c->fd, line, len);
-		if (!r)
-			r = api_write_all(c->fd, "\r\n", 2);
+		}
+		memcpy(chunk + n, line, len);
+		memcpy(chunk + (size_t)n + len, "\r\n", 2);
+		r = api_write_all(c->fd, chunk, (size_t)n + len + 2);
+		free(chunk);
 	} else {
 		r = api_write_all(c->fd, line, len);
 	}
@@ -1886,7 +1894,7 @@ static int api_wait_readable(struct api *api, int fd, int timeout_ms)
 int api_serve_fd(struct api *api, int fd)
 {
 	char *buf = malloc(HTTP_MAX_REQUEST);
-	struct http_request *req = malloc(sizeof(*req));
+	struct http_request *req = calloc(1, sizeof(*req)); /* read before the first parse */
 	size_t have = 0;
 	bool sent_continue = false;
 	int ret = 0;
