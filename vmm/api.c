@@ -139,7 +139,8 @@ static const char *api_outcome_name(enum minivm_outcome o)
 /* How a streamed response reaches the client. */
 struct api_conn {
 	int fd;
-	bool chunked;    /* serve mode: HTTP chunked framing; else raw lines */
+	bool http;       /* serve mode: an HTTP head first; else raw lines */
+	bool chunked;    /* HTTP/1.1: chunked framing; else the close ends it */
 	bool follow;     /* GET /events waits for more (serve mode) */
 	bool started;    /* the stream's head went out */
 	bool broken;     /* a write failed: the client is gone */
@@ -816,9 +817,9 @@ static int api_stream_start(struct api_conn *c)
 	if (c->started)
 		return c->broken ? -EPIPE : 0;
 	c->started = true;
-	if (!c->chunked)
+	if (!c->http)
 		return 0;
-	n = http_format_stream_head(head, sizeof(head), "application/x-ndjson");
+	n = http_format_stream_head(head, sizeof(head), "application/x-ndjson", c->chunked);
 	if (n < 0 || api_write_all(c->fd, head, (size_t)n)) {
 		c->broken = true;
 		return -EPIPE;
@@ -1905,7 +1906,7 @@ int api_serve_fd(struct api *api, int fd)
 	}
 	for (;;) {
 		enum http_result pr = have ? http_parse(buf, have, req) : HTTP_NEED_MORE;
-		struct api_conn conn = { .fd = fd, .chunked = true, .follow = true };
+		struct api_conn conn = { .fd = fd, .http = true, .follow = true };
 		struct api_resp resp = { .status = 500 };
 		char ctype[128] = "", *body = NULL;
 		size_t body_len = 0;
@@ -1963,6 +1964,7 @@ int api_serve_fd(struct api *api, int fd)
 		}
 		/* A whole request. */
 		sent_continue = false;
+		conn.chunked = req->minor == 1;
 		if (req->content_type)
 			snprintf(ctype, sizeof(ctype), "%.*s", (int)(req->content_type_len > 120 ? 120 : req->content_type_len),
 				 req->content_type);

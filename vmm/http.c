@@ -362,12 +362,10 @@ int http_format_head(char *out, size_t cap, int status, const char *ctype, size_
 	return n;
 }
 
-int http_format_stream_head(char *out, size_t cap, const char *ctype)
+int http_format_stream_head(char *out, size_t cap, const char *ctype, bool chunked)
 {
-	int n = snprintf(out, cap,
-			 "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n"
-			 "Connection: close\r\n\r\n",
-			 ctype);
+	int n = snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%sConnection: close\r\n\r\n",
+			 ctype, chunked ? "Transfer-Encoding: chunked\r\n" : "");
 
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;

@@ -102,12 +102,15 @@ int http_format_head(char *out, size_t cap, int status, const char *ctype, size_
 
 /*
  * The head of a streamed response: status 200, the given Content-Type
- * (application/x-ndjson for the control socket's streams),
- * "Transfer-Encoding: chunked" and "Connection: close" (a stream ends its
- * connection). Each piece then goes out as a chunk (http_format_chunk_head,
- * the bytes, "\r\n") and the stream ends with HTTP_CHUNK_END.
+ * (application/x-ndjson for the control socket's streams), "Connection:
+ * close" (a stream ends its connection) and, when chunked (HTTP/1.1
+ * clients), "Transfer-Encoding: chunked": each piece then goes out as a
+ * chunk (http_format_chunk_head, the bytes, "\r\n") and the stream ends
+ * with HTTP_CHUNK_END. Unchunked (HTTP/1.0), the body ends when the
+ * connection closes.
  */
-int http_format_stream_head(char *out, size_t cap, const char *ctype) __attribute__((warn_unused_result));
+int http_format_stream_head(char *out, size_t cap, const char *ctype, bool chunked)
+	__attribute__((warn_unused_result));
 
 /* "<len in hex>\r\n" into out; returns its length, or -ENOSPC. len > 0. */
 int http_format_chunk_head(char *out, size_t cap, size_t len) __attribute__((warn_unused_result));

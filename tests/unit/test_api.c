@@ -252,6 +252,11 @@ static bool parse_response(const char **p, const char *end, struct resp *r)
 			ck_assert(s[0] == '\r' && s[1] == '\n');
 			s += 2;
 		}
+	} else if (r->status == 200 && !has_len) {
+		/* HTTP/1.0 stream: to the end. */
+		memcpy(r->body, s, (size_t)(end - s));
+		r->len = (size_t)(end - s);
+		s = end;
 	} else if (r->status != 100) {
 		ck_assert(r->status == 204 || has_len);
 		ck_assert(s + clen <= end);
@@ -801,6 +806,12 @@ START_TEST(test_events_lost)
 	ck_assert_ptr_nonnull(strstr(r.body, "\"dst\":\"93.184.216.34\",\"port\":443,\"proto\":\"tcp\",\"reason\":\"not_allowed\""));
 	ck_assert_ptr_nonnull(strstr(r.body, "\"message\":\"virtio-blk: bad descriptor \\\"x\\\"\\n\xef\xbf\xbd\""));
 	ck_assert_ptr_nonnull(strstr(r.body, "\"outcome\":\"guest_crashed\""));
+	resp_free(&r);
+	/* HTTP/1.0: no chunks, the close ends the stream. */
+	ck_assert_int_eq(raw_one(api, "GET /events HTTP/1.0\r\n\r\n", &r, "GET", "/events"), 200);
+	ck_assert(!r.chunked);
+	ck_assert(r.close);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"outcome\":\"guest_crashed\",\"status\":0}\n"));
 	resp_free(&r);
 	api_destroy(api);
 }

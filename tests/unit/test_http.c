@@ -248,9 +248,11 @@ START_TEST(test_writers)
 	n = http_format_head(out, sizeof(out), 204, NULL, 0, true, NULL);
 	ck_assert_str_eq(out, "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n");
 	ck_assert_int_eq(http_format_head(out, 10, 200, NULL, 0, true, NULL), -ENOSPC);
-	n = http_format_stream_head(out, sizeof(out), "application/x-ndjson");
+	n = http_format_stream_head(out, sizeof(out), "application/x-ndjson", true);
 	ck_assert_int_gt(n, 0);
 	ck_assert_ptr_nonnull(strstr(out, "Transfer-Encoding: chunked\r\n"));
+	n = http_format_stream_head(out, sizeof(out), "application/x-ndjson", false);
+	ck_assert_str_eq(out, "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n");
 	n = http_format_chunk_head(out, sizeof(out), 300);
 	ck_assert_int_eq(n, 5);
 	ck_assert_str_eq(out, "12c\r\n");
