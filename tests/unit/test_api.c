@@ -999,6 +999,72 @@ START_TEST(test_listen)
 }
 END_TEST
 
+/* A real client: the standard-library Python example over api_listen's
+ * socket, one thread per connection as the front would run it. */
+struct acceptor {
+	struct api *api;
+	int lfd;
+	pthread_t threads[64];
+	struct server_arg args[64];
+	int n;
+};
+
+static void *accept_thread(void *arg)
+{
+	struct acceptor *a = arg;
+
+	for (;;) {
+		int c = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (c < 0)
+			break; /* the test shut the socket down */
+		if (a->n == 64) {
+			close(c);
+			continue;
+		}
+		a->args[a->n].api = a->api;
+		a->args[a->n].fd = c;
+		ck_assert_int_eq(pthread_create(&a->threads[a->n], NULL, serve_thread, &a->args[a->n]), 0);
+		a->n++;
+	}
+	return NULL;
+}
+
+START_TEST(test_python_client)
+{
+	char dir[] = "/tmp/minivm-api-py.XXXXXX";
+	char path[128], cmd[512];
+	struct fake f;
+	struct api *api = new_api(&f);
+	struct acceptor *a = calloc(1, sizeof(*a));
+	pthread_t t;
+
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/api.sock", dir);
+	ck_assert_int_eq(api_listen(path, &a->lfd), 0);
+	a->api = api;
+	ck_assert_int_eq(pthread_create(&t, NULL, accept_thread, a), 0);
+	snprintf(cmd, sizeof(cmd), "python3 tests/integration/api_client.py %s --kernel /k/vmlinux --rootfs /r.img --stop",
+		 path);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(shutdown(a->lfd, SHUT_RDWR), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	for (int i = 0; i < a->n; i++) {
+		ck_assert_int_eq(pthread_join(a->threads[i], NULL), 0);
+		ck_assert_int_eq(a->args[i].ret, 0);
+		close(a->args[i].fd);
+	}
+	ck_assert_int_eq(f.exec_calls, 3);
+	ck_assert_int_eq(f.stop_calls, 1);
+	close(a->lfd);
+	unlink(path);
+	rmdir(dir);
+	free(a);
+	api_destroy(api);
+}
+END_TEST
+
 /* Last: every recorded exchange against the OpenAPI document. */
 START_TEST(test_openapi)
 {
@@ -1040,6 +1106,7 @@ int main(void)
 	tcase_add_test(tc, test_shutdown);
 	tcase_add_test(tc, test_handle);
 	tcase_add_test(tc, test_listen);
+	tcase_add_test(tc, test_python_client);
 	tcase_set_timeout(doc, 60);
 	tcase_add_test(doc, test_openapi);
 	suite_add_tcase(s, tc);
