@@ -1065,6 +1065,88 @@ START_TEST(test_python_client)
 }
 END_TEST
 
+/* The JSON writer: escapes, invalid UTF-8, base64 vectors, misuse, limits. */
+static char *jw_text(struct jsonw *w)
+{
+	char *s;
+	size_t n;
+
+	ck_assert_int_eq(jsonw_finish(w, &s, &n), 0);
+	ck_assert_uint_eq(strlen(s), n);
+	return s;
+}
+
+START_TEST(test_jsonw)
+{
+	static const struct {
+		const char *in, *b64;
+	} rfc4648[] = {
+		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+	};
+	/* Escapes, UTF-8 kept, and bytes that are not UTF-8 (0xff, a
+	 * surrogate, past U+10FFFF) replaced one by one. */
+	static const char mixed[] = "x\n\t\x01\\\"\xc3\xa9\xff\xe2\x82\xac\xed\xa0\x80\xf4\x90\x80\x80z";
+	struct jsonw w;
+	char *s, *t;
+	size_t n;
+
+	jsonw_init(&w, 0);
+	jsonw_obj_begin(&w);
+	jsonw_key(&w, "a\"b");
+	jsonw_strn(&w, mixed, sizeof(mixed) - 1);
+	jsonw_key(&w, "n");
+	jsonw_i64(&w, -5);
+	jsonw_key(&w, "u");
+	jsonw_u64(&w, UINT64_MAX);
+	jsonw_key(&w, "l");
+	jsonw_arr_begin(&w);
+	jsonw_bool(&w, true);
+	jsonw_bool(&w, false);
+	jsonw_null(&w);
+	jsonw_raw(&w, "{}", 2);
+	jsonw_arr_end(&w);
+	jsonw_obj_end(&w);
+	s = jw_text(&w);
+	ck_assert_str_eq(s, "{\"a\\\"b\":\"x\\n\\t\\u0001\\\\\\\"\xc3\xa9\xef\xbf\xbd\xe2\x82\xac"
+			    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\","
+			    "\"n\":-5,\"u\":18446744073709551615,\"l\":[true,false,null,{}]}");
+	free(s);
+	for (size_t i = 0; i < sizeof(rfc4648) / sizeof(rfc4648[0]); i++) {
+		jsonw_init(&w, 0);
+		jsonw_arr_begin(&w);
+		jsonw_base64(&w, rfc4648[i].in, strlen(rfc4648[i].in));
+		jsonw_arr_end(&w);
+		s = jw_text(&w);
+		ck_assert_int_ge(asprintf(&t, "[\"%s\"]", rfc4648[i].b64), 0);
+		ck_assert_str_eq(s, t);
+		free(s);
+		free(t);
+	}
+	/* Misuse and limits stick as errors. */
+	jsonw_init(&w, 0);
+	jsonw_obj_begin(&w);
+	ck_assert_int_eq(jsonw_finish(&w, &s, &n), -EINVAL); /* unclosed */
+	jsonw_init(&w, 0);
+	jsonw_key(&w, "k"); /* a key outside an object */
+	ck_assert_int_eq(jsonw_finish(&w, &s, &n), -EINVAL);
+	jsonw_init(&w, 0);
+	jsonw_arr_end(&w);
+	ck_assert_int_eq(jsonw_finish(&w, &s, &n), -EINVAL);
+	jsonw_init(&w, 0);
+	for (int i = 0; i < JSONW_DEPTH + 1; i++)
+		jsonw_arr_begin(&w);
+	ck_assert_int_eq(jsonw_finish(&w, &s, &n), -E2BIG);
+	jsonw_init(&w, 16);
+	jsonw_arr_begin(&w);
+	jsonw_str(&w, "more than sixteen bytes");
+	jsonw_arr_end(&w);
+	ck_assert_int_eq(jsonw_finish(&w, &s, &n), -E2BIG);
+	jsonw_init(&w, 0);
+	ck_assert_int_eq(jsonw_finish(&w, &s, &n), -EINVAL); /* nothing written */
+}
+END_TEST
+
 /* Last: every recorded exchange against the OpenAPI document. */
 START_TEST(test_openapi)
 {
@@ -1107,6 +1189,7 @@ int main(void)
 	tcase_add_test(tc, test_handle);
 	tcase_add_test(tc, test_listen);
 	tcase_add_test(tc, test_python_client);
+	tcase_add_test(tc, test_jsonw);
 	tcase_set_timeout(doc, 60);
 	tcase_add_test(doc, test_openapi);
 	suite_add_tcase(s, tc);
