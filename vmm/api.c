@@ -1357,6 +1357,11 @@ static void api_h_events(struct api_req *q)
 		api_err(q->resp, 500, "out of memory");
 		return;
 	}
+	if (c->fd < 0) {
+		free(line);
+		api_err(q->resp, 400, "events are a stream: they need a connection");
+		return;
+	}
 	q->resp->streamed = true;
 	pthread_mutex_lock(&api->lock);
 	cursor = api->next_seq > API_EVENT_RING ? api->next_seq - API_EVENT_RING : 0;

@@ -328,11 +328,12 @@ int api_listen(const char *path, int *fd) __attribute__((warn_unused_result));
 /*
  * Runs the router on one parsed request: method, target, body (len bytes,
  * may be NULL when 0), content_type (NULL: none). Non-streaming responses
- * come back as *status and a malloc'd NUL-terminated JSON body (*body,
- * *body_len; "" for 204) the caller frees. Streaming endpoints (exec,
+ * come back as *status and a malloc'd NUL-terminated JSON body (*out,
+ * *out_len; "" for 204) the caller frees. Streaming endpoints (exec,
  * events) write their NDJSON lines to stream_fd when it is >= 0 (raw lines,
- * no chunked framing), else they are answered 400 here. Returns 0, or
- * -ENOMEM.
+ * no chunked framing; GET /events writes the retained events and returns,
+ * it does not follow) and answer 200 with an empty *out; with stream_fd < 0
+ * they are answered 400. Returns 0, or -ENOMEM.
  */
 int api_handle(struct api *api, const char *method, const char *target, const char *body,
 	       size_t len, const char *content_type, int stream_fd, int *status, char **out,
