@@ -480,7 +480,12 @@ static int main_restore_fixup(struct vmm_proc *vm, const char *sock, int ctl_fd,
 	r = main_agent_connect(vm, sock, &fd, err, errlen);
 	if (r)
 		return r;
-	snprintf(ns, sizeof(ns), "%llu", (unsigned long long)main_now_ns(CLOCK_REALTIME));
+	{
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		snprintf(ns, sizeof(ns), "%lld.%09ld", (long long)now.tv_sec, now.tv_nsec);
+	}
 	memset(&req, 0, sizeof(req));
 	req.argv = argv;
 	req.timeout_s = 60;

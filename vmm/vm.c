@@ -25,6 +25,7 @@
 #include "vmm/probe.h"
 #include "vmm/rootfs_check.h"
 #include "vmm/snapshot.h"
+#include "vmm/vm_snapshot.h"
 #include "vmm/vmcmdline.h"
 
 #define VM_TSS_ADDR 0xfffbd000ULL
@@ -916,30 +917,6 @@ static int vm_load_kernel(struct minivm *vm)
 	return 0;
 }
 
-/*
- * Until vmm/vm_devices.c has vm_devices_save/vm_devices_restore (the
- * device side of snapshots, the snapdev branch), these stand in for them:
- * no device state is saved or restored. Replaced at the merge.
- */
-static int vm_devices_save_stub(struct minivm *vm, struct snap_writer *w)
-{
-	(void)vm;
-	(void)w;
-	return 0;
-}
-
-static int vm_devices_restore_stub(struct minivm *vm, const struct snap_reader *r)
-{
-	(void)vm;
-	(void)r;
-	return 0;
-}
-
-static void vm_devices_resume_stub(struct minivm *vm)
-{
-	(void)vm;
-}
-
 /* A restore's first step: the state file read and validated, checked
  * against the config the front made from it, and the memory file against
  * the state file. Nothing of KVM is touched yet. */
@@ -988,11 +965,18 @@ out:
  * the clock last. */
 static int vm_restore_state(struct minivm *vm)
 {
-	int r = snapshot_restore_vm(vm, &vm->restore, vm->err, sizeof(vm->err));
+	char msg[sizeof(vm->err)];
+	int r;
 
-	if (r)
+	/* Devices first (vmm/vm_snapshot.h's order): they stay quiesced
+	 * until minivm_start resumes them. */
+	msg[0] = '\0';
+	r = vm_devices_restore(vm, &vm->restore, msg, sizeof(msg));
+	if (r) {
+		vm_set_error(vm, "restore: %s", msg[0] ? msg : strerror(-r));
 		return r;
-	r = vm_devices_restore_stub(vm, &vm->restore);
+	}
+	r = snapshot_restore_vm(vm, &vm->restore, vm->err, sizeof(vm->err));
 	if (r)
 		return r;
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
@@ -1059,9 +1043,13 @@ int minivm_snapshot(struct minivm *vm)
 		return -ECHILD;
 	}
 	vm_log(vm, 1, "snapshot: %u vCPU(s) paused", vm->nr_vcpus);
+	/* Nothing in flight, nothing written to guest memory from here on. */
+	r = vm_devices_quiesce(vm, VM_QUIESCE_TIMEOUT_MS);
+	if (r)
+		return r;
 	msg[0] = '\0';
-	r = snapshot_save(vm, vm->cfg.snapshot_mem_fd, vm->cfg.snapshot_state_fd,
-			  vm_devices_save_stub, msg, sizeof(msg));
+	r = snapshot_save(vm, vm->cfg.snapshot_mem_fd, vm->cfg.snapshot_state_fd, vm_devices_save,
+			  msg, sizeof(msg));
 	if (r)
 		vm_set_error(vm, "%s", msg[0] ? msg : strerror(-r));
 	return r;
@@ -1071,7 +1059,7 @@ void minivm_resume(struct minivm *vm)
 {
 	if (!vm->paused)
 		return;
-	vm_devices_resume_stub(vm);
+	vm_devices_resume(vm, false);
 	pthread_mutex_lock(&vm->pause_lock);
 	atomic_store(&vm->pause_req, false);
 	pthread_cond_broadcast(&vm->pause_cond);
@@ -1250,6 +1238,11 @@ int minivm_start(struct minivm *vm)
 		vm->start_err = r;
 		return r;
 	}
+	/* A restore's devices were restored quiesced: serve their queues,
+	 * resend pending interrupts and reset the guest's vsock connections
+	 * before any vCPU runs (the event loop runs already). */
+	if (vm->restored)
+		vm_devices_resume(vm, true);
 	/* Threads start with every signal blocked; each vCPU unblocks its kick. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -1271,7 +1264,6 @@ int minivm_start(struct minivm *vm)
 		/* The agent was ready when the snapshot was taken: a restored
 		 * VM is ready as it resumes (the front's HELLO round trip is
 		 * what proves it). */
-		vm_devices_resume_stub(vm);
 		atomic_store(&vm->ready_ns, vm_elapsed(vm));
 		vm_signal_event(vm);
 	}
