@@ -1,4 +1,4 @@
-/* libFuzzer target for vmm/snap.c: any bytes open or fail cleanly; an opened file's every section can be found and read to its end without overrun. */
+/* libFuzzer target for vmm/snap.c and vmm/snapshot.c's metadata parser: any bytes open or fail cleanly; an opened file's every section can be read to its end without overrun; MACHINE/DISK sections parse or are refused. */
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -6,6 +6,7 @@
 
 #include "vmm/sha256.h"
 #include "vmm/snap.h"
+#include "vmm/snapshot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,6 +37,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (snap_reader_open(&r, buf, size, err, sizeof(err)) != 0) {
 		assert(memchr(err, '\0', sizeof(err)));
 		return 0;
+	}
+	{
+		static struct snapshot_meta m;
+
+		if (snapshot_meta_parse(&r, &m, err, sizeof(err)) == 0) {
+			assert(m.nr_disks <= SNAPSHOT_MAX_DISKS);
+			assert(m.mem.size == m.ram_size);
+			for (uint32_t i = 0; i < m.nr_disks; i++)
+				assert(memchr(m.disks[i].path, '\0', sizeof(m.disks[i].path)));
+		}
 	}
 	for (uint32_t tag = 0; tag <= SNAP_TAG_DISK + 1; tag++) {
 		for (uint32_t inst = 0; inst < 4; inst++) {
