@@ -1041,12 +1041,16 @@ int snapshot_restore_vcpu(struct minivm *vm, struct vcpu *v, const struct snap_r
 	if (!ret)
 		ret = restore_fixed(vm, v, r, SNAPSHOT_REC_XCRS, KVM_SET_XCRS, "KVM_SET_XCRS", &xcrs,
 				    sizeof(xcrs), err, errlen);
-	if (!ret)
-		ret = restore_msrs(vm, v, r, err, errlen);
-	/* The LAPIC after the special registers (APIC base MSR, x2APIC mode). */
+	/* The LAPIC after the special registers (APIC base, x2APIC mode) and
+	 * before the MSRs: KVM drops an IA32_TSC_DEADLINE write while the
+	 * LAPIC timer is not in TSC-deadline mode, and a reset LAPIC is not,
+	 * so the other order loses the guest's next timer interrupt (seen: a
+	 * restored guest that never answered). Firecracker's order too. */
 	if (!ret)
 		ret = restore_fixed(vm, v, r, SNAPSHOT_REC_LAPIC, KVM_SET_LAPIC, "KVM_SET_LAPIC",
 				    &lapic, sizeof(lapic), err, errlen);
+	if (!ret)
+		ret = restore_msrs(vm, v, r, err, errlen);
 	if (!ret)
 		ret = restore_fixed(vm, v, r, SNAPSHOT_REC_MP_STATE, KVM_SET_MP_STATE,
 				    "KVM_SET_MP_STATE", &mp, sizeof(mp), err, errlen);
