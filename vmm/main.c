@@ -31,6 +31,13 @@
  * signals and the VM again, and how long it keeps trying after ready. */
 #define MAIN_CONNECT_SLICE_MS 1000
 #define MAIN_CONNECT_TOTAL_MS 120000
+/* After a restore the agent listens already, but its answer is guest work
+ * that several clones on a busy emulating host may take many seconds to do:
+ * an attempt given up after one second leaves a half-open session in the
+ * agent, and enough of them fill its session table ("too many sessions",
+ * seen with 4 clones at once). A signal still stops the VM at once (its
+ * socket then closes). */
+#define MAIN_RESTORE_CONNECT_SLICE_MS 30000
 /* A clean power-off (sync, reset) after the command, with writable disks. */
 #define MAIN_SHUTDOWN_MS 60000
 /* Lines of the console log shown when the guest fails. */
@@ -168,8 +175,8 @@ static void main_rundir_remove(struct main_rundir *rd)
 
 /* ---- snapshots (vmm/SNAPSHOT.md): the front owns every file ---- */
 
-static int main_agent_connect(struct vmm_proc *vm, const char *sock, int *fd, char *err,
-			      size_t errlen);
+static int main_agent_connect(struct vmm_proc *vm, const char *sock, int slice_ms, int *fd,
+			      char *err, size_t errlen);
 
 static uint64_t main_now_ns(clockid_t clk)
 {
@@ -477,7 +484,7 @@ static int main_restore_fixup(struct vmm_proc *vm, const char *sock, int ctl_fd,
 	}
 	for (size_t i = 0; i < sizeof(seed); i++)
 		snprintf(hex + 2 * i, 3, "%02x", seed[i]);
-	r = main_agent_connect(vm, sock, &fd, err, errlen);
+	r = main_agent_connect(vm, sock, MAIN_RESTORE_CONNECT_SLICE_MS, &fd, err, errlen);
 	if (r)
 		return r;
 	{
@@ -634,8 +641,8 @@ static void main_tty_size(int fd, struct agent_exec_req *req)
 
 /* Connects to the agent, retrying in short slices so that a signal or the
  * VM's end is noticed within a second. */
-static int main_agent_connect(struct vmm_proc *vm, const char *sock, int *fd, char *err,
-			      size_t errlen)
+static int main_agent_connect(struct vmm_proc *vm, const char *sock, int slice_ms, int *fd,
+			      char *err, size_t errlen)
 {
 	struct timespec t0, now;
 	int r;
@@ -644,8 +651,11 @@ static int main_agent_connect(struct vmm_proc *vm, const char *sock, int *fd, ch
 	for (;;) {
 		long elapsed_ms;
 
-		r = agent_connect(sock, AGENT_VSOCK_PORT, MAIN_CONNECT_SLICE_MS, fd, err, errlen);
-		if (r != -ETIMEDOUT)
+		r = agent_connect(sock, AGENT_VSOCK_PORT, slice_ms, fd, err, errlen);
+		/* A reset during the handshake is retried too: right after a
+		 * restore the guest's vsock transport reset may close the
+		 * first connection. */
+		if (r != -ETIMEDOUT && r != -ECONNRESET)
 			return r;
 		if (main_signal || vmm_proc_ended(vm))
 			return -ECANCELED;
@@ -798,7 +808,9 @@ static int main_agent(struct cli *cli)
 			goto stop;
 		}
 	}
-	r = main_agent_connect(vm, cli->cfg.vsock_uds, &fd, err, sizeof(err));
+	r = main_agent_connect(vm, cli->cfg.vsock_uds,
+			       cli->restore_dir ? MAIN_RESTORE_CONNECT_SLICE_MS : MAIN_CONNECT_SLICE_MS, &fd,
+			       err, sizeof(err));
 	if (r) {
 		if (main_signal)
 			goto stop;
@@ -829,7 +841,8 @@ static int main_agent(struct cli *cli)
 			got_result = true;
 			goto stop;
 		}
-		r = main_agent_connect(vm, cli->cfg.vsock_uds, &fd, err, sizeof(err));
+		r = main_agent_connect(vm, cli->cfg.vsock_uds, MAIN_CONNECT_SLICE_MS, &fd, err,
+				       sizeof(err));
 		if (r) {
 			if (!main_signal)
 				fprintf(stderr, "minivm: no answer from the guest agent after the "
@@ -920,7 +933,8 @@ static int main_agent(struct cli *cli)
 	/* Power off. With a writable disk the guest syncs first (its data must
 	 * reach the image); otherwise there is nothing to lose by stopping. */
 	if (!cli->restore_dir && main_has_writable_disk(&cli->cfg, rd.scratch) && !main_signal) {
-		r = main_agent_connect(vm, cli->cfg.vsock_uds, &fd, err, sizeof(err));
+		r = main_agent_connect(vm, cli->cfg.vsock_uds, MAIN_CONNECT_SLICE_MS, &fd, err,
+				       sizeof(err));
 		if (r == 0)
 			r = agent_shutdown(fd, status & 0xff, err, sizeof(err));
 		if (fd >= 0)

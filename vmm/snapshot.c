@@ -1064,9 +1064,9 @@ int snapshot_restore_vcpu(struct minivm *vm, struct vcpu *v, const struct snap_r
 	return ret;
 }
 
-int snapshot_restore_vm(struct minivm *vm, const struct snap_reader *r, char *err, size_t errlen)
+int snapshot_restore_irqchip(struct minivm *vm, const struct snap_reader *r, char *err,
+			     size_t errlen)
 {
-	struct kvm_pit_state2 pit;
 	struct snap_cursor c;
 	int ret;
 
@@ -1084,6 +1084,15 @@ int snapshot_restore_vm(struct minivm *vm, const struct snap_reader *r, char *er
 			return ret;
 		}
 	}
+	return 0;
+}
+
+int snapshot_restore_pit(struct minivm *vm, const struct snap_reader *r, char *err, size_t errlen)
+{
+	struct kvm_pit_state2 pit;
+	struct snap_cursor c;
+	int ret;
+
 	if (snap_find(r, SNAP_TAG_PIT, 0, &c) || c.left != sizeof(pit) || snap_get(&c, &pit, sizeof(pit))) {
 		say(err, errlen, "snapshot: PIT section missing or malformed");
 		return -EBADMSG;

@@ -121,11 +121,14 @@ int snapshot_save(struct minivm *vm, int mem_fd, int state_fd,
 		  int (*dev_save)(struct minivm *vm, struct snap_writer *w), char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Restore, in minivm_create's order: the VM's irqchip and PIT (after both
- * exist), each vCPU after it is created as for a boot (sregs, regs, FPU,
- * XCRs, MSRs, LAPIC, MP state, debug registers, events last), the clock
- * last of all. Each validates its section's sizes; 0 or -errno with err. */
-int snapshot_restore_vm(struct minivm *vm, const struct snap_reader *r, char *err, size_t errlen)
+/* Restore, in minivm_create's order (after the devices'): the irqchip
+ * (PIC master, slave, IOAPIC), each vCPU after it is created as for a boot
+ * (sregs, regs, FPU, XCRs, LAPIC, MSRs, MP state, debug registers, events
+ * last), the PIT (once KVM_CREATE_PIT2 is done), the clock last of all.
+ * Each validates its section's sizes; 0 or -errno with err. */
+int snapshot_restore_irqchip(struct minivm *vm, const struct snap_reader *r, char *err,
+			     size_t errlen) __attribute__((warn_unused_result));
+int snapshot_restore_pit(struct minivm *vm, const struct snap_reader *r, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 int snapshot_restore_vcpu(struct minivm *vm, struct vcpu *v, const struct snap_reader *r,
 			  char *err, size_t errlen) __attribute__((warn_unused_result));

@@ -961,9 +961,10 @@ out:
 }
 
 /* The saved state into the VM just made as for a boot (devices set up,
- * vCPUs created, no kernel loaded): irqchip and PIT, devices, each vCPU,
- * the clock last. */
-static int vm_restore_state(struct minivm *vm)
+ * vCPUs created, no kernel loaded): devices, irqchip, each vCPU, then the
+ * PIT once its creation (pit_job, on its own thread since the irqchip was
+ * made) is joined, the clock last. */
+static int vm_restore_state(struct minivm *vm, struct vm_setup_job *pit_job)
 {
 	char msg[sizeof(vm->err)];
 	int r;
@@ -976,7 +977,7 @@ static int vm_restore_state(struct minivm *vm)
 		vm_set_error(vm, "restore: %s", msg[0] ? msg : strerror(-r));
 		return r;
 	}
-	r = snapshot_restore_vm(vm, &vm->restore, vm->err, sizeof(vm->err));
+	r = snapshot_restore_irqchip(vm, &vm->restore, vm->err, sizeof(vm->err));
 	if (r)
 		return r;
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
@@ -984,6 +985,11 @@ static int vm_restore_state(struct minivm *vm)
 		if (r)
 			return r;
 	}
+	r = vm_job_join(pit_job, vm);
+	if (!r)
+		r = snapshot_restore_pit(vm, &vm->restore, vm->err, sizeof(vm->err));
+	if (r)
+		return r;
 	return snapshot_restore_clock(vm, &vm->restore, vm->err, sizeof(vm->err));
 }
 
@@ -1184,10 +1190,7 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 			goto fail;
 	}
 	if (vm->restored) {
-		/* The PIT must exist before its state is set. */
-		r = vm_job_join(&pit_job, vm);
-		if (!r)
-			r = vm_restore_state(vm);
+		r = vm_restore_state(vm, &pit_job);
 		if (r)
 			goto fail;
 		vm->restore_state_ns = vm_elapsed(vm);
