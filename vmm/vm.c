@@ -1127,9 +1127,10 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = kvm_open(&vm->kvm, vm->err, sizeof(vm->err));
 	if (r)
 		goto fail;
-	switch (vm->restored ? MINIVM_EMUL_YES + 100 : vm->cfg.emul) {
-	case MINIVM_EMUL_YES + 100:
-		break; /* the snapshot's guest was booted for this answer */
+	/* A restore keeps the answer its snapshot's guest was booted for. */
+	switch (vm->restored ? (int)-1 : (int)vm->cfg.emul) {
+	case -1:
+		break;
 	case MINIVM_EMUL_YES:
 		vm->emulated = true;
 		break;
