@@ -89,10 +89,20 @@ check-integration: all
 
 check: check-unit check-integration
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(AGENT_SRCS) $(HDRS)
+# The code under test is compiled once for every fuzz target (coverage and
+# sanitizers, no libFuzzer main); each target links it with its own main.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1
+FUZZ_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fuzzobj/%.o) $(AGENT_SRCS:%.c=$(BUILD)/fuzzobj/%.o)
+
+$(BUILD)/fuzzobj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(LIB_SRCS) $(AGENT_SRCS) $(LDLIBS)
+	@echo "  CC fuzz $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS) $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
 
 fuzz-build: $(FUZZ_BINS)
 

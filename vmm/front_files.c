@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rootfs/agent/tar.h"
@@ -265,6 +266,7 @@ int front_rootfs_prepare(struct cli *cli, struct front_files *ff, const char *ru
 			 size_t errlen)
 {
 	char agent[PATH_MAX], cache[PATH_MAX], msg[512];
+	struct timespec t0, t1;
 	struct oci_ref ref;
 	int r;
 
@@ -289,11 +291,17 @@ int front_rootfs_prepare(struct cli *cli, struct front_files *ff, const char *ru
 		snprintf(err, errlen, "--rootfs %s: %s", cli->cfg.rootfs, msg);
 		return r;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = oci_rootfs_image(ff->img, cache, agent, ff->rootfs, sizeof(ff->rootfs), msg, sizeof(msg));
 	if (r) {
 		snprintf(err, errlen, "--rootfs %s: %s", cli->cfg.rootfs, msg);
 		return r;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (cli->cfg.verbose)
+		fprintf(stderr, "minivm: root of %s (%s): %s, ready in %.1f ms\n", cli->cfg.rootfs,
+			oci_image_digest(ff->img), ff->rootfs,
+			(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	if (snprintf(ff->cmdline, sizeof(ff->cmdline), "init=" FRONT_OCI_INIT "%s%s",
 		     cli->cfg.cmdline ? " " : "", cli->cfg.cmdline ? cli->cfg.cmdline : "") >=
 	    (int)sizeof(ff->cmdline)) {
