@@ -1,7 +1,11 @@
 /* The MC146818 CMOS real-time clock: wall-clock time for the guest at boot. */
 #include "devices/rtc_cmos.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "vmm/snap.h"
 
 void rtc_cmos_init(struct rtc_cmos *rtc)
 {
@@ -157,4 +161,48 @@ void rtc_cmos_write(void *opaque, uint64_t off, const void *data, unsigned int l
 		}
 	}
 	pthread_mutex_unlock(&rtc->lock);
+}
+
+#define RTC_SNAP_VERSION 1u
+
+int rtc_cmos_save(struct rtc_cmos *rtc, struct snap_writer *w)
+{
+	int r;
+
+	pthread_mutex_lock(&rtc->lock);
+	r = snap_begin(w, SNAP_TAG_RTC, 0);
+	r = r ? r : snap_put_u32(w, RTC_SNAP_VERSION);
+	r = r ? r : snap_put_u32(w, rtc->index);
+	r = r ? r : snap_put(w, rtc->ram, sizeof(rtc->ram));
+	r = r ? r : snap_end(w);
+	pthread_mutex_unlock(&rtc->lock);
+	return r;
+}
+
+int rtc_cmos_restore(struct rtc_cmos *rtc, struct snap_cursor *c, char *err, size_t errlen)
+{
+	uint8_t ram[RTC_CMOS_RAM_SIZE];
+	uint32_t version, index;
+	int r;
+
+	r = snap_get_u32(c, &version);
+	r = r ? r : snap_get_u32(c, &index);
+	r = r ? r : snap_get(c, ram, sizeof(ram));
+	if (r || c->left) {
+		snprintf(err, errlen, "RTC: state %s", r ? "truncated" : "has trailing bytes");
+		return -EBADMSG;
+	}
+	if (version != RTC_SNAP_VERSION) {
+		snprintf(err, errlen, "RTC: state version %u, this minivm reads %u", version, RTC_SNAP_VERSION);
+		return -EINVAL;
+	}
+	if (index >= RTC_CMOS_RAM_SIZE || (ram[RTC_REG_A] & RTC_A_UIP)) {
+		snprintf(err, errlen, "RTC: index %u or status A 0x%x out of range", index, ram[RTC_REG_A]);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&rtc->lock);
+	rtc->index = (uint8_t)index;
+	memcpy(rtc->ram, ram, sizeof(ram));
+	pthread_mutex_unlock(&rtc->lock);
+	return 0;
 }

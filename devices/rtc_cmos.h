@@ -3,8 +3,12 @@
 #define MINIVM_RTC_CMOS_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+
+struct snap_writer;
+struct snap_cursor;
 
 #define RTC_CMOS_PORT 0x70
 #define RTC_CMOS_NR_PORTS 2
@@ -58,6 +62,18 @@ void rtc_cmos_destroy(struct rtc_cmos *rtc);
  * all-ones and write nothing. */
 void rtc_cmos_read(void *opaque, uint64_t off, void *data, unsigned int len);
 void rtc_cmos_write(void *opaque, uint64_t off, const void *data, unsigned int len);
+
+/*
+ * Snapshot: the index register and the 128 bytes of CMOS RAM (the time
+ * registers are read from the host's clock, so a restored guest reads the
+ * time of its restore). rtc_cmos_save appends section (SNAP_TAG_RTC, 0);
+ * rtc_cmos_restore reads that section's bytes from c (untrusted: checked
+ * whole before anything changes). 0, or -EBADMSG / -EINVAL with a message
+ * in err. Call while no vCPU runs.
+ */
+int rtc_cmos_save(struct rtc_cmos *rtc, struct snap_writer *w) __attribute__((warn_unused_result));
+int rtc_cmos_restore(struct rtc_cmos *rtc, struct snap_cursor *c, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* Register `reg` (0..127) as the guest would read it now. */
 uint8_t rtc_cmos_reg(struct rtc_cmos *rtc, uint8_t reg);

@@ -2,8 +2,11 @@
 #include "devices/uart8250.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "vmm/snap.h"
 
 /* Register offsets and bits (PC16550D datasheet). */
 enum { UART_RBR_THR = 0, UART_IER = 1, UART_IIR_FCR = 2, UART_LCR = 3,
@@ -216,4 +219,77 @@ void uart_destroy(struct uart8250 *u)
 {
 	uart_flush(u);
 	pthread_mutex_destroy(&u->lock);
+}
+
+#define UART_SNAP_VERSION 1u
+
+/* The byte registers in a fixed order: the section's layout. */
+#define UART_SNAP_REGS(u) { &(u)->ier, &(u)->iir_pending, &(u)->lcr, &(u)->mcr, &(u)->lsr, \
+			    &(u)->msr, &(u)->scr, &(u)->dll, &(u)->dlm, &(u)->fcr }
+#define UART_SNAP_NREGS 10
+
+int uart_save(struct uart8250 *u, struct snap_writer *w)
+{
+	uint8_t regs[UART_SNAP_NREGS];
+	int r;
+
+	pthread_mutex_lock(&u->lock);
+	uart_flush_locked(u);
+	{
+		uint8_t *p[UART_SNAP_NREGS] = UART_SNAP_REGS(u);
+
+		for (unsigned int i = 0; i < UART_SNAP_NREGS; i++)
+			regs[i] = *p[i];
+	}
+	r = snap_begin(w, SNAP_TAG_UART, 0);
+	r = r ? r : snap_put_u32(w, UART_SNAP_VERSION);
+	r = r ? r : snap_put(w, regs, sizeof(regs));
+	r = r ? r : snap_put_u32(w, u->rx_len);
+	r = r ? r : snap_put(w, u->rx, sizeof(u->rx));
+	r = r ? r : snap_end(w);
+	pthread_mutex_unlock(&u->lock);
+	return r;
+}
+
+int uart_restore(struct uart8250 *u, struct snap_cursor *c, char *err, size_t errlen)
+{
+	uint8_t regs[UART_SNAP_NREGS], rx[UART_RX_FIFO];
+	uint32_t version, rx_len;
+	int r;
+
+	r = snap_get_u32(c, &version);
+	r = r ? r : snap_get(c, regs, sizeof(regs));
+	r = r ? r : snap_get_u32(c, &rx_len);
+	r = r ? r : snap_get(c, rx, sizeof(rx));
+	if (r || c->left) {
+		snprintf(err, errlen, "UART: state %s", r ? "truncated" : "has trailing bytes");
+		return -EBADMSG;
+	}
+	if (version != UART_SNAP_VERSION) {
+		snprintf(err, errlen, "UART: state version %u, this minivm reads %u", version,
+			 UART_SNAP_VERSION);
+		return -EINVAL;
+	}
+	/* regs: ier, iir_pending, lcr, mcr, lsr, msr, scr, dll, dlm, fcr. What
+	 * the model can hold: IER 4 bits, one of its interrupts pending, MCR
+	 * 5 bits, LSR only DR/THRE/TEMT (DR iff bytes wait), a FIFO of 16. */
+	if ((regs[0] & ~0x0fu) || (regs[1] != 0 && regs[1] != IIR_THRI && regs[1] != IIR_RDI) ||
+	    (regs[3] & ~0x1fu) || (regs[4] & ~(unsigned)(LSR_DR | LSR_THRE | LSR_TEMT)) ||
+	    rx_len > UART_RX_FIFO || (rx_len == 0 && (regs[4] & LSR_DR))) {
+		snprintf(err, errlen, "UART: a register out of range (IER 0x%x, IIR 0x%x, MCR 0x%x, LSR 0x%x, "
+			 "%u bytes received)", regs[0], regs[1], regs[3], regs[4], rx_len);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&u->lock);
+	{
+		uint8_t *p[UART_SNAP_NREGS] = UART_SNAP_REGS(u);
+
+		for (unsigned int i = 0; i < UART_SNAP_NREGS; i++)
+			*p[i] = regs[i];
+	}
+	memcpy(u->rx, rx, sizeof(rx));
+	u->rx_len = rx_len;
+	u->olen = 0;
+	pthread_mutex_unlock(&u->lock);
+	return 0;
 }

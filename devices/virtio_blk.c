@@ -16,6 +16,7 @@
 #include "devices/ratelimit.h"
 #include "devices/virtio_spec.h"
 #include "vmm/evl.h"
+#include "vmm/snap.h"
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -235,6 +236,7 @@ struct blk_dev {
 	bool active;  /* between activate and reset */
 	bool broken;  /* we asked for NEEDS_RESET */
 	bool waiting; /* stopped popping: every blk_io busy */
+	bool quiesced; /* snapshot: pop nothing (completions still return) */
 	uint32_t gen;
 	unsigned int busy;
 	struct virtq_chain chain; /* scratch for blk_process */
@@ -434,7 +436,7 @@ static void blk_process(struct blk_dev *b)
 	struct blk_geom g = blk_geom_of(b);
 	bool pushed = false;
 
-	if (!b->active || b->broken || !vq->ready)
+	if (!b->active || b->broken || !vq->ready || b->quiesced)
 		return;
 	for (;;) {
 		struct blk_io *io = io_get(b);
@@ -637,6 +639,71 @@ static void blk_destroy(struct virtio_dev *dev)
 	free(b);
 }
 
+/* Snapshot: the parked request (popped, refused by the limiter) goes
+ * back to the ring; the guest's avail slot still names it, so it is popped
+ * again after resume (and pays then). Requests in flight complete as usual. */
+static void blk_quiesce(struct virtio_dev *dev, bool on)
+{
+	struct blk_dev *b = to_blk(dev);
+
+	b->quiesced = on;
+	if (on && b->parked) {
+		if (virtq_unpop(&dev->vqs[0], b->parked_head))
+			virtio_dev_log(dev, "parked request: %s", dev->vqs[0].error);
+		b->parked = false;
+	}
+}
+
+static unsigned int blk_busy(struct virtio_dev *dev)
+{
+	return to_blk(dev)->busy;
+}
+
+#define BLK_SNAP_VERSION 1u
+
+/* The disk as the guest knows it: its size and whether it is read-only. */
+static int blk_save(struct virtio_dev *dev, struct snap_writer *w)
+{
+	struct blk_dev *b = to_blk(dev);
+	int r;
+
+	r = snap_put_u32(w, BLK_SNAP_VERSION);
+	r = r ? r : snap_put_u64(w, b->capacity);
+	r = r ? r : snap_put_u32(w, b->read_only);
+	return r;
+}
+
+static int blk_restore(struct virtio_dev *dev, struct snap_cursor *c, char *err, size_t errlen)
+{
+	struct blk_dev *b = to_blk(dev);
+	uint32_t version, ro;
+	uint64_t capacity;
+	int r;
+
+	r = snap_get_u32(c, &version);
+	r = r ? r : snap_get_u64(c, &capacity);
+	r = r ? r : snap_get_u32(c, &ro);
+	if (r) {
+		snprintf(err, errlen, "disk state truncated");
+		return -EBADMSG;
+	}
+	if (version != BLK_SNAP_VERSION) {
+		snprintf(err, errlen, "disk state version %u, this minivm reads %u", version, BLK_SNAP_VERSION);
+		return -EINVAL;
+	}
+	if (capacity != b->capacity) {
+		snprintf(err, errlen, "the snapshot's disk has %llu sectors, this one %llu",
+			 (unsigned long long)capacity, (unsigned long long)b->capacity);
+		return -EINVAL;
+	}
+	if (ro > 1 || (ro != 0) != b->read_only) {
+		snprintf(err, errlen, "the snapshot's disk was %s, this one is %s", ro ? "read-only" : "writable",
+			 b->read_only ? "read-only" : "writable");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static const struct virtio_dev_ops blk_ops = {
 	.config_read = blk_config_read,
 	.config_write = blk_config_write,
@@ -644,6 +711,10 @@ static const struct virtio_dev_ops blk_ops = {
 	.queue_notify = blk_queue_notify,
 	.reset = blk_reset,
 	.destroy = blk_destroy,
+	.quiesce = blk_quiesce,
+	.busy = blk_busy,
+	.save = blk_save,
+	.restore = blk_restore,
 };
 
 /* ---- creation ---- */

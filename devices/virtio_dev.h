@@ -3,6 +3,7 @@
 #define MINIVM_VIRTIO_DEV_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -11,6 +12,8 @@
 #define VIRTIO_MAX_QUEUES 8
 
 struct virtio_dev;
+struct snap_writer;
+struct snap_cursor;
 
 /*
  * Device hooks. The transport calls every hook with its lock held, so hooks
@@ -38,6 +41,28 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *dev);
 	/* Frees the device; called once, after reset, without the lock. */
 	void (*destroy)(struct virtio_dev *dev);
+
+	/* ---- snapshot support: every hook below is optional (NULL) ---- */
+	/* on: stop taking new work from the queues and from the backend (work
+	 * already started still completes and is returned to the used ring),
+	 * and give back (virtq_unpop) every chain popped but not in use yet,
+	 * so that nothing is in flight once started work is done. off: take
+	 * work again (the transport then notifies every ready queue). May be
+	 * called while the device is not active. Lock held. */
+	void (*quiesce)(struct virtio_dev *dev, bool on);
+	/* Work started and not complete yet, counting work of before a reset
+	 * that no longer has a chain but may still write guest memory. Lock held. */
+	unsigned int (*busy)(struct virtio_dev *dev);
+	/* Device-specific state for a snapshot (after the transport's), e.g.
+	 * the disk's capacity or the NIC's addresses. Quiesced, lock held.
+	 * 0 or -errno (the writer's sticky error). */
+	int (*save)(struct virtio_dev *dev, struct snap_writer *w);
+	/* Reads back what save wrote, from an untrusted snapshot: validates all
+	 * of it against the device before changing anything, then applies it;
+	 * must consume c exactly. Called on a fresh device, before activate.
+	 * 0, or -EINVAL/-EBADMSG with a message (without the device's name) in
+	 * err. Lock held. */
+	int (*restore)(struct virtio_dev *dev, struct snap_cursor *c, char *err, size_t errlen);
 };
 
 /* Upcalls a transport provides to its device (see the helpers below). */

@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "devices/virtio_spec.h"
+#include "vmm/snap.h"
 
 #define VMMIO_VENDOR_ID 0x4d564d4du /* "MMVM" */
 #define VMMIO_MAX_CONFIG (VMMIO_SLOT_SIZE - VIRTIO_MMIO_CONFIG)
@@ -33,6 +36,7 @@ struct vmmio {
 	uint32_t queue_sel;
 	uint32_t config_generation;
 	bool active; /* activate() succeeded and no reset since */
+	bool quiesced; /* snapshot: notifications ignored until vmmio_resume */
 	struct virtq vqs[VIRTIO_MAX_QUEUES];
 };
 
@@ -285,6 +289,8 @@ static void notify(struct vmmio *t, uint32_t q)
 {
 	if (!running(t))
 		return; /* before DRIVER_OK, after FAILED or NEEDS_RESET: nothing to do */
+	if (t->quiesced)
+		return; /* vmmio_resume notifies every ready queue */
 	if (q >= t->dev->num_queues || !t->vqs[q].ready) {
 		virtio_dev_log(t->dev, "notify for absent or disabled queue %u; ignored", q);
 		return;
@@ -521,6 +527,356 @@ struct vmmio *vmmio_create(struct virtio_dev *dev, const struct guest_mem *gm, i
 	dev->vqs = t->vqs;
 	dev->acked = 0;
 	return t;
+}
+
+/* ---- snapshot ---- */
+
+#define VMMIO_SNAP_VERSION 1u
+
+struct virtio_dev *vmmio_device(struct vmmio *t)
+{
+	return t->dev;
+}
+
+void vmmio_quiesce(struct vmmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	if (!t->quiesced) {
+		t->quiesced = true;
+		if (t->dev->ops->quiesce)
+			t->dev->ops->quiesce(t->dev, true);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static unsigned int inflight_locked(struct vmmio *t)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < t->dev->num_queues; i++)
+		n += t->vqs[i].inflight;
+	if (t->dev->ops->busy)
+		n += t->dev->ops->busy(t->dev);
+	return n;
+}
+
+unsigned int vmmio_inflight(struct vmmio *t)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&t->lock);
+	n = inflight_locked(t);
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void vmmio_resume(struct vmmio *t)
+{
+	struct virtio_dev *dev = t->dev;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->quiesced) {
+		t->quiesced = false;
+		if (dev->ops->quiesce)
+			dev->ops->quiesce(dev, false);
+		for (unsigned int i = 0; i < dev->num_queues && running(t); i++)
+			if (t->vqs[i].ready)
+				dev->ops->queue_notify(dev, i);
+		if (t->isr && t->irq_fd >= 0) {
+			uint64_t one = 1;
+
+			if (write(t->irq_fd, &one, sizeof(one)) != sizeof(one))
+				virtio_dev_log(dev, "cannot raise the interrupt");
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* The writer's error is sticky: these drop the per-call result and the
+ * caller returns w->err once at the end. */
+static void put32(struct snap_writer *w, uint32_t v)
+{
+	if (snap_put_u32(w, v))
+		return;
+}
+
+static void put64(struct snap_writer *w, uint64_t v)
+{
+	if (snap_put_u64(w, v))
+		return;
+}
+
+int vmmio_save(struct vmmio *t, struct snap_writer *w, uint32_t instance)
+{
+	struct virtio_dev *dev = t->dev;
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	if (!t->quiesced) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (inflight_locked(t)) {
+		r = -EBUSY;
+		goto out;
+	}
+	r = snap_begin(w, SNAP_TAG_VIRTIO, instance);
+	if (r)
+		goto out;
+	put32(w, VMMIO_SNAP_VERSION);
+	put32(w, dev->device_id);
+	put32(w, dev->num_queues);
+	put64(w, dev->features);
+	put32(w, t->status);
+	put32(w, t->isr);
+	put32(w, t->dev_features_sel);
+	put32(w, t->drv_features_sel);
+	put64(w, t->drv_features);
+	put32(w, t->queue_sel);
+	put32(w, t->config_generation);
+	put32(w, t->active);
+	for (unsigned int i = 0; i < dev->num_queues; i++) {
+		const struct virtq *vq = &t->vqs[i];
+
+		put32(w, vq->size);
+		put32(w, vq->ready);
+		put64(w, vq->desc_gpa);
+		put64(w, vq->avail_gpa);
+		put64(w, vq->used_gpa);
+		put32(w, vq->last_avail);
+		put32(w, vq->used_idx);
+		put32(w, vq->signalled_used);
+		put32(w, vq->signalled_valid);
+	}
+	if (dev->ops->save && !w->err) {
+		r = dev->ops->save(dev, w);
+		if (r)
+			goto out;
+	}
+	r = snap_end(w);
+out:
+	pthread_mutex_unlock(&t->lock);
+	return r ? r : w->err;
+}
+
+/* The snapshot's view of a transport, read whole before anything is applied. */
+struct vmmio_snap {
+	uint32_t version, device_id, num_queues;
+	uint64_t features;
+	uint32_t status, isr, dev_features_sel, drv_features_sel;
+	uint64_t drv_features;
+	uint32_t queue_sel, config_generation, active;
+	struct {
+		uint32_t size, ready;
+		uint64_t desc, avail, used;
+		uint32_t last_avail, used_idx, signalled_used, signalled_valid;
+	} q[VIRTIO_MAX_QUEUES];
+};
+
+/* A driver status (without NEEDS_RESET) the state machine can reach. */
+static bool status_reachable(uint32_t st)
+{
+	if (st == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(vmmio_transitions) / sizeof(vmmio_transitions[0]); i++)
+		if (vmmio_transitions[i].to == st)
+			return true;
+	return false;
+}
+
+__attribute__((format(printf, 4, 5))) static int snap_fail(struct vmmio *t, char *err, size_t errlen,
+							  const char *fmt, ...)
+{
+	char msg[192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(err, errlen, "%s: %s", t->dev->name, msg);
+	return -EINVAL;
+}
+
+static int snap_read(struct snap_cursor *c, struct vmmio_snap *s, unsigned int max_queues)
+{
+	int r = 0;
+
+	r = r ? r : snap_get_u32(c, &s->version);
+	r = r ? r : snap_get_u32(c, &s->device_id);
+	r = r ? r : snap_get_u32(c, &s->num_queues);
+	if (r || s->version != VMMIO_SNAP_VERSION || s->num_queues != max_queues)
+		return r; /* the caller reports version and count */
+	r = r ? r : snap_get_u64(c, &s->features);
+	r = r ? r : snap_get_u32(c, &s->status);
+	r = r ? r : snap_get_u32(c, &s->isr);
+	r = r ? r : snap_get_u32(c, &s->dev_features_sel);
+	r = r ? r : snap_get_u32(c, &s->drv_features_sel);
+	r = r ? r : snap_get_u64(c, &s->drv_features);
+	r = r ? r : snap_get_u32(c, &s->queue_sel);
+	r = r ? r : snap_get_u32(c, &s->config_generation);
+	r = r ? r : snap_get_u32(c, &s->active);
+	for (unsigned int i = 0; i < s->num_queues && !r; i++) {
+		r = r ? r : snap_get_u32(c, &s->q[i].size);
+		r = r ? r : snap_get_u32(c, &s->q[i].ready);
+		r = r ? r : snap_get_u64(c, &s->q[i].desc);
+		r = r ? r : snap_get_u64(c, &s->q[i].avail);
+		r = r ? r : snap_get_u64(c, &s->q[i].used);
+		r = r ? r : snap_get_u32(c, &s->q[i].last_avail);
+		r = r ? r : snap_get_u32(c, &s->q[i].used_idx);
+		r = r ? r : snap_get_u32(c, &s->q[i].signalled_used);
+		r = r ? r : snap_get_u32(c, &s->q[i].signalled_valid);
+	}
+	return r;
+}
+
+static int snap_check(struct vmmio *t, const struct vmmio_snap *s, char *err, size_t errlen)
+{
+	struct virtio_dev *dev = t->dev;
+	uint32_t drv = s->status & ~(uint32_t)VIRTIO_STATUS_NEEDS_RESET;
+	bool running_st = (drv & DOK) && !(s->status & (FAILED | VIRTIO_STATUS_NEEDS_RESET));
+
+	if (s->version != VMMIO_SNAP_VERSION)
+		return snap_fail(t, err, errlen, "section version %u, this minivm reads %u", s->version,
+				 VMMIO_SNAP_VERSION);
+	if (s->device_id != dev->device_id)
+		return snap_fail(t, err, errlen, "the snapshot has a device of id %u in this slot, this VM id %u",
+				 s->device_id, dev->device_id);
+	if (s->num_queues != dev->num_queues)
+		return snap_fail(t, err, errlen, "%u queues in the snapshot, %u here", s->num_queues,
+				 dev->num_queues);
+	if (drv > 0xff || !status_reachable(drv))
+		return snap_fail(t, err, errlen, "device status 0x%x is not one a driver can reach", s->status);
+	if (s->isr & ~(uint32_t)(VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG))
+		return snap_fail(t, err, errlen, "interrupt status 0x%x has unknown bits", s->isr);
+	if (s->drv_features & ~dev->features)
+		return snap_fail(t, err, errlen,
+				 "driver features 0x%llx include 0x%llx, which this device does not offer",
+				 (unsigned long long)s->drv_features,
+				 (unsigned long long)(s->drv_features & ~dev->features));
+	if ((drv & FOK) && !(s->drv_features & VIRTIO_BIT(VIRTIO_F_VERSION_1)))
+		return snap_fail(t, err, errlen, "FEATURES_OK without VIRTIO_F_VERSION_1");
+	if (s->active > 1)
+		return snap_fail(t, err, errlen, "active flag %u", s->active);
+	if (s->active != running_st)
+		return snap_fail(t, err, errlen, "status 0x%x does not match the device being %s",
+				 s->status, s->active ? "active" : "inactive");
+	for (unsigned int i = 0; i < s->num_queues; i++) {
+		struct virtq vq;
+
+		if (s->q[i].ready > 1 || s->q[i].signalled_valid > 1 || s->q[i].size > UINT16_MAX ||
+		    s->q[i].last_avail > UINT16_MAX || s->q[i].used_idx > UINT16_MAX ||
+		    s->q[i].signalled_used > UINT16_MAX)
+			return snap_fail(t, err, errlen, "queue %u: a field out of range", i);
+		if (!s->q[i].ready) {
+			/* Positions start at QueueReady: none before it. */
+			if (s->q[i].last_avail || s->q[i].used_idx || s->q[i].signalled_used ||
+			    s->q[i].signalled_valid)
+				return snap_fail(t, err, errlen, "queue %u is not ready but has ring positions", i);
+			continue;
+		}
+		if (!(drv & FOK))
+			return snap_fail(t, err, errlen, "queue %u ready before FEATURES_OK", i);
+		virtq_init(&vq, t->gm);
+		vq.size = (uint16_t)s->q[i].size;
+		vq.desc_gpa = s->q[i].desc;
+		vq.avail_gpa = s->q[i].avail;
+		vq.used_gpa = s->q[i].used;
+		if (virtq_check(&vq, dev->queue_max))
+			return snap_fail(t, err, errlen, "queue %u (size %u, QueueNumMax %u): %s", i,
+					 s->q[i].size, dev->queue_max, vq.error);
+		/* Nothing was in flight at the snapshot: every chain popped was
+		 * returned, and both counters start at 0 at QueueReady. */
+		if (s->q[i].last_avail != s->q[i].used_idx)
+			return snap_fail(t, err, errlen,
+					 "queue %u: %u chains taken but %u returned (in flight at the snapshot)",
+					 i, s->q[i].last_avail, s->q[i].used_idx);
+	}
+	return 0;
+}
+
+int vmmio_restore(struct vmmio *t, struct snap_cursor *c, char *err, size_t errlen)
+{
+	struct virtio_dev *dev = t->dev;
+	struct vmmio_snap s;
+	char dev_err[192];
+	int r;
+
+	memset(&s, 0, sizeof(s));
+	pthread_mutex_lock(&t->lock);
+	if (t->status || t->active || t->quiesced) {
+		snprintf(err, errlen, "%s: restore into a device already in use", dev->name);
+		r = -EBUSY;
+		goto out;
+	}
+	r = snap_read(c, &s, dev->num_queues);
+	if (r) {
+		snprintf(err, errlen, "%s: device section truncated", dev->name);
+		r = -EBADMSG;
+		goto out;
+	}
+	r = snap_check(t, &s, err, errlen);
+	if (r)
+		goto out;
+	if (dev->ops->restore) {
+		dev_err[0] = 0;
+		r = dev->ops->restore(dev, c, dev_err, sizeof(dev_err));
+		if (r) {
+			snprintf(err, errlen, "%s: %s", dev->name, dev_err[0] ? dev_err : "device state refused");
+			goto out;
+		}
+	}
+	if (c->left) {
+		snprintf(err, errlen, "%s: %zu bytes after the device state", dev->name, c->left);
+		r = -EBADMSG;
+		goto out;
+	}
+	/* Apply: from here on nothing is refused but the activation. */
+	t->status = s.status;
+	t->isr = s.isr;
+	t->dev_features_sel = s.dev_features_sel;
+	t->drv_features_sel = s.drv_features_sel;
+	t->drv_features = s.drv_features;
+	t->queue_sel = s.queue_sel;
+	t->config_generation = s.config_generation;
+	for (unsigned int i = 0; i < dev->num_queues; i++) {
+		struct virtq *vq = &t->vqs[i];
+
+		virtq_reset(vq);
+		vq->size = (uint16_t)s.q[i].size;
+		vq->desc_gpa = s.q[i].desc;
+		vq->avail_gpa = s.q[i].avail;
+		vq->used_gpa = s.q[i].used;
+		vq->ready = s.q[i].ready;
+		vq->last_avail = (uint16_t)s.q[i].last_avail;
+		vq->used_idx = (uint16_t)s.q[i].used_idx;
+		vq->signalled_used = (uint16_t)s.q[i].signalled_used;
+		vq->signalled_valid = s.q[i].signalled_valid;
+	}
+	/* Quiesced before activation, so the device starts no work (a NIC
+	 * would read its backend into guest RAM) until vmmio_resume. */
+	t->quiesced = true;
+	if (dev->ops->quiesce)
+		dev->ops->quiesce(dev, true);
+	if (s.active) {
+		/* As write_status() does on DRIVER_OK, without the guest. */
+		dev->acked = t->drv_features;
+		for (unsigned int i = 0; i < dev->num_queues; i++) {
+			t->vqs[i].event_idx = dev->acked & VIRTIO_BIT(VIRTIO_F_EVENT_IDX);
+			t->vqs[i].indirect = dev->acked & VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC);
+		}
+		r = dev->ops->activate(dev);
+		if (r < 0) {
+			snprintf(err, errlen, "%s: the device refused to start with the snapshot's queues (%d)",
+				 dev->name, r);
+			r = -EINVAL;
+			goto out;
+		}
+		t->active = true;
+	}
+	r = 0;
+out:
+	pthread_mutex_unlock(&t->lock);
+	return r;
 }
 
 void vmmio_destroy(struct vmmio *t)

@@ -17,6 +17,7 @@
 #include "devices/ratelimit.h"
 #include "devices/virtio_spec.h"
 #include "vmm/evl.h"
+#include "vmm/snap.h"
 
 /* One direction's rate limit (virtio_net_set_rate_limit): its buckets and
  * the timer that resumes it. */
@@ -36,6 +37,7 @@ struct net_dev {
 	/* Under the transport lock from here on. */
 	bool active;
 	bool broken;
+	bool quiesced;          /* snapshot: neither queue nor backend served */
 	bool tx_more;           /* tx chains left over after a budget ran out */
 	bool rx_held;           /* rx_chain was popped and is still unused */
 	bool mrg;               /* VIRTIO_NET_F_MRG_RXBUF negotiated */
@@ -303,7 +305,7 @@ static void rx_pump(struct net_dev *d)
 	bool pushed = false;
 	unsigned int n;
 
-	if (!d->active || d->broken)
+	if (!d->active || d->broken || d->quiesced)
 		return;
 	if (d->rx_pending) {
 		enum rx_result r = rx_continue(d);
@@ -442,6 +444,8 @@ static void tx_process(struct net_dev *d)
 	bool pushed = false, rx_pushed = false;
 	unsigned int n;
 
+	if (d->quiesced)
+		return; /* tx_more stays: resume comes back for the rest */
 	d->tx_more = false;
 	for (n = 0; n < VIRTIO_NET_BUDGET; n++) {
 		uint32_t len;
@@ -576,6 +580,97 @@ static void net_destroy(struct virtio_dev *dev)
 	free(d);
 }
 
+/* Snapshot: chains popped and not used go back to the rings, newest first
+ * (the held rx chain, then the chains of a frame half delivered, which is
+ * dropped; a parked tx chain is popped again after resume and pays then). */
+static void net_quiesce(struct virtio_dev *dev, bool on)
+{
+	struct net_dev *d = to_net(dev);
+	struct virtq *rx = &dev->vqs[VIRTIO_NET_QUEUE_RX], *tx = &dev->vqs[VIRTIO_NET_QUEUE_TX];
+
+	d->quiesced = on;
+	if (!on) {
+		kick(d); /* the loop reads what the backend holds (its poll fires on new frames only) */
+		return;
+	}
+	if (d->rx_held && virtq_unpop(rx, d->rx_chain.head))
+		virtio_dev_log(dev, "held rx chain: %s", rx->error);
+	d->rx_held = false;
+	if (d->rx_pending) {
+		for (uint16_t i = d->rx_nbufs; i > 0; i--)
+			if (virtq_unpop(rx, d->rx_heads[i - 1]))
+				virtio_dev_log(dev, "rx chain of a partial frame: %s", rx->error);
+		d->rx_pending = false;
+		d->rx_nbufs = 0;
+		if (d->rx_is_reply)
+			d->ctr.replies_dropped++;
+		else
+			d->ctr.rx_dropped++;
+	}
+	if (d->tx_parked && virtq_unpop(tx, d->tx_chain.head))
+		virtio_dev_log(dev, "parked tx chain: %s", tx->error);
+	d->tx_parked = false;
+}
+
+#define NET_SNAP_VERSION 1u
+
+/* The guest's addresses: its interface holds them across the snapshot. */
+static int net_save(struct virtio_dev *dev, struct snap_writer *w)
+{
+	struct net_dev *d = to_net(dev);
+	int r;
+
+	r = snap_put_u32(w, NET_SNAP_VERSION);
+	r = r ? r : snap_put(w, d->guest.mac, NET_ETH_ALEN);
+	r = r ? r : snap_put_u32(w, d->guest.ip);
+	r = r ? r : snap_put_u32(w, d->guest.prefix);
+	r = r ? r : snap_put_u32(w, d->guest.gw);
+	r = r ? r : snap_put_u32(w, d->guest.dns);
+	return r;
+}
+
+static int net_restore(struct virtio_dev *dev, struct snap_cursor *c, char *err, size_t errlen)
+{
+	static const uint8_t zero[NET_ETH_ALEN];
+	struct net_dev *d = to_net(dev);
+	uint32_t version, ip, prefix, gw, dns;
+	uint8_t mac[NET_ETH_ALEN];
+	char a[16], b[16];
+	int r;
+
+	r = snap_get_u32(c, &version);
+	r = r ? r : snap_get(c, mac, sizeof(mac));
+	r = r ? r : snap_get_u32(c, &ip);
+	r = r ? r : snap_get_u32(c, &prefix);
+	r = r ? r : snap_get_u32(c, &gw);
+	r = r ? r : snap_get_u32(c, &dns);
+	if (r) {
+		snprintf(err, errlen, "NIC state truncated");
+		return -EBADMSG;
+	}
+	if (version != NET_SNAP_VERSION) {
+		snprintf(err, errlen, "NIC state version %u, this minivm reads %u", version, NET_SNAP_VERSION);
+		return -EINVAL;
+	}
+	if ((mac[0] & 1) || !memcmp(mac, zero, NET_ETH_ALEN)) {
+		snprintf(err, errlen, "the snapshot's MAC address is not unicast");
+		return -EINVAL;
+	}
+	if (ip != d->guest.ip || prefix != d->guest.prefix || gw != d->guest.gw || dns != d->guest.dns) {
+		net_ip_str(ip, a);
+		net_ip_str(d->guest.ip, b);
+		snprintf(err, errlen,
+			 "the snapshot's guest network (%s/%u) differs from this VM's (%s/%u, or its gateway "
+			 "or resolver): restore with the same --net addresses", a, prefix, b, d->guest.prefix);
+		return -EINVAL;
+	}
+	/* The guest's driver read the MAC at probe time and keeps it: the
+	 * device takes the snapshot's, whatever this VM was given. */
+	memcpy(d->guest.mac, mac, NET_ETH_ALEN);
+	memcpy(d->config, mac, NET_ETH_ALEN);
+	return 0;
+}
+
 static const struct virtio_dev_ops net_ops = {
 	.config_read = net_config_read,
 	.config_write = net_config_write,
@@ -583,6 +678,9 @@ static const struct virtio_dev_ops net_ops = {
 	.queue_notify = net_queue_notify,
 	.reset = net_reset,
 	.destroy = net_destroy,
+	.quiesce = net_quiesce,
+	.save = net_save,
+	.restore = net_restore,
 };
 
 static void serve(struct net_dev *d)

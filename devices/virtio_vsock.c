@@ -20,6 +20,7 @@
 #include "devices/virtio_spec.h"
 #include "devices/vsock_pkt.h"
 #include "vmm/evl.h"
+#include "vmm/snap.h"
 
 /*
  * Design. Every host socket (the listener, each connection, a timerfd) sits
@@ -121,6 +122,7 @@ struct vsock_dev {
 
 	/* Under the transport lock. */
 	bool active, broken;
+	bool quiesced; /* snapshot: no queue, no host socket served */
 	struct vsock_conn *conns[VIRTIO_VSOCK_MAX_CONNS];
 	unsigned int nconns;
 	uint32_t gen;
@@ -915,7 +917,7 @@ static void rx_pump(struct vsock_dev *d)
 {
 	unsigned int sent = 0, steps = 0;
 
-	if (!d->active || d->broken)
+	if (!d->active || d->broken || d->quiesced)
 		return;
 	/* Each step either sends a packet or takes a connection off the
 	 * list (its socket had nothing, or it is done); bounded regardless. */
@@ -961,7 +963,7 @@ static void event_deliver(struct vsock_dev *d)
 	struct virtq *vq = &d->vdev.vqs[VIRTIO_VSOCK_QUEUE_EVENT];
 	unsigned int budget = VIRTQ_MAX_SIZE;
 
-	while (d->event_pending && d->active && !d->broken && budget--) {
+	while (d->event_pending && d->active && !d->broken && !d->quiesced && budget--) {
 		struct virtio_vsock_event ev = { .id = VIRTIO_VSOCK_EVENT_TRANSPORT_RESET };
 		struct iovec iov[VIRTQ_MAX_SIZE];
 		unsigned int niov;
@@ -1190,10 +1192,12 @@ static void vsock_loop_cb(void *opaque, int fd, uint32_t revents)
 		/* EAGAIN: another wake-up took it */
 	}
 	virtio_dev_lock(&d->vdev);
-	if (d->tx_more && d->active)
-		tx_process(d);
-	host_events(d, 0);
-	rx_pump(d);
+	if (!d->quiesced) { /* else resume kicks the loop back here */
+		if (d->tx_more && d->active)
+			tx_process(d);
+		host_events(d, 0);
+		rx_pump(d);
+	}
 	virtio_dev_unlock(&d->vdev);
 }
 
@@ -1212,10 +1216,12 @@ void virtio_vsock_poll(struct virtio_dev *dev, int timeout_ms)
 		(void)epoll_wait(d->epfd, &ev, 1, timeout_ms); /* level-triggered: nothing consumed */
 	}
 	virtio_dev_lock(dev);
-	if (d->tx_more && d->active)
-		tx_process(d);
-	host_events(d, 0);
-	rx_pump(d);
+	if (!d->quiesced) {
+		if (d->tx_more && d->active)
+			tx_process(d);
+		host_events(d, 0);
+		rx_pump(d);
+	}
 	virtio_dev_unlock(dev);
 }
 
@@ -1257,6 +1263,8 @@ static void tx_process(struct vsock_dev *d)
 	unsigned int n = 0;
 	bool pushed = false;
 
+	if (d->quiesced)
+		return; /* tx_more stays: resume comes back for the rest */
 	d->tx_more = false;
 	while (!d->broken) {
 		int r;
@@ -1366,6 +1374,67 @@ static void vsock_destroy(struct virtio_dev *dev)
 	free(d);
 }
 
+/* Snapshot: the held rx chain goes back to the ring. Connections stay
+ * as they are (the running VM keeps them); a restored VM gets none of them
+ * (only the CID is saved) and virtio_vsock_send_transport_reset() tells
+ * its guest to drop its copies. */
+static void vsock_quiesce(struct virtio_dev *dev, bool on)
+{
+	struct vsock_dev *d = to_vsock(dev);
+
+	d->quiesced = on;
+	if (!on) {
+		kick(d); /* host sockets that became ready meanwhile */
+		return;
+	}
+	if (d->rx_held && virtq_unpop(&dev->vqs[VIRTIO_VSOCK_QUEUE_RX], d->rx_chain.head))
+		virtio_dev_log(dev, "held rx chain: %s", dev->vqs[VIRTIO_VSOCK_QUEUE_RX].error);
+	d->rx_held = false;
+}
+
+#define VSOCK_SNAP_VERSION 1u
+
+static int vsock_save(struct virtio_dev *dev, struct snap_writer *w)
+{
+	struct vsock_dev *d = to_vsock(dev);
+	int r;
+
+	r = snap_put_u32(w, VSOCK_SNAP_VERSION);
+	r = r ? r : snap_put_u64(w, d->guest_cid);
+	/* For the record only: connections are not carried. */
+	r = r ? r : snap_put_u32(w, d->nconns);
+	return r;
+}
+
+static int vsock_restore(struct virtio_dev *dev, struct snap_cursor *c, char *err, size_t errlen)
+{
+	uint32_t version, nconns;
+	uint64_t cid;
+	int r;
+
+	(void)dev;
+	r = snap_get_u32(c, &version);
+	r = r ? r : snap_get_u64(c, &cid);
+	r = r ? r : snap_get_u32(c, &nconns);
+	if (r) {
+		snprintf(err, errlen, "vsock state truncated");
+		return -EBADMSG;
+	}
+	if (version != VSOCK_SNAP_VERSION) {
+		snprintf(err, errlen, "vsock state version %u, this minivm reads %u", version,
+			 VSOCK_SNAP_VERSION);
+		return -EINVAL;
+	}
+	if (cid < 3 || cid > 0xfffffffeULL || nconns > VIRTIO_VSOCK_MAX_CONNS) {
+		snprintf(err, errlen, "vsock state out of range (CID %llu, %u connections)",
+			 (unsigned long long)cid, nconns);
+		return -EINVAL;
+	}
+	/* This VM's CID may differ: the transport reset sent on resume makes
+	 * the guest read it again (virtio_vsock_update_guest_cid). */
+	return 0;
+}
+
 static const struct virtio_dev_ops vsock_ops = {
 	.config_read = vsock_config_read,
 	.config_write = vsock_config_write,
@@ -1373,6 +1442,9 @@ static const struct virtio_dev_ops vsock_ops = {
 	.queue_notify = vsock_queue_notify,
 	.reset = vsock_reset,
 	.destroy = vsock_destroy,
+	.quiesce = vsock_quiesce,
+	.save = vsock_save,
+	.restore = vsock_restore,
 };
 
 static int ep_add(int epfd, int fd, uint64_t tok)

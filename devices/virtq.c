@@ -252,6 +252,21 @@ int virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
 	return 0;
 }
 
+int virtq_unpop(struct virtq *vq, uint16_t head)
+{
+	if (!vq->ready || head >= vq->size || !head_inflight(vq, head) || vq->inflight == 0) {
+		vq->error = "gave back a head that is not in flight";
+		return -EINVAL;
+	}
+	/* The avail slot last_avail - 1 is read again by the next pop: the
+	 * guest may have rewritten it meanwhile (it owns the ring), and the
+	 * pop checks it like any other. */
+	vq->inflight_map[head / 64] &= ~(1ULL << (head % 64));
+	vq->inflight--;
+	vq->last_avail--;
+	return 0;
+}
+
 bool virtq_should_notify(struct virtq *vq)
 {
 	uint16_t old = vq->signalled_used, new = vq->used_idx, v;

@@ -98,6 +98,15 @@ int virtq_pop(struct virtq *vq, struct virtq_chain *c) __attribute__((warn_unuse
 int virtq_push(struct virtq *vq, uint16_t head, uint32_t len) __attribute__((warn_unused_result));
 
 /*
+ * Gives back the chain at `head`, popped last and not yet pushed, as if it
+ * had never been popped: the next virtq_pop() returns it again (snapshot
+ * quiescing: a device holding a chain it has not used). Chains popped
+ * after it must have been given back first (LIFO). -EINVAL when head is
+ * not in flight or nothing was popped; nothing changes then.
+ */
+int virtq_unpop(struct virtq *vq, uint16_t head) __attribute__((warn_unused_result));
+
+/*
  * After one or more virtq_push() calls: whether the driver wants a used
  * buffer notification (interrupt), honouring VIRTQ_AVAIL_F_NO_INTERRUPT or,
  * with VIRTIO_F_EVENT_IDX, used_event (spec 2.7.10).

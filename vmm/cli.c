@@ -12,6 +12,8 @@ const char cli_usage[] =
 	"Usage: minivm --kernel KERNEL --rootfs IMAGE --agent 'CMD ARGS' [options]\n"
 	"       minivm --kernel KERNEL --rootfs IMAGE [options] -- CMD [ARGS...]\n"
 	"       minivm --kernel KERNEL [--rootfs IMAGE] --run 'PROG ARGS' [options]\n"
+	"       minivm --restore DIR | --template NAME --agent 'CMD ARGS' [options]\n"
+	"       minivm template create NAME --kernel KERNEL --rootfs IMAGE [options]\n"
 	"\n"
 	"Boots a Linux kernel in a KVM microVM, runs a command in it and exits with\n"
 	"the command's status. With --agent (or --), the guest agent runs the command\n"
@@ -59,6 +61,26 @@ const char cli_usage[] =
 	"  --workspace-respect-gitignore  leave out what .gitignore files ignore (and\n"
 	"                       .git/) when copying in, diffing and applying\n"
 	"\n"
+	"Snapshots (see vmm/SNAPSHOT.md):\n"
+	"  --snapshot-after-ready DIR  once the agent answers (a real round trip),\n"
+	"                       pause the VM, write a snapshot into DIR (guest memory,\n"
+	"                       the state file, copies of writable disks), resume\n"
+	"                       and run the command as usual. Not with --net\n"
+	"  --restore DIR        start from the snapshot in DIR instead of booting:\n"
+	"                       memory is mapped copy-on-write (clones share it), the\n"
+	"                       machine and devices resume, the guest's clock is set\n"
+	"                       and its random state reseeded, then the command runs.\n"
+	"                       The snapshot names the kernel, disks, memory and\n"
+	"                       vCPUs: no --kernel, --rootfs, --disk, --mem, --cpus,\n"
+	"                       --cmdline, --scratch or --net. Read-only disks must\n"
+	"                       be unchanged; each restore gets its own copy of the\n"
+	"                       writable ones\n"
+	"  --template NAME      --restore of the template NAME\n"
+	"  minivm template create NAME [boot options]\n"
+	"                       boot once with the agent, snapshot into\n"
+	"                       $MINIVM_CACHE/templates/NAME (default ~/.cache/minivm),\n"
+	"                       power off; NAME: letters, digits, '.', '_', '-'\n"
+	"\n"
 	"The machine:\n"
 	"  --kernel PATH        kernel: a bzImage or an ELF vmlinux (booted via PVH)\n"
 	"  --rootfs PATH[,rw][,LIMITS]  root filesystem image (ext4), the guest's\n"
@@ -97,7 +119,8 @@ const char cli_usage[] =
 	"  --emulated MODE      auto|yes|no: whether the host emulates guest kernel\n"
 	"                       code (adds the guest switches it needs; default auto,\n"
 	"                       decided by a probe through the KVM API)\n"
-	"  --timings            print the boot phases on stderr at exit\n"
+	"  --timings            print the boot phases on stderr at exit (with\n"
+	"                       --restore: the restore's phases, VMM and guest apart)\n"
 	"  -v, --verbose        say what minivm does (twice: more)\n"
 	"  -h, --help           this text\n"
 	"  --version            the version\n"
@@ -427,16 +450,49 @@ static int cli_parse_net(const char *arg, struct cli *out, char *err, size_t err
 	return 0;
 }
 
+bool cli_template_name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > CLI_TEMPLATE_NAME_MAX || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = name[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
 int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t errlen)
 {
 	bool seen_mem = false, seen_cpus = false, seen_emul = false;
 	bool seen_jail = false, seen_uid = false, seen_gid = false;
 	struct minivm_config *c = &out->cfg;
+	int first = 1;
 
 	memset(out, 0, sizeof(*out));
 	minivm_config_init(c);
 	jail_config_init(&out->jail);
-	for (int i = 1; i < argc; i++) {
+	/* "minivm template create NAME [options]" */
+	if (argc >= 2 && !strcmp(argv[1], "template")) {
+		if (argc < 3 || strcmp(argv[2], "create")) {
+			snprintf(err, errlen, "usage: minivm template create NAME [boot options] "
+					      "(see --help)");
+			return -EINVAL;
+		}
+		if (argc < 4 || !cli_template_name_ok(argv[3])) {
+			snprintf(err, errlen, "template create needs a NAME of 1 to %d letters, digits, "
+					      "'.', '_' or '-', not starting with '.'", CLI_TEMPLATE_NAME_MAX);
+			return -EINVAL;
+		}
+		out->template_create = true;
+		out->template_name = argv[3];
+		first = 4;
+	}
+	for (int i = first; i < argc; i++) {
 		const char *a = argv[i], *val = NULL, *eq;
 		char name[32];
 		size_t nlen;
@@ -533,7 +589,8 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		    strcmp(name, "--scratch-size") && strcmp(name, "--net") &&
 		    strcmp(name, "--allow") && strcmp(name, "--net-policy") &&
 		    strcmp(name, "--save") && strcmp(name, "--workspace") &&
-		    strcmp(name, "--changes")) {
+		    strcmp(name, "--changes") && strcmp(name, "--snapshot-after-ready") &&
+		    strcmp(name, "--restore") && strcmp(name, "--template")) {
 			snprintf(err, errlen, "unknown option '%s' (see --help)", name);
 			return -EINVAL;
 		}
@@ -560,7 +617,28 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		c->field = val;                                                           \
 	} while (0)
 
-		if (!strcmp(name, "--kernel")) {
+		if (!strcmp(name, "--snapshot-after-ready") || !strcmp(name, "--restore")) {
+			const char **dst = name[2] == 's' ? &out->snapshot_dir : &out->restore_dir;
+
+			if (*dst || !*val) {
+				snprintf(err, errlen, "option '%s' given twice or empty", name);
+				return -EINVAL;
+			}
+			*dst = val;
+		} else if (!strcmp(name, "--template")) {
+			if (out->template_name) {
+				snprintf(err, errlen, out->template_create
+					 ? "--template is for runs: template create names its template first"
+					 : "option '--template' given twice");
+				return -EINVAL;
+			}
+			if (!cli_template_name_ok(val)) {
+				snprintf(err, errlen, "bad --template '%s' (1 to %d letters, digits, '.', '_' "
+						      "or '-', not starting with '.')", val, CLI_TEMPLATE_NAME_MAX);
+				return -EINVAL;
+			}
+			out->template_name = val;
+		} else if (!strcmp(name, "--kernel")) {
 			CLI_ONCE(kernel);
 		} else if (!strcmp(name, "--rootfs")) {
 			struct minivm_disk d;
@@ -810,6 +888,79 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 	if (out->jail.mode == JAIL_OFF && (seen_uid || seen_gid || out->jail.cpu_quota_pct)) {
 		snprintf(err, errlen, "--uid, --gid and --cpu-quota configure the jail: not with "
 				      "--no-jail");
+		return -EINVAL;
+	}
+	if (out->template_create) {
+		if (out->agent || c->run) {
+			snprintf(err, errlen, "template create runs no command: no --agent, -- or --run");
+			return -EINVAL;
+		}
+		if (out->snapshot_dir || out->restore_dir) {
+			snprintf(err, errlen, "template create takes boot options: not "
+					      "--snapshot-after-ready or --restore");
+			return -EINVAL;
+		}
+		if (out->save || out->ws_host[0]) {
+			snprintf(err, errlen, "template create runs no command: no --save or --workspace");
+			return -EINVAL;
+		}
+		/* Boots with the agent (no command) and snapshots: the front
+		 * fills snapshot_dir with the template's directory. */
+		out->agent = true;
+		out->agent_argc = 0;
+		out->agent_argv[0] = NULL;
+	}
+	if (out->restore_dir && out->template_name && !out->template_create) {
+		snprintf(err, errlen, "--restore and --template exclude each other");
+		return -EINVAL;
+	}
+	if (out->snapshot_dir && (out->restore_dir || (out->template_name && !out->template_create))) {
+		snprintf(err, errlen, "--snapshot-after-ready boots a VM: not with --restore or --template");
+		return -EINVAL;
+	}
+	if (out->restore_dir || (out->template_name && !out->template_create)) {
+		const char *what = out->restore_dir ? "--restore" : "--template";
+
+		if (!out->agent) {
+			snprintf(err, errlen, "%s runs a command through the agent: give --agent or --",
+				 what);
+			return -EINVAL;
+		}
+		if (c->kernel || c->rootfs || c->nr_disks || seen_mem || seen_cpus || c->cmdline ||
+		    out->scratch != SCRATCH_DEFAULT || out->scratch_size || c->net.tap || seen_emul) {
+			snprintf(err, errlen, "%s: the snapshot names the machine: no --kernel, --rootfs, "
+					      "--disk, --mem, --cpus, --cmdline, --scratch, --scratch-size, "
+					      "--net or --emulated", what);
+			return -EINVAL;
+		}
+		if (out->save) {
+			snprintf(err, errlen, "%s: --save is not supported on a restored VM", what);
+			return -EINVAL;
+		}
+		if (c->net.nr_allow || c->net.allow_dns || c->net.policy_file) {
+			snprintf(err, errlen, "%s: a restored VM has no NIC: no --allow, --allow-dns or "
+					      "--net-policy", what);
+			return -EINVAL;
+		}
+		/* The disks are the snapshot's: the front adds them. */
+		out->scratch = SCRATCH_NONE;
+		if (!out->boot_timeout_s)
+			out->boot_timeout_s = CLI_DEFAULT_BOOT_TIMEOUT;
+		out->env[out->nr_env] = NULL;
+		if (!out->ws_host[0] && (out->changes || out->apply || out->ws_gitignore)) {
+			snprintf(err, errlen, "--changes, --apply and --workspace-respect-gitignore are "
+					      "about a workspace: give --workspace HOSTDIR");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (out->snapshot_dir && !out->agent) {
+		snprintf(err, errlen, "--snapshot-after-ready snapshots a VM whose agent is ready: "
+				      "give the command with --agent or --");
+		return -EINVAL;
+	}
+	if ((out->snapshot_dir || out->template_create) && c->net.tap) {
+		snprintf(err, errlen, "snapshots of VMs with a NIC (--net) are not supported");
 		return -EINVAL;
 	}
 	if (!c->kernel) {

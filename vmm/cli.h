@@ -57,7 +57,22 @@ struct cli {
 	bool ws_gitignore;                      /* --workspace-respect-gitignore */
 	const char *changes;                    /* --changes FILE */
 	bool apply;                             /* --apply */
+	/* Snapshots (vmm/SNAPSHOT.md): --snapshot-after-ready DIR, --restore
+	 * DIR, --template NAME (a --restore of the template's directory,
+	 * which the front resolves), and "minivm template create NAME
+	 * [options]" (boots, snapshots into the template, powers off: no
+	 * command, agent_argc 0). */
+	const char *snapshot_dir;
+	const char *restore_dir;
+	const char *template_name;
+	bool template_create;
 };
+
+#define CLI_TEMPLATE_NAME_MAX 64
+
+/* A template's name: 1 to CLI_TEMPLATE_NAME_MAX of [A-Za-z0-9._-], not
+ * starting with '.'. */
+bool cli_template_name_ok(const char *name);
 
 #define CLI_WS_GUEST "/workspace"
 

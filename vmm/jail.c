@@ -551,6 +551,14 @@ static const int jail_sys_control[] = {
 	SCMP_SYS(shutdown),       SCMP_SYS(fsync),
 };
 
+/* The control thread's KVM ioctls: what a snapshot reads. */
+static const unsigned long jail_snapshot_ioctls[] = {
+	KVM_GET_REGS,      KVM_GET_SREGS,     KVM_GET_MSRS,     KVM_GET_MSR_INDEX_LIST,
+	KVM_GET_XSAVE,     KVM_GET_XSAVE2,    KVM_GET_FPU,      KVM_GET_XCRS,
+	KVM_GET_LAPIC,     KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_GET_DEBUGREGS,
+	KVM_GET_IRQCHIP,   KVM_GET_PIT2,      KVM_GET_CLOCK,    KVM_CHECK_EXTENSION,
+};
+
 static int jail_add(scmp_filter_ctx c, const int *nrs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -618,6 +626,14 @@ static int jail_build(enum jail_thread kind, scmp_filter_ctx *out)
 		if (!r)
 			r = seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
 					     SCMP_A1(SCMP_CMP_EQ, F_OFD_SETLK));
+		/* A snapshot (vmm/snapshot.c): the state KVM gives out, read
+		 * while the vCPUs are parked, and the files written through
+		 * the fds the front opened. Reads only: no KVM_SET_*. */
+		for (size_t i = 0; !r && i < sizeof(jail_snapshot_ioctls) / sizeof(jail_snapshot_ioctls[0]); i++)
+			r = seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+					     SCMP_A1(SCMP_CMP_EQ, jail_snapshot_ioctls[i]));
+		if (!r)
+			r = seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(pwrite64), 0);
 		break;
 	}
 	if (r) {

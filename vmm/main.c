@@ -22,6 +22,9 @@
 #include "vmm/runc.h"
 #include "vmm/front_files.h"
 #include "vmm/scratch.h"
+#include "vmm/snapshot.h"
+
+#include <sys/random.h>
 
 #define MINIVM_VERSION "0.2.0"
 
@@ -29,6 +32,13 @@
  * signals and the VM again, and how long it keeps trying after ready. */
 #define MAIN_CONNECT_SLICE_MS 1000
 #define MAIN_CONNECT_TOTAL_MS 120000
+/* After a restore the agent listens already, but its answer is guest work
+ * that several clones on a busy emulating host may take many seconds to do:
+ * an attempt given up after one second leaves a half-open session in the
+ * agent, and enough of them fill its session table ("too many sessions",
+ * seen with 4 clones at once). A signal still stops the VM at once (its
+ * socket then closes). */
+#define MAIN_RESTORE_CONNECT_SLICE_MS 30000
 /* A clean power-off (sync, reset) after the command, with writable disks. */
 #define MAIN_SHUTDOWN_MS 60000
 /* Lines of the console log shown when the guest fails. */
@@ -164,6 +174,348 @@ static void main_rundir_remove(struct main_rundir *rd)
 		fprintf(stderr, "minivm: cannot remove %s: %s\n", rd->dir, strerror(errno));
 }
 
+/* ---- snapshots (vmm/SNAPSHOT.md): the front owns every file ---- */
+
+static int main_agent_connect(struct vmm_proc *vm, const char *sock, int slice_ms, int *fd,
+			      char *err, size_t errlen);
+
+static uint64_t main_now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* What the front keeps for a snapshot or a restore. */
+struct main_snap {
+	/* --snapshot-after-ready / template create */
+	char dir[4096];
+	int mem_fd, state_fd;
+	struct snapshot_disk disks[SNAPSHOT_MAX_DISKS];
+	unsigned int nr_disks;
+	/* --restore / --template */
+	struct snapshot_meta meta;
+	char paths[SNAPSHOT_MAX_DISKS][4096]; /* the restored VM's disks */
+	char copies[SNAPSHOT_MAX_DISKS][512]; /* its own writable copies (in the run dir) */
+	unsigned int nr_copies;
+	uint64_t t_start, t_validated, t_copied;
+};
+
+static void main_snap_init(struct main_snap *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->mem_fd = s->state_fd = -1;
+}
+
+static void main_snap_free(struct main_snap *s, struct minivm_config *cfg)
+{
+	if (s->mem_fd >= 0)
+		close(s->mem_fd);
+	if (s->state_fd >= 0)
+		close(s->state_fd);
+	if (cfg->restore_state_fd >= 0)
+		close(cfg->restore_state_fd);
+	if (cfg->restore_mem_fd >= 0)
+		close(cfg->restore_mem_fd);
+	cfg->restore_state_fd = cfg->restore_mem_fd = -1;
+	for (unsigned int i = 0; i < s->nr_copies; i++)
+		(void)unlink(s->copies[i]);
+	s->mem_fd = s->state_fd = -1;
+	s->nr_copies = 0;
+}
+
+/* mkdir -p, mode 0700 for what it makes. */
+static int main_mkdirs(const char *path)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* ${MINIVM_CACHE:-~/.cache/minivm}/templates/NAME */
+static int main_template_dir(const char *name, char *out, size_t len)
+{
+	const char *cache = getenv("MINIVM_CACHE"), *home = getenv("HOME");
+	int n;
+
+	if (cache && *cache)
+		n = snprintf(out, len, "%s/templates/%s", cache, name);
+	else if (home && *home)
+		n = snprintf(out, len, "%s/.cache/minivm/templates/%s", home, name);
+	else
+		return -ENOENT;
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Before the VMM starts: DIR made, new files opened for it to write (new
+ * inodes: VMs restored from an older snapshot there keep theirs), the
+ * disks described. */
+static int main_snapshot_prepare(struct cli *cli, struct main_snap *s, char *err, size_t errlen)
+{
+	char path[4200];
+	int r;
+
+	r = main_mkdirs(s->dir);
+	if (r) {
+		snprintf(err, errlen, "cannot create the snapshot directory %s: %s", s->dir, strerror(-r));
+		return r;
+	}
+	r = snapshot_disks_describe(&cli->cfg, s->disks, &s->nr_disks, err, errlen);
+	if (r)
+		return r;
+	snprintf(path, sizeof(path), "%s/.%s.tmp", s->dir, SNAPSHOT_MEMORY_NAME);
+	(void)unlink(path);
+	s->mem_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (s->mem_fd < 0 || ftruncate(s->mem_fd, (off_t)cli->cfg.mem_bytes) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot create %.300s: %s", path, strerror(errno));
+		return r;
+	}
+	snprintf(path, sizeof(path), "%s/.%s.tmp", s->dir, SNAPSHOT_STATE_NAME);
+	(void)unlink(path);
+	s->state_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (s->state_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot create %.300s: %s", path, strerror(errno));
+		return r;
+	}
+	cli->cfg.snapshot_mem_fd = s->mem_fd;
+	cli->cfg.snapshot_state_fd = s->state_fd;
+	cli->cfg.snapshot_disks = s->disks;
+	cli->cfg.nr_snapshot_disks = s->nr_disks;
+	return 0;
+}
+
+/* The path of disk i of cfg as snapshot_disks_describe numbered them. */
+static const char *main_disk_path(const struct minivm_config *c, unsigned int i)
+{
+	if (c->rootfs) {
+		if (i == 0)
+			return c->rootfs;
+		i--;
+	}
+	return i < c->nr_disks ? c->disks[i].path : NULL;
+}
+
+/* With the agent ready: pause and snapshot, copy the writable disks while
+ * paused, resume, then put the files in place (state last). */
+static int main_snapshot_take(struct cli *cli, struct vmm_proc *vm, struct main_snap *s, char *err,
+			      size_t errlen)
+{
+	char from[4200], to[4200];
+	uint64_t t0 = main_now_ns(CLOCK_MONOTONIC);
+	int r = vmm_proc_snapshot(vm);
+
+	if (r) {
+		snprintf(err, errlen, "%s", vmm_proc_error(vm));
+		vmm_proc_resume(vm);
+		return r;
+	}
+	for (unsigned int i = 0; i < s->nr_disks && !r; i++) {
+		const char *src = main_disk_path(&cli->cfg, i);
+		bool reflinked;
+		int in, outfd;
+
+		if (!(s->disks[i].flags & SNAPSHOT_DISK_COPIED) || !src)
+			continue;
+		snprintf(to, sizeof(to), "%s/.%s.tmp", s->dir, s->disks[i].path);
+		(void)unlink(to);
+		in = open(src, O_RDONLY | O_CLOEXEC);
+		outfd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		r = in < 0 || outfd < 0 ? -errno : snapshot_copy_file(in, outfd, &reflinked);
+		if (r)
+			snprintf(err, errlen, "copying disk %s into the snapshot: %s", src, strerror(-r));
+		if (in >= 0)
+			close(in);
+		if (outfd >= 0)
+			close(outfd);
+	}
+	vmm_proc_resume(vm);
+	for (unsigned int i = 0; i < s->nr_disks && !r; i++) {
+		if (!(s->disks[i].flags & SNAPSHOT_DISK_COPIED))
+			continue;
+		snprintf(from, sizeof(from), "%s/.%s.tmp", s->dir, s->disks[i].path);
+		snprintf(to, sizeof(to), "%s/%s", s->dir, s->disks[i].path);
+		if (rename(from, to) < 0)
+			r = -errno;
+	}
+	snprintf(from, sizeof(from), "%s/.%s.tmp", s->dir, SNAPSHOT_MEMORY_NAME);
+	snprintf(to, sizeof(to), "%s/%s", s->dir, SNAPSHOT_MEMORY_NAME);
+	if (!r && rename(from, to) < 0)
+		r = -errno;
+	snprintf(from, sizeof(from), "%s/.%s.tmp", s->dir, SNAPSHOT_STATE_NAME);
+	snprintf(to, sizeof(to), "%s/%s", s->dir, SNAPSHOT_STATE_NAME);
+	if (!r && rename(from, to) < 0)
+		r = -errno;
+	if (r && !err[0])
+		snprintf(err, errlen, "putting the snapshot in place in %s: %s", s->dir, strerror(-r));
+	if (!r && (cli->cfg.verbose || cli->print_timings))
+		fprintf(stderr, "minivm: snapshot written to %s in %.3f ms (VM paused meanwhile)\n",
+			s->dir, (double)(main_now_ns(CLOCK_MONOTONIC) - t0) / 1e6);
+	return r;
+}
+
+/*
+ * --restore DIR: the state file read and validated, the memory file
+ * checked against it, read-only disks checked, writable disks copied into
+ * the run directory (each VM its own), and cfg made the snapshot's.
+ */
+static int main_restore_prepare(struct cli *cli, const char *rundir, struct main_snap *s,
+				char *err, size_t errlen)
+{
+	struct minivm_config *c = &cli->cfg;
+	char path[4200], why[400];
+	struct snap_reader rd;
+	uint8_t *buf = NULL;
+	size_t len;
+	int r;
+
+	s->t_start = main_now_ns(CLOCK_MONOTONIC);
+	snprintf(path, sizeof(path), "%s/%s", cli->restore_dir, SNAPSHOT_STATE_NAME);
+	c->restore_state_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (c->restore_state_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "restore: cannot open %.300s: %s", path, strerror(errno));
+		return r;
+	}
+	snprintf(path, sizeof(path), "%s/%s", cli->restore_dir, SNAPSHOT_MEMORY_NAME);
+	c->restore_mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (c->restore_mem_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "restore: cannot open %.300s: %s", path, strerror(errno));
+		return r;
+	}
+	r = snapshot_state_read(c->restore_state_fd, &buf, &len, &rd, why, sizeof(why));
+	if (!r)
+		r = snapshot_meta_parse(&rd, &s->meta, why, sizeof(why));
+	free(buf);
+	if (!r)
+		r = snapshot_check_memory(c->restore_mem_fd, &s->meta, why, sizeof(why));
+	if (r) {
+		snprintf(err, errlen, "restore %s: %s", cli->restore_dir, why);
+		return r;
+	}
+	s->t_validated = main_now_ns(CLOCK_MONOTONIC);
+	for (unsigned int i = 0; i < s->meta.nr_disks; i++) {
+		const struct snapshot_disk *d = &s->meta.disks[i];
+		bool ro = d->flags & SNAPSHOT_DISK_RO;
+
+		if (ro) {
+			r = snapshot_check_disk(d, why, sizeof(why));
+			if (r) {
+				snprintf(err, errlen, "restore %s: %s", cli->restore_dir, why);
+				return r;
+			}
+			snprintf(s->paths[i], sizeof(s->paths[i]), "%s", d->path);
+		} else {
+			bool reflinked;
+			int in, out;
+
+			snprintf(path, sizeof(path), "%s/%s", cli->restore_dir, d->path);
+			snprintf(s->paths[i], sizeof(s->paths[i]), "%s/%s", rundir, d->path);
+			in = open(path, O_RDONLY | O_CLOEXEC);
+			out = open(s->paths[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			if (out >= 0)
+				snprintf(s->copies[s->nr_copies++], sizeof(s->copies[0]), "%s", s->paths[i]);
+			r = in < 0 || out < 0 ? -errno : snapshot_copy_file(in, out, &reflinked);
+			if (in >= 0)
+				close(in);
+			if (out >= 0)
+				close(out);
+			if (r) {
+				snprintf(err, errlen, "restore: copying %.300s: %s", path,
+					 strerror(-r));
+				return r;
+			}
+			if (c->verbose)
+				fprintf(stderr, "minivm: restore: disk %u: own copy %s (%s)\n", i,
+					s->paths[i], reflinked ? "reflink" : "sparse copy");
+		}
+		if (s->meta.has_rootfs && i == 0) {
+			c->rootfs = s->paths[i];
+			c->rootfs_rw = !ro;
+		} else {
+			unsigned int k = c->nr_disks++;
+
+			memset(&c->disks[k], 0, sizeof(c->disks[k]));
+			c->disks[k].path = s->paths[i];
+			c->disks[k].read_only = ro;
+		}
+	}
+	s->t_copied = main_now_ns(CLOCK_MONOTONIC);
+	c->kernel = NULL;
+	c->mem_bytes = s->meta.ram_size;
+	c->cpus = s->meta.nr_vcpus;
+	c->guest_cid = s->meta.guest_cid;
+	return 0;
+}
+
+/* After a restore: the guest's wall clock set to the host's and its CRNG
+ * reseeded with fresh host bytes, by the agent's fix-up tool, so that
+ * clones never share randomness or a stale clock. */
+static int main_restore_fixup(struct vmm_proc *vm, const char *sock, int ctl_fd, char *err,
+			      size_t errlen)
+{
+	struct agent_exec_result xres;
+	struct agent_exec_req req;
+	struct agent_exec_io io;
+	uint8_t seed[32];
+	char ns[32], hex[2 * sizeof(seed) + 1];
+	const char *argv[] = { "/proc/self/exe", "fixup", "--time", ns, "--seed", hex, NULL };
+	int fd = -1, r;
+
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+		snprintf(err, errlen, "getrandom: %s", strerror(errno));
+		return -EIO;
+	}
+	for (size_t i = 0; i < sizeof(seed); i++)
+		snprintf(hex + 2 * i, 3, "%02x", seed[i]);
+	r = main_agent_connect(vm, sock, MAIN_RESTORE_CONNECT_SLICE_MS, &fd, err, errlen);
+	if (r)
+		return r;
+	{
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		snprintf(ns, sizeof(ns), "%lld.%09ld", (long long)now.tv_sec, now.tv_nsec);
+	}
+	memset(&req, 0, sizeof(req));
+	req.argv = argv;
+	req.timeout_s = 60;
+	io.in_fd = -1;
+	io.out_fd = -1;
+	io.err_fd = STDERR_FILENO;
+	io.ctl_fd = ctl_fd;
+	io.winsize_fd = -1;
+	r = agent_exec(fd, &req, &io, &xres, err, errlen);
+	close(fd);
+	explicit_bzero(seed, sizeof(seed));
+	explicit_bzero(hex, sizeof(hex));
+	if (r)
+		return r;
+	if (agent_exec_exit_status(&xres) != 0) {
+		snprintf(err, errlen, "the guest's fix-up (clock, random reseed) failed with status %d",
+			 agent_exec_exit_status(&xres));
+		return -EIO;
+	}
+	return 0;
+}
+
 /* --run and plain boots: the guest's init runs the program itself. */
 static int main_boot(struct cli *cli)
 {
@@ -290,8 +642,8 @@ static void main_tty_size(int fd, struct agent_exec_req *req)
 
 /* Connects to the agent, retrying in short slices so that a signal or the
  * VM's end is noticed within a second. */
-static int main_agent_connect(struct vmm_proc *vm, const char *sock, int *fd, char *err,
-			      size_t errlen)
+static int main_agent_connect(struct vmm_proc *vm, const char *sock, int slice_ms, int *fd,
+			      char *err, size_t errlen)
 {
 	struct timespec t0, now;
 	int r;
@@ -300,8 +652,11 @@ static int main_agent_connect(struct vmm_proc *vm, const char *sock, int *fd, ch
 	for (;;) {
 		long elapsed_ms;
 
-		r = agent_connect(sock, AGENT_VSOCK_PORT, MAIN_CONNECT_SLICE_MS, fd, err, errlen);
-		if (r != -ETIMEDOUT)
+		r = agent_connect(sock, AGENT_VSOCK_PORT, slice_ms, fd, err, errlen);
+		/* A reset during the handshake is retried too: right after a
+		 * restore the guest's vsock transport reset may close the
+		 * first connection. */
+		if (r != -ETIMEDOUT && r != -ECONNRESET)
 			return r;
 		if (main_signal || vmm_proc_ended(vm))
 			return -ECANCELED;
@@ -358,10 +713,33 @@ static int main_agent(struct cli *cli)
 	static char scratch_cmdline[8192]; /* cfg.cmdline points here with --scratch */
 	static struct front_files ff;      /* --rootfs oci:, --save (large: not on the stack) */
 	static const char *exec_env[AGENT_EXEC_MAX_ENV + 1]; /* --env over the image's Env */
+	static struct main_snap snap; /* --snapshot-after-ready, --restore (large) */
+	uint64_t t_started = 0, t_ready = 0, t_fixed = 0;
 	char err[512];
 
+	main_snap_init(&snap);
 	if (main_rundir_create(&rd))
 		return MINIVM_EXIT_ERROR;
+	if (cli->template_name && (cli->template_create || !cli->restore_dir)) {
+		r = main_template_dir(cli->template_name, snap.dir, sizeof(snap.dir));
+		if (r) {
+			fprintf(stderr, "minivm: no template directory: set MINIVM_CACHE or HOME\n");
+			goto out;
+		}
+		if (cli->template_create)
+			cli->snapshot_dir = snap.dir;
+		else
+			cli->restore_dir = snap.dir;
+	} else if (cli->snapshot_dir) {
+		snprintf(snap.dir, sizeof(snap.dir), "%s", cli->snapshot_dir);
+	}
+	if (cli->restore_dir) {
+		r = main_restore_prepare(cli, rd.dir, &snap, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "minivm: %s\n", err);
+			goto out;
+		}
+	}
 	if (!cli->cfg.vsock_uds) {
 		cli->cfg.vsock_uds = rd.sock;
 		rd.own_sock = true;
@@ -383,6 +761,13 @@ static int main_agent(struct cli *cli)
 		fprintf(stderr, "minivm: %s\n", err);
 		goto out;
 	}
+	if (cli->snapshot_dir) {
+		r = main_snapshot_prepare(cli, &snap, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "minivm: %s\n", err);
+			goto out;
+		}
+	}
 	if (pipe2(ctl, O_CLOEXEC | O_NONBLOCK) || pipe2(quit, O_CLOEXEC)) {
 		fprintf(stderr, "minivm: pipe: %s\n", strerror(errno));
 		goto out;
@@ -397,6 +782,7 @@ static int main_agent(struct cli *cli)
 		goto out;
 	}
 	main_vm = vm;
+	t_started = main_now_ns(CLOCK_MONOTONIC);
 	if (main_signal)
 		goto stop;
 	do
@@ -423,7 +809,9 @@ static int main_agent(struct cli *cli)
 			goto stop;
 		}
 	}
-	r = main_agent_connect(vm, cli->cfg.vsock_uds, &fd, err, sizeof(err));
+	r = main_agent_connect(vm, cli->cfg.vsock_uds,
+			       cli->restore_dir ? MAIN_RESTORE_CONNECT_SLICE_MS : MAIN_CONNECT_SLICE_MS, &fd,
+			       err, sizeof(err));
 	if (r) {
 		if (main_signal)
 			goto stop;
@@ -434,6 +822,43 @@ static int main_agent(struct cli *cli)
 		fprintf(stderr, "minivm: no answer from the guest agent: %s\n", err);
 		main_console_tail(cli->cfg.console);
 		goto stop;
+	}
+	/* The agent answered HELLO: it is ready, for real. */
+	t_ready = main_now_ns(CLOCK_MONOTONIC);
+	if (cli->snapshot_dir) {
+		/* No connection open across the snapshot. */
+		close(fd);
+		fd = -1;
+		r = main_snapshot_take(cli, vm, &snap, err, sizeof(err));
+		if (r) {
+			if (!main_signal)
+				fprintf(stderr, "minivm: snapshot: %s\n", err);
+			goto stop;
+		}
+		if (cli->template_create) {
+			fprintf(stderr, "minivm: template '%s' created in %s\n", cli->template_name,
+				snap.dir);
+			status = 0;
+			got_result = true;
+			goto stop;
+		}
+		r = main_agent_connect(vm, cli->cfg.vsock_uds, MAIN_CONNECT_SLICE_MS, &fd, err,
+				       sizeof(err));
+		if (r) {
+			if (!main_signal)
+				fprintf(stderr, "minivm: no answer from the guest agent after the "
+						"snapshot: %s\n", err);
+			goto stop;
+		}
+	}
+	if (cli->restore_dir) {
+		r = main_restore_fixup(vm, cli->cfg.vsock_uds, ctl[0], err, sizeof(err));
+		if (r) {
+			if (!main_signal)
+				fprintf(stderr, "minivm: restore: %s\n", err);
+			goto stop;
+		}
+		t_fixed = main_now_ns(CLOCK_MONOTONIC);
 	}
 
 	memset(&req, 0, sizeof(req));
@@ -508,8 +933,9 @@ static int main_agent(struct cli *cli)
 	}
 	/* Power off. With a writable disk the guest syncs first (its data must
 	 * reach the image); otherwise there is nothing to lose by stopping. */
-	if (main_has_writable_disk(&cli->cfg, rd.scratch) && !main_signal) {
-		r = main_agent_connect(vm, cli->cfg.vsock_uds, &fd, err, sizeof(err));
+	if (!cli->restore_dir && main_has_writable_disk(&cli->cfg, rd.scratch) && !main_signal) {
+		r = main_agent_connect(vm, cli->cfg.vsock_uds, MAIN_CONNECT_SLICE_MS, &fd, err,
+				       sizeof(err));
 		if (r == 0)
 			r = agent_shutdown(fd, status & 0xff, err, sizeof(err));
 		if (fd >= 0)
@@ -553,8 +979,39 @@ stop:
 				(int)main_signal);
 			status = main_signal_status();
 		}
-		if (cli->print_timings)
+		if (cli->print_timings && cli->restore_dir) {
+			const struct minivm_timings *t = &res.timings;
+			const double ms = 1e6;
+
+			/* Front clock (CLOCK_MONOTONIC) for the front's phases; the
+			 * VMM's are from its minivm_create() start. */
+			fprintf(stderr, "minivm: timing restore_open_validate %.3f ms (front)\n",
+				(snap.t_validated - snap.t_start) / ms);
+			fprintf(stderr, "minivm: timing restore_disks %.3f ms (front: checks, copies)\n",
+				(snap.t_copied - snap.t_validated) / ms);
+			fprintf(stderr, "minivm: timing restore_vmm_validate %.3f ms (VMM)\n",
+				t->restore_validated_ns / ms);
+			fprintf(stderr, "minivm: timing restore_memory_map %.3f ms (VMM)\n",
+				t->restore_mapped_ns && t->restore_validated_ns
+					? (t->restore_mapped_ns - t->restore_validated_ns) / ms : -1.0);
+			fprintf(stderr, "minivm: timing restore_state %.3f ms (VMM: vCPUs, devices)\n",
+				t->restore_state_ns && t->restore_mapped_ns
+					? (t->restore_state_ns - t->restore_mapped_ns) / ms : -1.0);
+			fprintf(stderr, "minivm: timing restore_resume %.3f ms (VMM: to the first KVM_RUN)\n",
+				t->first_run_ns && t->restore_state_ns
+					? (t->first_run_ns - t->restore_state_ns) / ms : -1.0);
+			fprintf(stderr, "minivm: timing restore_vmm_total %.3f ms (front start to VM running)\n",
+				t_started ? (t_started - snap.t_start) / ms : -1.0);
+			fprintf(stderr, "minivm: timing restore_agent_ready %.3f ms (guest: VM running to "
+					"HELLO answered)\n",
+				t_ready && t_started ? (t_ready - t_started) / ms : -1.0);
+			fprintf(stderr, "minivm: timing restore_fixup %.3f ms (guest: clock, reseed)\n",
+				t_fixed && t_ready ? (t_fixed - t_ready) / ms : -1.0);
+			fprintf(stderr, "minivm: timing restore_to_ready %.3f ms (total)\n",
+				t_ready ? (t_ready - snap.t_start) / ms : -1.0);
+		} else if (cli->print_timings) {
 			main_print_timings(&res.timings);
+		}
 	}
 out:
 	main_vm = NULL;
@@ -567,6 +1024,7 @@ out:
 			close(quit[i]);
 	}
 	front_files_free(&ff);
+	main_snap_free(&snap, &cli->cfg);
 	main_rundir_remove(&rd);
 	return status;
 }

@@ -110,6 +110,23 @@ struct minivm_config {
 	 * the VM is stopped with outcome MINIVM_TIMED_OUT. */
 	uint64_t vm_timeout_ms;
 	struct minivm_net net;   /* a NIC when net.tap is set */
+	/* Snapshots (vmm/SNAPSHOT.md). The front opens every file; the VMM
+	 * only uses these fds (they survive into the VMM process).
+	 * snapshot_mem_fd/snapshot_state_fd (-1: none): where
+	 * minivm_snapshot() writes; the memory file already sized to
+	 * mem_bytes, the state file empty. snapshot_disks: nr_snapshot_disks
+	 * struct snapshot_disk (vmm/snapshot.h, snapshot_disks_describe()),
+	 * recorded as they are; copied by minivm_create().
+	 * restore_state_fd/restore_mem_fd (-1: boot): minivm_create()
+	 * restores the snapshot instead of loading a kernel (kernel may then
+	 * be NULL); mem_bytes, cpus, guest_cid and the disks must be the
+	 * snapshot's (the front reads them from the state file), and the
+	 * memory file is mapped privately as guest RAM (copy-on-write: many
+	 * VMs share its page cache). Both fds stay owned by the caller. */
+	int snapshot_mem_fd, snapshot_state_fd;
+	const void *snapshot_disks;
+	unsigned int nr_snapshot_disks;
+	int restore_state_fd, restore_mem_fd;
 };
 
 /* Phase timestamps, nanoseconds since minivm_create() started (0: not reached). */
@@ -118,6 +135,11 @@ struct minivm_timings {
 	uint64_t init_started_ns; /* guest init wrote MINIVM_PHASE_INIT_STARTED */
 	uint64_t ready_ns;        /* guest init wrote MINIVM_PHASE_READY */
 	uint64_t exit_ns;         /* the VM stopped */
+	/* A restore's phases (0 for a boot): the state file read and
+	 * validated, guest memory mapped, vCPU and device state set. */
+	uint64_t restore_validated_ns;
+	uint64_t restore_mapped_ns;
+	uint64_t restore_state_ns;
 };
 
 enum minivm_outcome {
@@ -183,6 +205,20 @@ bool minivm_ended(const struct minivm *vm);
 /* After minivm_start(): waits for the VM to stop and fills *res, as
  * minivm_run() does. */
 int minivm_wait(struct minivm *vm, struct minivm_result *res) __attribute__((warn_unused_result));
+
+/*
+ * After minivm_start(), from the thread that drives the VM (not a vCPU
+ * thread): parks every vCPU at a consistent point (out of KVM_RUN, pending
+ * I/O completed), quiesces the devices, and writes the snapshot to
+ * cfg.snapshot_mem_fd and cfg.snapshot_state_fd. The VM stays paused,
+ * whatever the outcome, until minivm_resume() (so the caller can copy the
+ * writable disks meanwhile). 0 or -errno with minivm_error() set;
+ * -ECHILD when the VM ended meanwhile.
+ */
+int minivm_snapshot(struct minivm *vm) __attribute__((warn_unused_result));
+
+/* Lets a paused VM (minivm_snapshot) run again. No-op when not paused. */
+void minivm_resume(struct minivm *vm);
 
 /* Asks a running VM to stop; async-signal-safe. */
 void minivm_stop(struct minivm *vm);

@@ -50,7 +50,7 @@ int snap_put_u32(struct snap_writer *w, uint32_t v) __attribute__((warn_unused_r
 int snap_put_u64(struct snap_writer *w, uint64_t v) __attribute__((warn_unused_result));
 /* Closes the open section (fills in its length). */
 int snap_end(struct snap_writer *w) __attribute__((warn_unused_result));
-/* Fills the header (checksum over the body); *data/*len: the whole file, owned by w. */
+/* Fills the header (checksum over the body); *data and *len: the whole file, owned by w. */
 int snap_writer_finish(struct snap_writer *w, const uint8_t **data, size_t *len)
 	__attribute__((warn_unused_result));
 void snap_writer_free(struct snap_writer *w);

@@ -24,12 +24,15 @@
 #include "vmm/jail.h"
 #include "vmm/probe.h"
 #include "vmm/rootfs_check.h"
+#include "vmm/snapshot.h"
+#include "vmm/vm_snapshot.h"
 #include "vmm/vmcmdline.h"
 
 #define VM_TSS_ADDR 0xfffbd000ULL
 #define VM_IDENTITY_MAP_ADDR 0xfffbc000ULL
 #define VM_KERNEL_MAX (512ULL << 20) /* a kernel file larger than this is not one */
 #define VCPU_KICK_SIGNAL (SIGRTMIN + 1)
+#define VM_PAUSE_TIMEOUT_MS 10000 /* every vCPU parks within this, or the snapshot fails */
 
 #define MSR_IA32_TSC 0x10
 #define MSR_IA32_SYSENTER_CS 0x174
@@ -88,6 +91,8 @@ void minivm_config_init(struct minivm_config *cfg)
 	cfg->cpus = 1;
 	cfg->emul = MINIVM_EMUL_AUTO;
 	cfg->guest_cid = MINIVM_DEFAULT_GUEST_CID;
+	cfg->snapshot_mem_fd = cfg->snapshot_state_fd = -1;
+	cfg->restore_state_fd = cfg->restore_mem_fd = -1;
 }
 
 const char *minivm_error(const struct minivm *vm)
@@ -353,6 +358,33 @@ static void vcpu_fatal(struct vcpu *v, const char *what)
 	vm_end(vm, MINIVM_VMM_ERROR);
 }
 
+/* A vCPU asked to pause (minivm_snapshot) waits here, out of KVM_RUN,
+ * until resumed or the VM ends. A timed wait: vm_end() runs in signal
+ * handlers, where it cannot signal the condition. */
+static void vcpu_park(struct vcpu *v)
+{
+	struct minivm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (atomic_load(&vm->pause_req) && atomic_load(&vm->state) == VM_RUNNING) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts);
+	}
+	vm->parked--;
+	pthread_mutex_unlock(&vm->pause_lock);
+	/* Before the loop's state check: a vm_end() after this sets it again. */
+	v->run->immediate_exit = 0;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -375,14 +407,21 @@ static void *vcpu_thread(void *arg)
 		return NULL;
 	}
 	while (atomic_load(&vm->state) == VM_RUNNING) {
+		/* A pause: one KVM_RUN with immediate_exit completes a pending
+		 * PIO/MMIO read (KVM's rule for a consistent state), then EINTR. */
+		if (atomic_load(&vm->pause_req))
+			v->run->immediate_exit = 1;
 		if (v->id == 0) {
 			uint64_t zero = 0;
 
 			atomic_compare_exchange_strong(&vm->first_run_ns, &zero, vm_elapsed(vm));
 		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR) {
+				if (atomic_load(&vm->pause_req))
+					vcpu_park(v);
 				continue;
+			}
 			if (errno == EAGAIN) {
 				/* An AP before its SIPI: some hosts return at once,
 				 * so back off instead of spinning a host core. */
@@ -446,6 +485,21 @@ static int vm_check_rootfs(struct minivm *vm, const char *path)
 static int vm_setup_memory(struct minivm *vm)
 {
 	vm->ram_size = vm->cfg.mem_bytes;
+	if (vm->restored) {
+		/* The snapshot's memory file, privately: pages load on demand,
+		 * writes are copy-on-write, clones share the page cache. */
+		vm->ram = mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+			       vm->cfg.restore_mem_fd, 0);
+		if (vm->ram == MAP_FAILED) {
+			int r = -errno;
+
+			vm->ram = NULL;
+			vm_set_error(vm, "cannot map the snapshot's memory file: %s", strerror(errno));
+			return r;
+		}
+		gm_layout(&vm->gm, vm->ram, vm->ram_size);
+		return 0;
+	}
 	vm->ram = mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (vm->ram == MAP_FAILED) {
@@ -713,6 +767,21 @@ static int vm_copy_config(struct minivm *vm, const struct minivm_config *cfg)
 	vm->cfg.net.tap = vm_strdup(cfg->net.tap, &oom);
 	vm->cfg.net.policy_file = vm_strdup(cfg->net.policy_file, &oom);
 	vm->cfg.net.allow = NULL;
+	vm->cfg.snapshot_disks = NULL;
+	if (cfg->snapshot_disks && cfg->nr_snapshot_disks) {
+		size_t n = cfg->nr_snapshot_disks, sz = sizeof(struct snapshot_disk);
+		void *d;
+
+		if (n > SNAPSHOT_MAX_DISKS)
+			return -EINVAL;
+		d = malloc(n * sz);
+		if (!d)
+			return -ENOMEM;
+		memcpy(d, cfg->snapshot_disks, n * sz);
+		vm->cfg.snapshot_disks = d;
+	} else {
+		vm->cfg.nr_snapshot_disks = 0;
+	}
 	if (cfg->net.nr_allow && cfg->net.allow) {
 		unsigned int n = vm_net_rules_held(&cfg->net);
 		char **allow = calloc(n, sizeof(*allow));
@@ -730,7 +799,7 @@ static int vm_check_config(struct minivm *vm)
 {
 	const struct minivm_config *c = &vm->cfg;
 
-	if (!c->kernel) {
+	if (!c->kernel && c->restore_state_fd < 0) {
 		vm_set_error(vm, "no kernel given");
 		return -EINVAL;
 	}
@@ -744,6 +813,15 @@ static int vm_check_config(struct minivm *vm)
 	}
 	if (c->nr_disks >= MINIVM_MAX_DISKS) {
 		vm_set_error(vm, "at most %d extra disks", MINIVM_MAX_DISKS - 1);
+		return -EINVAL;
+	}
+	if ((c->restore_state_fd >= 0) != (c->restore_mem_fd >= 0) ||
+	    (c->snapshot_state_fd >= 0) != (c->snapshot_mem_fd >= 0)) {
+		vm_set_error(vm, "a snapshot needs both its state and its memory file");
+		return -EINVAL;
+	}
+	if ((c->restore_state_fd >= 0 || c->snapshot_state_fd >= 0) && c->net.tap) {
+		vm_set_error(vm, "snapshots of VMs with a NIC (--net) are not supported");
 		return -EINVAL;
 	}
 	if (c->net.nr_allow > MINIVM_MAX_NET_RULES || (c->net.nr_allow && !c->net.allow)) {
@@ -839,6 +917,163 @@ static int vm_load_kernel(struct minivm *vm)
 	return 0;
 }
 
+/* A restore's first step: the state file read and validated, checked
+ * against the config the front made from it, and the memory file against
+ * the state file. Nothing of KVM is touched yet. */
+static int vm_restore_open(struct minivm *vm)
+{
+	const struct minivm_config *c = &vm->cfg;
+	struct snapshot_meta *m = malloc(sizeof(*m));
+	uint8_t *buf = NULL;
+	size_t len;
+	unsigned int want_disks = (c->rootfs ? 1u : 0u) + c->nr_disks;
+	int r;
+
+	if (!m) {
+		vm_set_error(vm, "out of memory");
+		return -ENOMEM;
+	}
+	r = snapshot_state_read(c->restore_state_fd, &buf, &len, &vm->restore, vm->err,
+				sizeof(vm->err));
+	if (r)
+		goto out;
+	vm->restore_buf = buf;
+	r = snapshot_meta_parse(&vm->restore, m, vm->err, sizeof(vm->err));
+	if (r)
+		goto out;
+	if (m->ram_size != c->mem_bytes || m->nr_vcpus != c->cpus || m->guest_cid != c->guest_cid ||
+	    m->nr_disks != want_disks || m->has_rootfs != (c->rootfs != NULL)) {
+		vm_set_error(vm, "restore: the configuration is not the snapshot's (RAM %llu/%llu, "
+				 "vCPUs %u/%u, CID %u/%u, disks %u/%u)",
+			     (unsigned long long)c->mem_bytes, (unsigned long long)m->ram_size, c->cpus,
+			     m->nr_vcpus, c->guest_cid, m->guest_cid, want_disks, m->nr_disks);
+		r = -EINVAL;
+		goto out;
+	}
+	r = snapshot_check_memory(c->restore_mem_fd, m, vm->err, sizeof(vm->err));
+	if (r)
+		goto out;
+	vm->emulated = m->emulated;
+	vm->restored = true;
+out:
+	free(m);
+	return r;
+}
+
+/* The saved state into the VM just made as for a boot (devices set up,
+ * vCPUs created, no kernel loaded): devices, irqchip, each vCPU, then the
+ * PIT once its creation (pit_job, on its own thread since the irqchip was
+ * made) is joined, the clock last. */
+static int vm_restore_state(struct minivm *vm, struct vm_setup_job *pit_job)
+{
+	char msg[sizeof(vm->err)];
+	int r;
+
+	/* Devices first (vmm/vm_snapshot.h's order): they stay quiesced
+	 * until minivm_start resumes them. */
+	msg[0] = '\0';
+	r = vm_devices_restore(vm, &vm->restore, msg, sizeof(msg));
+	if (r) {
+		vm_set_error(vm, "restore: %s", msg[0] ? msg : strerror(-r));
+		return r;
+	}
+	r = snapshot_restore_irqchip(vm, &vm->restore, vm->err, sizeof(vm->err));
+	if (r)
+		return r;
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		r = snapshot_restore_vcpu(vm, &vm->vcpus[i], &vm->restore, vm->err, sizeof(vm->err));
+		if (r)
+			return r;
+	}
+	r = vm_job_join(pit_job, vm);
+	if (!r)
+		r = snapshot_restore_pit(vm, &vm->restore, vm->err, sizeof(vm->err));
+	if (r)
+		return r;
+	return snapshot_restore_clock(vm, &vm->restore, vm->err, sizeof(vm->err));
+}
+
+int minivm_snapshot(struct minivm *vm)
+{
+	struct timespec deadline;
+	char msg[sizeof(vm->err)];
+	int r = 0;
+
+	if (!vm->started || minivm_ended(vm)) {
+		vm_set_error(vm, "snapshot: the VM is not running");
+		return -ECHILD;
+	}
+	if (vm->cfg.snapshot_mem_fd < 0 || vm->cfg.snapshot_state_fd < 0) {
+		vm_set_error(vm, "snapshot: no snapshot files were given");
+		return -EINVAL;
+	}
+	if (vm->paused) {
+		vm_set_error(vm, "snapshot: the VM is already paused");
+		return -EALREADY;
+	}
+	vm->paused = true;
+	atomic_store(&vm->pause_req, true);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		v->run->immediate_exit = 1;
+		if (atomic_load(&v->in_guest_thread))
+			pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+	}
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += VM_PAUSE_TIMEOUT_MS / 1000;
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->parked < vm->nr_vcpus && !minivm_ended(vm) && r == 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (ts.tv_sec > deadline.tv_sec ||
+		    (ts.tv_sec == deadline.tv_sec && ts.tv_nsec >= deadline.tv_nsec)) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		ts.tv_nsec += 10 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts);
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (r) {
+		vm_set_error(vm, "snapshot: the vCPUs did not pause within %d s", VM_PAUSE_TIMEOUT_MS / 1000);
+		return r;
+	}
+	if (minivm_ended(vm)) {
+		vm_set_error(vm, "snapshot: the VM ended while pausing");
+		return -ECHILD;
+	}
+	vm_log(vm, 1, "snapshot: %u vCPU(s) paused", vm->nr_vcpus);
+	/* Nothing in flight, nothing written to guest memory from here on. */
+	r = vm_devices_quiesce(vm, VM_QUIESCE_TIMEOUT_MS);
+	if (r)
+		return r;
+	msg[0] = '\0';
+	r = snapshot_save(vm, vm->cfg.snapshot_mem_fd, vm->cfg.snapshot_state_fd, vm_devices_save,
+			  msg, sizeof(msg));
+	if (r)
+		vm_set_error(vm, "%s", msg[0] ? msg : strerror(-r));
+	return r;
+}
+
+void minivm_resume(struct minivm *vm)
+{
+	if (!vm->paused)
+		return;
+	vm_devices_resume(vm, false);
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+	vm->paused = false;
+	vm_log(vm, 1, "resumed");
+}
+
 int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *err, size_t errlen)
 {
 	struct minivm *vm;
@@ -866,6 +1101,8 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	for (unsigned int i = 0; i < MINIVM_MAX_CPUS; i++)
 		vm->vcpus[i].fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	atomic_init(&vm->state, VM_RUNNING);
 	r = vm_copy_config(vm, cfg);
 	if (r) {
@@ -876,6 +1113,12 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	if (r)
 		goto fail;
 	vm->nr_vcpus = vm->cfg.cpus;
+	if (vm->cfg.restore_state_fd >= 0) {
+		r = vm_restore_open(vm);
+		if (r)
+			goto fail;
+		vm->restore_validated_ns = vm_elapsed(vm);
+	}
 	if (vm->cfg.rootfs) {
 		r = vm_check_rootfs(vm, vm->cfg.rootfs);
 		if (r)
@@ -884,7 +1127,10 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = kvm_open(&vm->kvm, vm->err, sizeof(vm->err));
 	if (r)
 		goto fail;
-	switch (vm->cfg.emul) {
+	/* A restore keeps the answer its snapshot's guest was booted for. */
+	switch (vm->restored ? (int)-1 : (int)vm->cfg.emul) {
+	case -1:
+		break;
 	case MINIVM_EMUL_YES:
 		vm->emulated = true;
 		break;
@@ -909,6 +1155,8 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 	r = vm_setup_memory(vm);
 	if (r)
 		goto fail;
+	if (vm->restored)
+		vm->restore_mapped_ns = vm_elapsed(vm);
 	vm_job_start(&slots_job, vm, vm_slots_thread);
 	r = vm_setup_irqchip(vm);
 	if (r)
@@ -925,14 +1173,16 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 		goto fail;
 	vm_log(vm, 1, "host %s guest kernel code%s", vm->emulated ? "emulates" : "runs natively",
 	       probe_job.cached ? " (the probe's cached answer)" : "");
-	r = vm_cmdline_build(vm->cmdline, sizeof(vm->cmdline), &vm->cfg, vm->emulated,
-			     vm->dev_params, vm->nr_dev_params, vm->err, sizeof(vm->err));
-	if (r)
-		goto fail;
-	vm_log(vm, 1, "kernel command line: %s", vm->cmdline);
-	r = vm_load_kernel(vm);
-	if (r)
-		goto fail;
+	if (!vm->restored) {
+		r = vm_cmdline_build(vm->cmdline, sizeof(vm->cmdline), &vm->cfg, vm->emulated,
+				     vm->dev_params, vm->nr_dev_params, vm->err, sizeof(vm->err));
+		if (r)
+			goto fail;
+		vm_log(vm, 1, "kernel command line: %s", vm->cmdline);
+		r = vm_load_kernel(vm);
+		if (r)
+			goto fail;
+	}
 	/* After the kernel's load: the PIT's creation holds kvm->lock, which
 	 * KVM_CREATE_VCPU takes too. */
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
@@ -940,9 +1190,17 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 		if (r)
 			goto fail;
 	}
-	r = vcpu_set_boot_regs(vm, &vm->entry);
-	if (r)
-		goto fail;
+	if (vm->restored) {
+		r = vm_restore_state(vm, &pit_job);
+		if (r)
+			goto fail;
+		vm->restore_state_ns = vm_elapsed(vm);
+		vm_log(vm, 1, "restored the snapshot's state");
+	} else {
+		r = vcpu_set_boot_regs(vm, &vm->entry);
+		if (r)
+			goto fail;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = vcpu_kick_handler; /* no SA_RESTART: KVM_RUN must see EINTR */
 	sigemptyset(&sa.sa_mask);
@@ -984,6 +1242,11 @@ int minivm_start(struct minivm *vm)
 		vm->start_err = r;
 		return r;
 	}
+	/* A restore's devices were restored quiesced: serve their queues,
+	 * resend pending interrupts and reset the guest's vsock connections
+	 * before any vCPU runs (the event loop runs already). */
+	if (vm->restored)
+		vm_devices_resume(vm, true);
 	/* Threads start with every signal blocked; each vCPU unblocks its kick. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -1000,6 +1263,13 @@ int minivm_start(struct minivm *vm)
 		}
 		v->started = true;
 		atomic_store(&v->in_guest_thread, true);
+	}
+	if (r == 0 && vm->restored) {
+		/* The agent was ready when the snapshot was taken: a restored
+		 * VM is ready as it resumes (the front's HELLO round trip is
+		 * what proves it). */
+		atomic_store(&vm->ready_ns, vm_elapsed(vm));
+		vm_signal_event(vm);
 	}
 	if (r == 0) {
 		vm->reinject_started =
@@ -1081,6 +1351,9 @@ int minivm_wait(struct minivm *vm, struct minivm_result *res)
 	res->timings.init_started_ns = atomic_load(&vm->init_started_ns);
 	res->timings.ready_ns = atomic_load(&vm->ready_ns);
 	res->timings.exit_ns = atomic_load(&vm->exit_ns);
+	res->timings.restore_validated_ns = vm->restore_validated_ns;
+	res->timings.restore_mapped_ns = vm->restore_mapped_ns;
+	res->timings.restore_state_ns = vm->restore_state_ns;
 	if (res->outcome == MINIVM_VMM_ERROR) {
 		if (vm->fatal[0])
 			snprintf(vm->err, sizeof(vm->err), "%s", vm->fatal);
@@ -1156,6 +1429,10 @@ void minivm_destroy(struct minivm *vm)
 	}
 	if (vm->event_fd >= 0)
 		close(vm->event_fd);
+	free((void *)vm->cfg.snapshot_disks);
+	free(vm->restore_buf);
+	pthread_cond_destroy(&vm->pause_cond);
+	pthread_mutex_destroy(&vm->pause_lock);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
 }

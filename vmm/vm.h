@@ -15,6 +15,7 @@
 #include "vmm/guest_mem.h"
 #include "vmm/kvm.h"
 #include "vmm/minivm.h"
+#include "vmm/snap.h"
 
 #define VM_CMDLINE_MAX 2048
 #define VM_MAX_DEVICES 16
@@ -116,6 +117,20 @@ struct minivm {
 	bool started;      /* minivm_start() ran; minivm_wait() joins */
 	int start_err;     /* minivm_start()'s failure, reported by minivm_wait() */
 	int timeout_fd;    /* timerfd of cfg.vm_timeout_ms on the event loop, or -1 (vm_devices.c) */
+
+	/* Snapshots (vm.c's minivm_snapshot, vmm/snapshot.c). pause_req asks
+	 * every vCPU to park; parked counts them (under pause_lock). */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	_Atomic bool pause_req;
+	unsigned int parked;
+	bool paused;           /* minivm_snapshot() paused it; minivm_resume() undoes */
+	/* A restore: the state file, read and validated by minivm_create
+	 * (restore_buf owns the bytes restore reads). */
+	bool restored;
+	uint8_t *restore_buf;
+	struct snap_reader restore;
+	uint64_t restore_validated_ns, restore_mapped_ns, restore_state_ns;
 };
 
 /* vmm/vm_devices.c: virtio-mmio devices and the event loop, called by vm.c. */

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <sys/ioctl.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devices/ratelimit.h"
@@ -15,12 +16,15 @@
 #include "devices/virtio_mmio.h"
 #include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"
+#include "devices/virtio_spec.h"
 #include "devices/virtio_vsock.h"
 #include "rootfs/agent/cmdline.h"
 #include "rootfs/agent/minivm_guest.h"
 #include "vmm/evl.h"
 #include "vmm/jail.h"
+#include "vmm/snap.h"
 #include "vmm/vm.h"
+#include "vmm/vm_snapshot.h"
 
 #define VM_EVL_ENTRIES 256
 #define VM_LAST_DEVICE_IRQ 23 /* the IOAPIC's last pin (MP table maps 0..23) */
@@ -497,4 +501,162 @@ void vm_devices_destroy(struct minivm *vm)
 	}
 	evl_destroy(vm->evl);
 	vm->evl = NULL;
+}
+
+/* ---- snapshot (vmm/vm_snapshot.h) ---- */
+
+static uint64_t vm_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int vm_devices_quiesce(struct minivm *vm, unsigned int timeout_ms)
+{
+	uint64_t deadline = vm_mono_ms() + timeout_ms;
+
+	for (unsigned int i = 0; i < vm->nr_devs; i++)
+		vmmio_quiesce(vm->devs[i].transport);
+	for (;;) {
+		unsigned int busy_slot = vm->nr_devs, n = 0;
+		struct timespec nap = { .tv_sec = 0, .tv_nsec = 200000 };
+
+		for (unsigned int i = 0; i < vm->nr_devs && !n; i++) {
+			n = vmmio_inflight(vm->devs[i].transport);
+			busy_slot = i;
+		}
+		if (!n)
+			return 0;
+		if (vm_mono_ms() >= deadline) {
+			vm_set_error(vm, "snapshot: %s (slot %u) still has %u request(s) in flight after %u ms",
+				     vmmio_device(vm->devs[busy_slot].transport)->name, busy_slot, n, timeout_ms);
+			return -ETIMEDOUT;
+		}
+		nanosleep(&nap, NULL); /* completions arrive on the event-loop thread */
+	}
+}
+
+int vm_devices_save(struct minivm *vm, struct snap_writer *w)
+{
+	int r;
+
+	for (unsigned int i = 0; i < vm->nr_devs; i++) {
+		r = vmmio_save(vm->devs[i].transport, w, i);
+		if (r) {
+			vm_set_error(vm, "snapshot: %s (slot %u): %s",
+				     vmmio_device(vm->devs[i].transport)->name, i,
+				     r == -EBUSY ? "requests in flight (not quiesced)" : strerror(-r));
+			return r;
+		}
+	}
+	if (!vm->uart_ready) {
+		vm_set_error(vm, "snapshot: the legacy devices are not set up");
+		return -EINVAL;
+	}
+	r = uart_save(&vm->uart, w);
+	r = r ? r : rtc_cmos_save(&vm->rtc, w);
+	r = r ? r : i8042_save(&vm->kbd, w);
+	if (r)
+		vm_set_error(vm, "snapshot: legacy devices: %s", strerror(-r));
+	return r;
+}
+
+/* Restores one legacy device's section (tag, instance 0). */
+static int vm_restore_legacy(const struct snap_reader *r, uint32_t tag, const char *what,
+			     int (*restore)(void *dev, struct snap_cursor *c, char *err, size_t errlen),
+			     void *dev, char *err, size_t errlen)
+{
+	struct snap_cursor c;
+
+	if (snap_find(r, tag, 0, &c)) {
+		snprintf(err, errlen, "the snapshot has no %s state", what);
+		return -EBADMSG;
+	}
+	return restore(dev, &c, err, errlen);
+}
+
+static int vm_uart_restore(void *dev, struct snap_cursor *c, char *err, size_t errlen)
+{
+	return uart_restore(dev, c, err, errlen);
+}
+
+static int vm_rtc_restore(void *dev, struct snap_cursor *c, char *err, size_t errlen)
+{
+	return rtc_cmos_restore(dev, c, err, errlen);
+}
+
+static int vm_i8042_restore(void *dev, struct snap_cursor *c, char *err, size_t errlen)
+{
+	return i8042_restore(dev, c, err, errlen);
+}
+
+int vm_devices_restore(struct minivm *vm, const struct snap_reader *r, char *err, size_t errlen)
+{
+	char msg[384];
+	struct snap_cursor c;
+	int ret;
+
+	msg[0] = 0;
+	for (unsigned int i = 0; i < vm->nr_devs; i++) {
+		struct virtio_dev *dev = vmmio_device(vm->devs[i].transport);
+
+		if (snap_find(r, SNAP_TAG_VIRTIO, i, &c)) {
+			snprintf(msg, sizeof(msg), "slot %u (%s): not in the snapshot (it has fewer devices "
+				 "than this VM: restore with the snapshot's disks, network and vsock)", i, dev->name);
+			ret = -EBADMSG;
+			goto fail;
+		}
+		ret = vmmio_restore(vm->devs[i].transport, &c, msg, sizeof(msg));
+		if (ret) {
+			char inner[sizeof(msg)];
+
+			memcpy(inner, msg, sizeof(inner));
+			snprintf(msg, sizeof(msg), "slot %u: %.360s", i, inner);
+			goto fail;
+		}
+	}
+	if (snap_find(r, SNAP_TAG_VIRTIO, vm->nr_devs, &c) == 0) {
+		snprintf(msg, sizeof(msg), "the snapshot has more devices than this VM's %u (restore with the "
+			 "snapshot's disks, network and vsock)", vm->nr_devs);
+		ret = -EBADMSG;
+		goto fail;
+	}
+	if (!vm->uart_ready) {
+		snprintf(msg, sizeof(msg), "the legacy devices are not set up");
+		ret = -EINVAL;
+		goto fail;
+	}
+	ret = vm_restore_legacy(r, SNAP_TAG_UART, "UART", vm_uart_restore, &vm->uart, msg, sizeof(msg));
+	if (!ret)
+		ret = vm_restore_legacy(r, SNAP_TAG_RTC, "RTC", vm_rtc_restore, &vm->rtc, msg, sizeof(msg));
+	if (!ret)
+		ret = vm_restore_legacy(r, SNAP_TAG_I8042, "i8042", vm_i8042_restore, &vm->kbd, msg,
+					sizeof(msg));
+	if (ret)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "restore: %s", msg);
+	vm_set_error(vm, "restore: %s", msg);
+	return ret;
+}
+
+void vm_devices_resume(struct minivm *vm, bool restored)
+{
+	for (unsigned int i = 0; i < vm->nr_devs; i++) {
+		struct virtio_dev *dev = vmmio_device(vm->devs[i].transport);
+		int r;
+
+		vmmio_resume(vm->devs[i].transport);
+		if (!restored || dev->device_id != VIRTIO_ID_VSOCK)
+			continue;
+		/* Firecracker's way: the guest's connections of the snapshot's
+		 * time have no host side here; it drops them, keeps its
+		 * listening sockets, and new host connections work. */
+		r = virtio_vsock_send_transport_reset(dev);
+		if (r && r != -ENOTCONN)
+			vm_log(vm, 1, "vsock: transport reset: %s", strerror(-r));
+	}
 }

@@ -21,9 +21,12 @@
 #include <unistd.h>
 
 #include "devices/virtio_vsock.h"
+#include "vmm/snap.h"
 
 #define VMM_PROC_STOP_GRACE_MS 30000
 #define VMM_PROC_STOP_BYTE 'S'
+#define VMM_PROC_SNAPSHOT_BYTE 'P' /* pause and write the snapshot; stay paused */
+#define VMM_PROC_RESUME_BYTE 'R'
 
 /* Two channels, so that a VMM taken over by its guest cannot speak for the
  * keeper (a forged pid would have the front kill another process). */
@@ -35,6 +38,7 @@ enum vmm_msg_type {
 	VMM_MSG_ERROR,   /* VMM or keeper: setup failed, text says why */
 	VMM_MSG_SECCOMP, /* VMM's SIGSYS handler: val = the syscall number */
 	VMM_MSG_EXIT,    /* keeper: val = the VMM's wait status */
+	VMM_MSG_SNAPSHOT, /* VMM: minivm_snapshot()'s return in val, text = its error */
 };
 
 struct vmm_msg {
@@ -65,6 +69,8 @@ struct vmm_proc {
 	dev_t sock_dev;
 	ino_t sock_ino;
 	bool sock_known;
+	bool snap_done;   /* a VMM_MSG_SNAPSHOT arrived */
+	int snap_r;
 };
 
 /* ---- the VMM side ---- */
@@ -197,6 +203,9 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 	setup.mem_bytes = cfg.mem_bytes;
 	setup.cpus = cfg.cpus;
 	setup.max_writable_file = vmm_max_writable(&cfg);
+	/* The snapshot's memory file is written through its fd, up to the RAM size. */
+	if (cfg.snapshot_mem_fd >= 0 && setup.max_writable_file < cfg.mem_bytes + SNAP_MAX_FILE)
+		setup.max_writable_file = cfg.mem_bytes + SNAP_MAX_FILE;
 	setup.max_fd = vmm_max_fd();
 	setup.verbose = cfg.verbose;
 	if (seccomp && jail_sigsys_install(vmm_report_seccomp)) {
@@ -251,6 +260,12 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 				minivm_stop(vm);
 			} else if (n == 1 && b == VMM_PROC_STOP_BYTE) {
 				minivm_stop(vm);
+			} else if (n == 1 && b == VMM_PROC_SNAPSHOT_BYTE) {
+				int sr = minivm_snapshot(vm);
+
+				vmm_send(sock, VMM_MSG_SNAPSHOT, sr, NULL, sr ? minivm_error(vm) : NULL);
+			} else if (n == 1 && b == VMM_PROC_RESUME_BYTE) {
+				minivm_resume(vm);
 			}
 		}
 		if (!ready_sent && minivm_wait_ready(vm, 0) == 0) {
@@ -262,6 +277,29 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 	vmm_send(sock, VMM_MSG_RESULT, r, &res, r ? minivm_error(vm) : NULL);
 	minivm_destroy(vm);
 	_exit(0);
+}
+
+/* Closes every fd from 3 up except those in keep (-1 entries ignored). */
+static void vmm_close_fds_except(int *keep, unsigned int n)
+{
+	unsigned int from = 3;
+
+	/* Sorted, so the gaps between them are ranges to close. */
+	for (unsigned int i = 1; i < n; i++)
+		for (unsigned int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	for (unsigned int i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned int)keep[i] > from)
+			(void)close_range(from, (unsigned int)keep[i] - 1, 0);
+		from = (unsigned int)keep[i] + 1;
+	}
+	(void)close_range(from, ~0U, 0);
 }
 
 /* The keeper: cgroup, namespaces, then forks the VMM and reports its end. */
@@ -279,15 +317,13 @@ static void vmm_keeper(const struct minivm_config *cfg, const struct jail_config
 	if (getppid() != front)
 		_exit(1);
 	(void)prctl(PR_SET_NAME, "minivm-keeper", 0, 0, 0);
-	/* Nothing of the front's but stderr and the two channels. */
+	/* Nothing of the front's but stderr, the two channels and the
+	 * snapshot files the config names. */
 	{
-		int lo = vsock_fd < sock ? vsock_fd : sock, hi = vsock_fd < sock ? sock : vsock_fd;
+		int keep[6] = { vsock_fd, sock, cfg->snapshot_mem_fd, cfg->snapshot_state_fd,
+				cfg->restore_state_fd, cfg->restore_mem_fd };
 
-		if (lo > 3)
-			(void)close_range(3, (unsigned int)lo - 1, 0);
-		if (hi > lo + 1)
-			(void)close_range((unsigned int)lo + 1, (unsigned int)hi - 1, 0);
-		(void)close_range((unsigned int)hi + 1, ~0U, 0);
+		vmm_close_fds_except(keep, 6);
 	}
 	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (nul >= 0) {
@@ -406,6 +442,12 @@ static void vmm_take(struct vmm_proc *p, const struct vmm_msg *m, bool from_keep
 	case VMM_MSG_SECCOMP:
 		p->seccomp_killed = true;
 		p->seccomp_nr = m->val;
+		break;
+	case VMM_MSG_SNAPSHOT:
+		p->snap_done = true;
+		p->snap_r = m->val;
+		if (m->val)
+			snprintf(p->err, sizeof(p->err), "%.*s", (int)sizeof(m->text), m->text);
 		break;
 	case VMM_MSG_EXIT:
 		if (p->exited)
@@ -629,6 +671,37 @@ int vmm_proc_wait_ready(struct vmm_proc *p, int timeout_ms)
 		}
 		if (vmm_pump(p, wait_ms) == -EINTR)
 			return -EINTR;
+	}
+}
+
+int vmm_proc_snapshot(struct vmm_proc *p)
+{
+	char b = VMM_PROC_SNAPSHOT_BYTE;
+
+	p->snap_done = false;
+	if (send(p->sock, &b, 1, MSG_NOSIGNAL) < 0) {
+		snprintf(p->err, sizeof(p->err), "snapshot: the VMM process is gone");
+		return -ECHILD;
+	}
+	while (!p->snap_done) {
+		if (p->have_result || p->eof || vmm_gone(p)) {
+			snprintf(p->err, sizeof(p->err), "snapshot: the VM ended first");
+			return -ECHILD;
+		}
+		if (vmm_pump(p, -1) < 0 && errno != EINTR)
+			return -EIO;
+		if (p->stop_requested)
+			return -EINTR;
+	}
+	return p->snap_r;
+}
+
+void vmm_proc_resume(struct vmm_proc *p)
+{
+	char b = VMM_PROC_RESUME_BYTE;
+
+	if (send(p->sock, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* The VMM is gone: nothing to resume. */
 	}
 }
 

@@ -60,6 +60,19 @@ bool vmm_proc_ended(struct vmm_proc *p);
 /* As minivm_wait_ready(): 0 when ready, -ETIMEDOUT, -EINTR, -ECHILD. */
 int vmm_proc_wait_ready(struct vmm_proc *p, int timeout_ms) __attribute__((warn_unused_result));
 
+/*
+ * After vmm_proc_start() with cfg.snapshot_mem_fd/state_fd set, from the
+ * thread that reads the events (nothing else may read them meanwhile):
+ * the VMM pauses the VM and writes the snapshot (minivm_snapshot()); the
+ * VM stays paused until vmm_proc_resume(), so the caller can copy the
+ * writable disks. 0, or -errno with vmm_proc_error() set; -EINTR when a
+ * stop was requested meanwhile.
+ */
+int vmm_proc_snapshot(struct vmm_proc *p) __attribute__((warn_unused_result));
+
+/* Lets the VM paused by vmm_proc_snapshot() run again. */
+void vmm_proc_resume(struct vmm_proc *p);
+
 /* Asks the VM to stop; async-signal-safe, any thread. */
 void vmm_proc_stop(struct vmm_proc *p);
 

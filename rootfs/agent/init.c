@@ -26,6 +26,7 @@
 #include "agent.h"
 #include "agent_proto.h"
 #include "cmdline.h"
+#include "fixup.h"
 #include "minivm_guest.h"
 #include "netcfg.h"
 #include "status.h"
@@ -402,6 +403,10 @@ int main(int argc, char **argv)
 	 * a tool, not init (it never mounts, touches the ports or reboots). */
 	if (argc >= 2 && strcmp(argv[1], "tar") == 0)
 		return tartool_main(argc - 1, argv + 1);
+	/* And `/proc/self/exe fixup ...` after a snapshot restore: the host's
+	 * clock and fresh random bytes (fixup.h). */
+	if (argc >= 2 && strcmp(argv[1], "fixup") == 0)
+		return fixup_main(argc - 1, argv + 1);
 	if (getpid() != 1) {
 		/* It mounts, and reboots the machine: never on a host by mistake. */
 		dprintf(STDERR_FILENO, INIT_TAG "not PID 1, refusing to run\n");

@@ -267,6 +267,30 @@ START_TEST(test_push_out_of_order)
 }
 END_TEST
 
+/* Snapshot quiescing: chains given back newest first are popped again. */
+START_TEST(test_unpop)
+{
+	for (uint16_t h = 0; h < 3; h++) {
+		vqb_desc(&b, h, BUF + 0x100ULL * h, 0x100, VIRTQ_DESC_F_WRITE, 0);
+		vqb_publish(&b, h);
+		ck_assert_int_eq(virtq_pop(&vq, &chain), 1);
+	}
+	ck_assert_int_eq(virtq_push(&vq, 0, 0), 0);
+	ck_assert_int_eq(virtq_unpop(&vq, 0), -EINVAL); /* returned already */
+	ck_assert_int_eq(virtq_unpop(&vq, QSIZE), -EINVAL);
+	ck_assert_int_eq(virtq_unpop(&vq, 2), 0);
+	ck_assert_int_eq(virtq_unpop(&vq, 1), 0);
+	ck_assert_uint_eq(vq.inflight, 0);
+	ck_assert_uint_eq(vq.last_avail, vq.used_idx);
+	ck_assert_int_eq(virtq_unpop(&vq, 1), -EINVAL); /* not in flight any more */
+	ck_assert_int_eq(virtq_pop(&vq, &chain), 1);
+	ck_assert_uint_eq(chain.head, 1);
+	ck_assert_int_eq(virtq_pop(&vq, &chain), 1);
+	ck_assert_uint_eq(chain.head, 2);
+	ck_assert_int_eq(virtq_pop(&vq, &chain), 0);
+}
+END_TEST
+
 START_TEST(test_used_ring_wraps)
 {
 	for (unsigned i = 0; i < 3 * QSIZE + 5; i++) {
@@ -569,6 +593,7 @@ int main(void)
 	tcase_add_test(tc, test_readable_after_writable);
 	tcase_add_test(tc, test_head_available_twice);
 	tcase_add_test(tc, test_push_out_of_order);
+	tcase_add_test(tc, test_unpop);
 	tcase_add_test(tc, test_used_ring_wraps);
 	tcase_add_test(tc, test_indirect_chain);
 	tcase_add_test(tc, test_indirect_not_negotiated);

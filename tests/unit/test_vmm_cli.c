@@ -716,6 +716,130 @@ START_TEST(parse_images_bad)
 }
 END_TEST
 
+/* ---- snapshots: --snapshot-after-ready, --restore, --template, template create ---- */
+
+START_TEST(parse_snapshot_good)
+{
+	ck_assert_int_eq(parse("--kernel", "k", "--rootfs", "r.img", "--snapshot-after-ready", "/s",
+			       "--agent", "x", NULL), 0);
+	ck_assert_str_eq(t_cli.snapshot_dir, "/s");
+	ck_assert(t_cli.agent);
+	ck_assert(!t_cli.restore_dir);
+
+	ck_assert_int_eq(parse("--restore", "/s", "--agent", "echo hi", NULL), 0);
+	ck_assert_str_eq(t_cli.restore_dir, "/s");
+	ck_assert_ptr_null(t_cli.cfg.kernel);
+	ck_assert_int_eq(t_cli.scratch, SCRATCH_NONE);
+	ck_assert_uint_eq(t_cli.boot_timeout_s, CLI_DEFAULT_BOOT_TIMEOUT);
+	ck_assert_int_eq(t_cli.cfg.restore_state_fd, -1);
+	ck_assert_int_eq(t_cli.cfg.snapshot_mem_fd, -1);
+
+	ck_assert_int_eq(parse("--template", "py-3.11_a", "--timings", "--env", "A=1", "--", "ls", NULL), 0);
+	ck_assert_str_eq(t_cli.template_name, "py-3.11_a");
+	ck_assert(!t_cli.template_create);
+	ck_assert(t_cli.print_timings);
+
+	ck_assert_int_eq(parse("template", "create", "base", "--kernel", "k", "--rootfs", "r.img",
+			       "--mem", "512M", NULL), 0);
+	ck_assert(t_cli.template_create);
+	ck_assert_str_eq(t_cli.template_name, "base");
+	ck_assert(t_cli.agent);
+	ck_assert_uint_eq(t_cli.agent_argc, 0);
+	ck_assert_int_eq(t_cli.scratch, SCRATCH_DISK);
+	ck_assert_uint_eq(t_cli.cfg.mem_bytes, 512ULL << 20);
+}
+END_TEST
+
+START_TEST(parse_snapshot_bad)
+{
+	static const struct {
+		const char *a[10], *needle;
+	} cases[] = {
+		{ { "--kernel", "k", "--rootfs", "r", "--snapshot-after-ready", "/s", "--run", "x" },
+		  "give the command with --agent" },
+		{ { "--kernel", "k", "--rootfs", "r", "--snapshot-after-ready", "/s",
+		    "--snapshot-after-ready", "/t", "--agent", "x" }, "given twice or empty" },
+		{ { "--kernel", "k", "--rootfs", "r", "--snapshot-after-ready", "", "--agent", "x" },
+		  "given twice or empty" },
+		{ { "--kernel", "k", "--rootfs", "r", "--snapshot-after-ready", "/s", "--net",
+		    "tap=t0,ip=10.0.0.2/24,gw=10.0.0.1", "--agent", "x" }, "(--net) are not supported" },
+		{ { "--restore", "/s", "--snapshot-after-ready", "/t", "--agent", "x" },
+		  "not with --restore or --template" },
+		{ { "--restore", "/s" }, "give --agent or --" },
+		{ { "--restore", "/s", "--run", "x" }, "give --agent or --" },
+		{ { "--restore", "/s", "--kernel", "k", "--agent", "x" }, "the snapshot names the machine" },
+		{ { "--restore", "/s", "--rootfs", "r", "--agent", "x" }, "the snapshot names the machine" },
+		{ { "--restore", "/s", "--mem", "1G", "--agent", "x" }, "the snapshot names the machine" },
+		{ { "--restore", "/s", "--cpus", "2", "--agent", "x" }, "the snapshot names the machine" },
+		{ { "--restore", "/s", "--disk", "d", "--agent", "x" }, "the snapshot names the machine" },
+		{ { "--restore", "/s", "--scratch", "tmpfs", "--agent", "x" }, "the snapshot names the machine" },
+		{ { "--restore", "/s", "--cmdline", "a", "--agent", "x" }, "the snapshot names the machine" },
+		{ { "--restore", "/s", "--emulated", "yes", "--agent", "x" }, "the snapshot names the machine" },
+		{ { "--restore", "/s", "--save", "oci:a", "--agent", "x" }, "--save is not supported" },
+		{ { "--restore", "/s", "--allow-dns", "--agent", "x" }, "has no NIC" },
+		{ { "--restore", "/s", "--restore", "/t", "--agent", "x" }, "given twice or empty" },
+		{ { "--restore", "/s", "--template", "t", "--agent", "x" }, "exclude each other" },
+		{ { "--restore", "/s", "--apply", "--agent", "x" }, "give --workspace" },
+		{ { "--template", "../etc", "--agent", "x" }, "bad --template '../etc'" },
+		{ { "--template", ".hidden", "--agent", "x" }, "bad --template" },
+		{ { "--template", "a/b", "--agent", "x" }, "bad --template" },
+		{ { "--template", "", "--agent", "x" }, "bad --template" },
+		{ { "--template", "a", "--template", "b", "--agent", "x" }, "'--template' given twice" },
+		{ { "--template", "t", "--kernel", "k", "--agent", "x" }, "the snapshot names the machine" },
+		{ { "--template", "t" }, "give --agent or --" },
+		{ { "template" }, "usage: minivm template create" },
+		{ { "template", "delete", "x" }, "usage: minivm template create" },
+		{ { "template", "create" }, "needs a NAME" },
+		{ { "template", "create", "a b", "--kernel", "k", "--rootfs", "r" }, "needs a NAME" },
+		{ { "template", "create", "t", "--kernel", "k", "--rootfs", "r", "--agent", "x" },
+		  "runs no command" },
+		{ { "template", "create", "t", "--kernel", "k", "--rootfs", "r", "--", "x" },
+		  "runs no command" },
+		{ { "template", "create", "t", "--kernel", "k", "--rootfs", "r", "--run", "x" },
+		  "runs no command" },
+		{ { "template", "create", "t", "--kernel", "k", "--rootfs", "r", "--restore", "/s" },
+		  "not --snapshot-after-ready or --restore" },
+		{ { "template", "create", "t", "--kernel", "k", "--rootfs", "r", "--template", "u" },
+		  "template create names its template first" },
+		{ { "template", "create", "t", "--rootfs", "r" }, "--kernel is required" },
+		{ { "template", "create", "t", "--kernel", "k" }, "--agent needs --rootfs" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *const *a = cases[i].a;
+		int r = parse(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], NULL);
+
+		ck_assert_msg(r == -EINVAL, "case %zu accepted", i);
+		ck_assert_msg(strstr(t_err, cases[i].needle) != NULL, "case %zu: message '%s' should "
+			      "mention '%s'", i, t_err, cases[i].needle);
+	}
+}
+END_TEST
+
+START_TEST(template_names)
+{
+	ck_assert(cli_template_name_ok("a"));
+	ck_assert(cli_template_name_ok("Py-3.11_x"));
+	ck_assert(!cli_template_name_ok(NULL));
+	ck_assert(!cli_template_name_ok(""));
+	ck_assert(!cli_template_name_ok("."));
+	ck_assert(!cli_template_name_ok(".."));
+	ck_assert(!cli_template_name_ok("a/b"));
+	ck_assert(!cli_template_name_ok("a b"));
+	ck_assert(cli_template_name_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	ck_assert(!cli_template_name_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+}
+END_TEST
+
+START_TEST(usage_mentions_snapshots)
+{
+	ck_assert_ptr_nonnull(strstr(cli_usage, "--snapshot-after-ready DIR"));
+	ck_assert_ptr_nonnull(strstr(cli_usage, "--restore DIR"));
+	ck_assert_ptr_nonnull(strstr(cli_usage, "--template NAME"));
+	ck_assert_ptr_nonnull(strstr(cli_usage, "minivm template create NAME"));
+}
+END_TEST
+
 static Suite *vmm_cli_suite(void)
 {
 	Suite *s = suite_create("vmm_cli");
@@ -749,6 +873,10 @@ static Suite *vmm_cli_suite(void)
 	tcase_add_test(args, parse_net_too_many_rules);
 	tcase_add_test(args, parse_images_good);
 	tcase_add_test(args, parse_images_bad);
+	tcase_add_test(args, parse_snapshot_good);
+	tcase_add_test(args, parse_snapshot_bad);
+	tcase_add_test(args, template_names);
+	tcase_add_test(args, usage_mentions_snapshots);
 	suite_add_tcase(s, size);
 	suite_add_tcase(s, args);
 	return s;
