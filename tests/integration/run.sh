@@ -599,6 +599,10 @@ check "python boot: / is the overlay, its upper layer a tmpfs" \
 	grep -q '\["overlay", "/", "overlay"\].*\["tmpfs", "/run/minivm-scratch", "tmpfs"\]\|\["tmpfs", "/run/minivm-scratch", "tmpfs"\].*\["overlay", "/", "overlay"\]' "$T/py.out"
 check "python boot: no run directory left" [ -z "$(ls -A "$T/run8")" ]
 
+# 12: snapshot and restore (issue 10): two boots, then restores.
+. "$(dirname "$0")/snapshot.sh"
+unset MINIVM_CACHE
+
 # 10: images in and out, the workspace (issue 9).
 . "$(dirname "$0")/images.sh"
 
