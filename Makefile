@@ -143,7 +143,11 @@ rootfs:
 $(BUILD)/tests/%: tests/unit/%.c $(SAN_OBJS) $(HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	@$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -o $@ $< $(SAN_OBJS) $(CHECK_LIBS) $(LDLIBS)
+	@$(CC) $(BASE_CFLAGS) $(TEST_DEFS) -O1 -g $(SAN) -o $@ $< $(SAN_OBJS) $(CHECK_LIBS) $(LDLIBS)
+
+# test_libminivm inspects the built library and installs it in a temporary tree.
+$(BUILD)/tests/test_libminivm: TEST_DEFS = -DMINIVM_TEST_BUILD='"$(BUILD)"' -DMINIVM_TEST_VERSION='"$(VERSION)"'
+$(BUILD)/tests/test_libminivm: $(BUILD)/minivm $(BUILD)/libminivm.a $(BUILD)/libminivm.so $(BUILD)/minivm.pc
 
 check-unit: $(UNIT_BINS)
 	@./tests/unit/run.sh $(UNIT_BINS)
