@@ -102,11 +102,11 @@ $(BUILD)/$(SONAME): $(BUILD)/libminivm.so.$(VERSION)
 $(BUILD)/libminivm.so: $(BUILD)/$(SONAME)
 	ln -sf $(notdir $<) $@
 
-# pkg-config: Libs.private for static linking (pkg-config --static).
-$(BUILD)/minivm.pc: Makefile vmm/main.c
-	@mkdir -p $(dir $@)
-	@echo "  GEN     $@"
-	@printf '%s\n' \
+# pkg-config: Libs.private for static linking (pkg-config --static). The
+# paths are the install's: `make install` writes it again with its own
+# PREFIX, so a build made with another PREFIX still installs a right one.
+define write_pc
+	printf '%s\n' \
 		'prefix=$(PREFIX)' \
 		'exec_prefix=$${prefix}' \
 		'libdir=$(LIBDIR:$(PREFIX)%=$${exec_prefix}%)' \
@@ -117,7 +117,13 @@ $(BUILD)/minivm.pc: Makefile vmm/main.c
 		'Version: $(VERSION)' \
 		'Libs: -L$${libdir} -lminivm' \
 		'Libs.private: $(LDLIBS)' \
-		'Cflags: -I$${includedir}/minivm' >$@
+		'Cflags: -I$${includedir}/minivm' >$(1)
+endef
+
+$(BUILD)/minivm.pc: Makefile vmm/main.c
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	@$(call write_pc,$@)
 
 $(BUILD)/minivm: $(CLI_OBJS) $(BUILD)/libminivm.a
 	$(CC) $(CFLAGS) -pthread -o $@ $^ $(LDLIBS)
@@ -195,7 +201,8 @@ install: $(BUILD)/minivm lib
 	ln -sf libminivm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libminivm.so
 	$(INSTALL) -m 644 $(BUILD)/libminivm.a $(DESTDIR)$(LIBDIR)/libminivm.a
-	$(INSTALL) -m 644 $(BUILD)/minivm.pc $(DESTDIR)$(PKGCONFIGDIR)/minivm.pc
+	$(call write_pc,$(DESTDIR)$(PKGCONFIGDIR)/minivm.pc)
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/minivm.pc
 	$(INSTALL) -m 644 vmm/minivm.h $(DESTDIR)$(INCLUDEDIR)/minivm/minivm.h
 
 uninstall:
