@@ -51,8 +51,9 @@ HDRS       := $(wildcard vmm/*.h boot/*.h devices/*.h rootfs/agent/*.h)
 # make the shared and the static library.
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/pic/%.o)
 CLI_OBJS   := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
-SAN_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/san/%.o) $(filter-out $(BUILD)/san/vmm/main.o,$(CLI_SRCS:%.c=$(BUILD)/san/%.o)) \
-              $(AGENT_SRCS:%.c=$(BUILD)/san/%.o)
+# Tests and fuzz targets also cover the command's sources but main.c.
+TESTED_SRCS := $(LIB_SRCS) $(filter-out vmm/main.c,$(CLI_SRCS)) $(AGENT_SRCS)
+SAN_OBJS   := $(TESTED_SRCS:%.c=$(BUILD)/san/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
@@ -166,7 +167,7 @@ check: check-unit check-integration
 # The code under test is compiled once for every fuzz target (coverage and
 # sanitizers, no libFuzzer main); each target links it with its own main.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1
-FUZZ_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fuzzobj/%.o) $(AGENT_SRCS:%.c=$(BUILD)/fuzzobj/%.o)
+FUZZ_OBJS := $(TESTED_SRCS:%.c=$(BUILD)/fuzzobj/%.o)
 
 $(BUILD)/fuzzobj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
