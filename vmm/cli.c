@@ -926,6 +926,11 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 				 what);
 			return -EINVAL;
 		}
+		if (c->run) {
+			snprintf(err, errlen, "%s runs the command through the agent: not with --run",
+				 what);
+			return -EINVAL;
+		}
 		if (c->kernel || c->rootfs || c->nr_disks || seen_mem || seen_cpus || c->cmdline ||
 		    out->scratch != SCRATCH_DEFAULT || out->scratch_size || c->net.tap || seen_emul) {
 			snprintf(err, errlen, "%s: the snapshot names the machine: no --kernel, --rootfs, "

@@ -28,7 +28,10 @@ static void check_result(int r, int argc, char *const argv[])
 	}
 	if (cli.action != CLI_RUN)
 		return;
-	if (!c->kernel || !*c->kernel)
+	/* A restore (--restore, --template) takes the kernel from the snapshot. */
+	if ((!c->kernel || !*c->kernel) && !cli.restore_dir && !cli.template_name)
+		abort();
+	if ((cli.restore_dir || cli.template_name) && c->kernel)
 		abort();
 	if (c->mem_bytes < CLI_MIN_MEM || c->mem_bytes > CLI_MAX_MEM || (c->mem_bytes & 0xfffff))
 		abort();
@@ -44,8 +47,12 @@ static void check_result(int r, int argc, char *const argv[])
 		if (c->disks[i].path != cli.disk_paths[i] || n == 0 || n >= sizeof(cli.disk_paths[i]))
 			abort();
 	}
-	/* --rootfs is copied without its ",rw"/",ro" suffix, like --disk. */
-	if (c->rootfs) {
+	/* --rootfs is copied without its ",rw"/",ro" suffix, like --disk; an
+	 * OCI reference is kept whole (the front builds the root from it). */
+	if (c->rootfs && cli.rootfs_oci) {
+		if (strncmp(c->rootfs, "oci:", 4) && strncmp(c->rootfs, "oci-archive:", 12))
+			abort();
+	} else if (c->rootfs) {
 		size_t n = strnlen(cli.rootfs_path, sizeof(cli.rootfs_path));
 
 		if (c->rootfs != cli.rootfs_path || n == 0 || n >= sizeof(cli.rootfs_path))
@@ -55,7 +62,8 @@ static void check_result(int r, int argc, char *const argv[])
 	/* The agent's command: argv-terminated, within bounds, never with --run. */
 	if (cli.agent) {
 		if (c->run || cli.agent_argc == 0 || cli.agent_argc > AGENT_CMD_MAX_WORDS ||
-		    cli.agent_argv[cli.agent_argc] != NULL || !c->rootfs)
+		    cli.agent_argv[cli.agent_argc] != NULL ||
+		    (!c->rootfs && !cli.restore_dir && !cli.template_name))
 			abort();
 		for (unsigned int i = 0; i < cli.agent_argc; i++)
 			if (!cli.agent_argv[i])

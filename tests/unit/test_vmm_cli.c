@@ -766,6 +766,7 @@ START_TEST(parse_snapshot_bad)
 		{ { "--restore", "/s", "--snapshot-after-ready", "/t", "--agent", "x" },
 		  "not with --restore or --template" },
 		{ { "--restore", "/s" }, "give --agent or --" },
+		{ { "--restore", "/s", "--run", "x", "--", "y" }, "not with --run" },
 		{ { "--restore", "/s", "--run", "x" }, "give --agent or --" },
 		{ { "--restore", "/s", "--kernel", "k", "--agent", "x" }, "the snapshot names the machine" },
 		{ { "--restore", "/s", "--rootfs", "r", "--agent", "x" }, "the snapshot names the machine" },
