@@ -36,6 +36,8 @@
 #define FRONT_EXEC_CHECK_MS 1000
 #define FRONT_IO_CHUNK 16384
 
+_Static_assert(MINIVM_JAIL_DEFAULT_ID == JAIL_DEFAULT_ID, "minivm.h and jail.h agree");
+
 enum front_state {
 	FRONT_CREATED = 0, /* files prepared, no process */
 	FRONT_RUNNING,     /* the VMM process runs the VM */
@@ -415,6 +417,7 @@ void minivm_vm_config_init(struct minivm_vm_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	minivm_config_init(&cfg->vm);
 	cfg->agent = true;
+	cfg->jail_uid = cfg->jail_gid = MINIVM_JAIL_DEFAULT_ID;
 }
 
 void minivm_exec_init(struct minivm_exec *cmd)
@@ -515,10 +518,8 @@ int minivm_vm_create(const struct minivm_vm_config *cfg, struct minivm_vm **out,
 	vm->jail.mode = cfg->jail == MINIVM_JAIL_OFF	     ? JAIL_OFF
 			: cfg->jail == MINIVM_JAIL_REQUIRED ? JAIL_REQUIRED
 							    : JAIL_AUTO;
-	if (cfg->jail_uid)
-		vm->jail.uid = cfg->jail_uid;
-	if (cfg->jail_gid)
-		vm->jail.gid = cfg->jail_gid;
+	vm->jail.uid = cfg->jail_uid;
+	vm->jail.gid = cfg->jail_gid;
 	vm->jail.cpu_quota_pct = cfg->cpu_quota_pct;
 	r = front_copy_config(vm, &cfg->vm);
 	if (r) {
@@ -545,7 +546,7 @@ int minivm_vm_create(const struct minivm_vm_config *cfg, struct minivm_vm **out,
 	} else {
 		snprintf(vm->sock, sizeof(vm->sock), "%s", vm->cfg.vsock_uds);
 	}
-	if (!vm->cfg.console && vm->cfg.console_fd < 0) {
+	if (!vm->cfg.console && vm->agent) {
 		vm->cfg.console = vm->console;
 		vm->own_console = true;
 	} else if (vm->cfg.console) {
@@ -1186,7 +1187,8 @@ int minivm_vm_wait_ready(struct minivm_vm *vm, int timeout_ms)
 				front_fail(vm, "the VM is being stopped");
 			else
 				front_fail(vm, "no answer from the guest agent: %s", msg);
-			return r;
+			/* -ETIMEDOUT is the caller's timeout only. */
+			return r == -ETIMEDOUT ? -ENOTCONN : r;
 		}
 		vm->times.ready_ns = front_now_ns();
 		if (vm->restored) {
@@ -1250,7 +1252,6 @@ int minivm_vm_resume(struct minivm_vm *vm)
 static int front_snapshot_take(struct minivm_vm *vm)
 {
 	char from[4200], to[4200];
-	uint64_t t0 = front_now_ns();
 	int r = vmm_proc_snapshot(vm->proc);
 
 	if (r) {
@@ -1297,9 +1298,6 @@ static int front_snapshot_take(struct minivm_vm *vm)
 		r = -errno;
 	if (r && !vm->err[0])
 		front_fail(vm, "putting the snapshot in place in %s: %s", vm->snap_dir, strerror(-r));
-	if (!r && vm->cfg.verbose)
-		fprintf(stderr, "minivm: snapshot written to %s in %.3f ms (VM paused meanwhile)\n",
-			vm->snap_dir, (double)(front_now_ns() - t0) / 1e6);
 	return r;
 }
 

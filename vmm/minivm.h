@@ -291,6 +291,8 @@ enum minivm_jail {
 	MINIVM_JAIL_REQUIRED, /* a step that cannot be applied is an error */
 };
 
+#define MINIVM_JAIL_DEFAULT_ID 99900u /* vmm/jail.h JAIL_DEFAULT_ID */
+
 /* The guest's writable layer over a read-only root (vmm/scratch.h). */
 enum minivm_scratch {
 	MINIVM_SCRATCH_DEFAULT = 0, /* a disk with agent and a read-only root, else none */
@@ -305,14 +307,16 @@ struct minivm_vm_config {
 	 * copied by minivm_vm_create(). vm.rootfs may be "oci:DIR[:TAG]" or
 	 * "oci-archive:FILE[:TAG]": the image is verified and made an ext4
 	 * root (cached in $MINIVM_CACHE or ~/.cache/minivm) with the agent
-	 * as init. vm.vsock_uds and vm.console NULL: in the VM's private run
-	 * directory (created by minivm_vm_create(), removed by destroy()).
+	 * as init. vm.vsock_uds NULL: in the VM's private run directory
+	 * (created by minivm_vm_create(), removed by destroy()); so is the
+	 * console log when vm.console is NULL and agent is set (the console
+	 * never mixes with a command's output; without agent, vm.console_fd).
 	 * The snapshot_* and restore_* fds are the front's to set: leave them
 	 * -1 and use snapshot_dir / restore_dir.
 	 */
 	struct minivm_config vm;
 	enum minivm_jail jail;
-	uint32_t jail_uid, jail_gid;  /* 0: the jail's default ids */
+	uint32_t jail_uid, jail_gid;  /* default MINIVM_JAIL_DEFAULT_ID (an unused id) */
 	unsigned int cpu_quota_pct;   /* cpu.max in percent of one CPU; 0: none */
 	/* The guest runs minivm's agent (the rootfs from rootfs/ or an OCI
 	 * root): wait_ready() then waits for its answer, and exec, files,
@@ -331,7 +335,8 @@ struct minivm_vm_config {
 	const char *restore_dir;
 };
 
-/* Defaults: minivm_config_init() for vm, agent true, everything else 0/NULL. */
+/* Defaults: minivm_config_init() for vm, agent true, the jail's default
+ * ids, everything else 0/NULL. */
 void minivm_vm_config_init(struct minivm_vm_config *cfg);
 
 struct minivm_vm;
@@ -350,11 +355,14 @@ int minivm_vm_create(const struct minivm_vm_config *cfg, struct minivm_vm **out,
 int minivm_vm_start(struct minivm_vm *vm) __attribute__((warn_unused_result));
 
 /*
- * Waits until the guest is ready, at most timeout_ms (-1: no limit): the
- * VMM saw the ready marker and, with cfg.agent, the agent answered (after
- * a restore: and the clock/reseed fix-up ran). 0; -ETIMEDOUT; -ECHILD when
- * the VM ended first (minivm_vm_wait() tells how); -ECANCELED after
- * minivm_vm_stop(). Calling it again after success returns 0 at once.
+ * Waits until the guest is ready: the VMM saw the guest's ready marker
+ * within timeout_ms (-1: no limit), then, with cfg.agent, the agent
+ * answered a handshake (tried for up to 120 s more), and after a restore
+ * the clock/reseed fix-up ran. 0; -ETIMEDOUT (the marker did not come in
+ * time); -ECHILD when the VM ended first (minivm_vm_wait() tells how);
+ * -ECANCELED after minivm_vm_stop(); -ENOTCONN (or the agent's error,
+ * e.g. -EPROTONOSUPPORT) when the agent did not answer; the fix-up's error.
+ * Calling it again after success returns 0 at once.
  */
 int minivm_vm_wait_ready(struct minivm_vm *vm, int timeout_ms) __attribute__((warn_unused_result));
 
