@@ -463,7 +463,8 @@ static int front_check_config(const struct minivm_vm_config *cfg, char *err, siz
 		snprintf(err, errlen, "bad jail or scratch mode");
 		return -EINVAL;
 	}
-	if ((cfg->scratch != MINIVM_SCRATCH_DEFAULT || cfg->scratch_size) && !cfg->agent) {
+	if ((cfg->scratch == MINIVM_SCRATCH_DISK || cfg->scratch == MINIVM_SCRATCH_TMPFS) &&
+	    !cfg->agent) {
 		snprintf(err, errlen, "a scratch layer is set up by the agent: set agent");
 		return -EINVAL;
 	}
@@ -479,7 +480,7 @@ static int front_check_config(const struct minivm_vm_config *cfg, char *err, siz
 	if (c->kernel && access(c->kernel, R_OK) < 0) {
 		int r = -errno;
 
-		snprintf(err, errlen, "kernel %s: %s", c->kernel, strerror(errno));
+		snprintf(err, errlen, "cannot open kernel '%s': %s", c->kernel, strerror(errno));
 		return r;
 	}
 	return 0;
