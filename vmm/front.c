@@ -272,6 +272,21 @@ static const char *front_disk_path(const struct minivm_config *c, unsigned int i
 	return i < c->nr_disks ? c->disks[i].path : NULL;
 }
 
+/* dst = a or "a/b", truncated (through a local buffer: both may be in
+ * the same struct as dst, which GCC's -Wrestrict cannot tell apart). */
+static void front_set_path(char *dst, size_t len, const char *a, const char *b)
+{
+	char tmp[4200];
+	int n = b ? snprintf(tmp, sizeof(tmp), "%s/%s", a, b) : snprintf(tmp, sizeof(tmp), "%s", a);
+
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= len)
+		n = (int)len - 1;
+	memcpy(dst, tmp, (size_t)n);
+	dst[n] = '\0';
+}
+
 /*
  * The restore's preparation: the state file read and validated, the
  * memory file checked against it, read-only disks checked, writable disks
@@ -323,18 +338,18 @@ static int front_restore_prepare(struct minivm_vm *vm, const char *rdir)
 				front_fail(vm, "restore %s: %s", rdir, why);
 				return r;
 			}
-			snprintf(vm->paths[i], sizeof(vm->paths[i]), "%s", d->path);
+			front_set_path(vm->paths[i], sizeof(vm->paths[i]), d->path, NULL);
 		} else {
 			bool reflinked;
 			int in, out;
 
 			snprintf(path, sizeof(path), "%s/%s", rdir, d->path);
-			snprintf(vm->paths[i], sizeof(vm->paths[i]), "%s/%s", vm->dir, d->path);
+			front_set_path(vm->paths[i], sizeof(vm->paths[i]), vm->dir, d->path);
 			in = open(path, O_RDONLY | O_CLOEXEC);
 			out = open(vm->paths[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 			if (out >= 0)
-				snprintf(vm->copies[vm->nr_copies++], sizeof(vm->copies[0]), "%s",
-					 vm->paths[i]);
+				front_set_path(vm->copies[vm->nr_copies++], sizeof(vm->copies[0]),
+					       vm->paths[i], NULL);
 			r = in < 0 || out < 0 ? -errno : snapshot_copy_file(in, out, &reflinked);
 			if (in >= 0)
 				close(in);
