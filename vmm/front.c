@@ -656,6 +656,8 @@ static bool front_ended_locked(struct minivm_vm *vm)
 {
 	if (vm->state != FRONT_RUNNING)
 		return true;
+	if (!vm->proc) /* front_vm_test_running(): an agent without a VMM */
+		return false;
 	return vmm_proc_ended(vm->proc);
 }
 
@@ -818,6 +820,22 @@ static void front_close_pair(int p[2])
 		if (p[i] >= 0)
 			close(p[i]);
 	p[0] = p[1] = -1;
+}
+
+/* The agent's numbering is the wire's (from 1); the API's starts at 0. */
+static enum minivm_exec_kind front_exec_kind(enum agent_exit_kind k)
+{
+	switch (k) {
+	case AGENT_EXIT_SIGNALED:
+		return MINIVM_EXEC_SIGNALED;
+	case AGENT_EXIT_TIMED_OUT:
+		return MINIVM_EXEC_TIMED_OUT;
+	case AGENT_EXIT_START_FAILED:
+		return MINIVM_EXEC_START_FAILED;
+	case AGENT_EXIT_EXITED:
+	default:
+		return MINIVM_EXEC_EXITED;
+	}
 }
 
 int minivm_vm_exec(struct minivm_vm *vm, const struct minivm_exec *cmd, struct minivm_exec_result *res)
@@ -1005,7 +1023,7 @@ int minivm_vm_exec(struct minivm_vm *vm, const struct minivm_exec *cmd, struct m
 	started = false;
 	r = x.r;
 	if (r == 0) {
-		res->kind = (enum minivm_exec_kind)x.xres.kind;
+		res->kind = front_exec_kind(x.xres.kind);
 		res->code = x.xres.code;
 		res->signo = x.xres.signo;
 		res->err = x.xres.err;
@@ -1139,14 +1157,14 @@ int minivm_vm_wait_ready(struct minivm_vm *vm, int timeout_ms)
 	int r, fd = -1;
 
 	pthread_mutex_lock(&vm->lock);
-	if (vm->state != FRONT_RUNNING) {
+	if (vm->ready && vm->state == FRONT_RUNNING) {
+		pthread_mutex_unlock(&vm->lock);
+		return 0;
+	}
+	if (vm->state != FRONT_RUNNING || !vm->proc) {
 		front_fail(vm, vm->state == FRONT_CREATED ? "the VM is not started" : "the VM has ended");
 		pthread_mutex_unlock(&vm->lock);
 		return vm->state == FRONT_CREATED ? -EINVAL : -ECHILD;
-	}
-	if (vm->ready) {
-		pthread_mutex_unlock(&vm->lock);
-		return 0;
 	}
 	/* The VMM's ready marker: waited for in slices, the lock released
 	 * between them so that exec's checks and stop go on. */
@@ -1329,7 +1347,7 @@ int minivm_vm_snapshot(struct minivm_vm *vm, const char *dir)
 	} else if (vm->snap_taken) {
 		front_fail(vm, "snapshot: taken already (VMs restored from it map its memory file)");
 		r = -EALREADY;
-	} else if (vm->state != FRONT_RUNNING || front_ended_locked(vm)) {
+	} else if (vm->state != FRONT_RUNNING || !vm->proc || front_ended_locked(vm)) {
 		front_fail(vm, "snapshot: the VM is not running");
 		r = vm->state == FRONT_CREATED ? -EINVAL : -ECHILD;
 	} else if (vm->paused) {
@@ -1369,7 +1387,7 @@ int minivm_vm_shutdown(struct minivm_vm *vm, int status, int timeout_ms)
 	t0 = front_now_ms();
 	for (;;) {
 		struct pollfd p[2] = {
-			{ .fd = vmm_proc_event_fd(vm->proc), .events = POLLIN },
+			{ .fd = vm->proc ? vmm_proc_event_fd(vm->proc) : -1, .events = POLLIN },
 			{ .fd = vm->stop_efd, .events = POLLIN },
 		};
 		long left = timeout_ms - (front_now_ms() - t0);
@@ -1407,7 +1425,7 @@ int minivm_vm_wait(struct minivm_vm *vm, struct minivm_result *res)
 
 	memset(res, 0, sizeof(*res));
 	pthread_mutex_lock(&vm->lock);
-	if (vm->state == FRONT_CREATED) {
+	if (vm->state == FRONT_CREATED || !vm->proc) {
 		front_fail(vm, "the VM is not started");
 		res->outcome = MINIVM_VMM_ERROR;
 		pthread_mutex_unlock(&vm->lock);
@@ -1455,6 +1473,14 @@ const char *minivm_vm_run_dir(const struct minivm_vm *vm)
 const char *minivm_vm_error(const struct minivm_vm *vm)
 {
 	return vm ? vm->err : "no VM";
+}
+
+void front_vm_test_running(struct minivm_vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->state = FRONT_RUNNING;
+	vm->ready = true;
+	pthread_mutex_unlock(&vm->lock);
 }
 
 struct front_files *front_vm_files(struct minivm_vm *vm)

@@ -16,4 +16,10 @@ const struct minivm_config *front_vm_config(const struct minivm_vm *vm);
 /* The scratch disk's image path, or "" (thrown away at destroy). */
 const char *front_vm_scratch_image(const struct minivm_vm *vm);
 
+/* Test seam (tests/unit/test_front.c): marks a created VM running and
+ * ready without a VMM process, so that exec and files talk to whatever
+ * serves minivm_vm_vsock_path(vm) (a fake VMM relaying to the agent run
+ * on the host). Never for real use: wait, snapshot and pause refuse. */
+void front_vm_test_running(struct minivm_vm *vm);
+
 #endif
