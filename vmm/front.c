@@ -1431,6 +1431,19 @@ int minivm_vm_wait(struct minivm_vm *vm, struct minivm_result *res)
 		pthread_mutex_unlock(&vm->lock);
 		return -EINVAL;
 	}
+	/* Until the end, the lock is only held for a look at the events: other
+	 * threads' exec, ended() and stop() go on meanwhile. After a stop
+	 * request vmm_proc_wait() itself waits (and kills after its grace). */
+	while (!vm->have_result && !vm->stop_requested && !front_ended_locked(vm)) {
+		struct pollfd p[2] = {
+			{ .fd = vmm_proc_event_fd(vm->proc), .events = POLLIN },
+			{ .fd = vm->stop_efd, .events = POLLIN },
+		};
+
+		pthread_mutex_unlock(&vm->lock);
+		(void)poll(p, 2, 1000); /* another thread may take the event in: a slice */
+		pthread_mutex_lock(&vm->lock);
+	}
 	if (!vm->have_result) {
 		if (vm->paused) {
 			(void)kill(vm->vmm_pid, SIGCONT);

@@ -272,8 +272,11 @@ void minivm_destroy(struct minivm *vm);
  *   - minivm_vm_stop() is async-signal-safe and may be called from any
  *     thread or a signal handler at any time after create();
  *   - every other call is serialised by the VM's lock (wait_ready,
- *     pause, resume, snapshot, shutdown, wait); snapshot() pauses the
- *     guest, so running commands stall (not fail) meanwhile;
+ *     pause, resume, snapshot, shutdown, wait), which blocking waits
+ *     (wait_ready, wait) drop between 1 s slices, so a thread may sit in
+ *     minivm_vm_wait() while others run commands; snapshot() holds it
+ *     throughout and pauses the guest, so running commands stall (not
+ *     fail) meanwhile;
  *   - destroy() must not race any other call on the same VM.
  * Different VMs share nothing: one process may run many at once.
  *
