@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vmm/api_front.h"
 #include "vmm/cli.h"
 #include "vmm/front.h"
 #include "vmm/front_files.h"
@@ -502,6 +503,74 @@ out:
 	return status;
 }
 
+/* How long the server keeps answering after the VM ended (GET /events
+ * streams get VM_EXIT, a last GET /status), before it exits. */
+#define MAIN_API_LINGER_MS 2000
+
+/*
+ * minivm --api-sock PATH [--no-jail | --jail] [--verbose]: the VM is
+ * configured and driven through the control socket (vmm/API.md); minivm
+ * exits once the VM ended (after MAIN_API_LINGER_MS) or on SIGINT, SIGTERM
+ * or SIGHUP (the VM is stopped first). cli.c does not know the option
+ * (another branch owns it): parsed here.
+ */
+static int main_api(int argc, char **argv)
+{
+	struct minivm_vm_config base;
+	struct api_front *f;
+	const char *path = NULL;
+	char err[512];
+	long linger = -1;
+	int r;
+
+	minivm_vm_config_init(&base);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--api-sock") && i + 1 < argc && !path)
+			path = argv[++i];
+		else if (!strcmp(argv[i], "--no-jail"))
+			base.jail = MINIVM_JAIL_OFF;
+		else if (!strcmp(argv[i], "--jail"))
+			base.jail = MINIVM_JAIL_REQUIRED;
+		else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v"))
+			base.vm.verbose++;
+		else {
+			fprintf(stderr, "minivm: with --api-sock the VM is configured through the socket: "
+					"only --no-jail, --jail and --verbose go with it, not '%s'\n",
+				argv[i]);
+			return MINIVM_EXIT_ERROR;
+		}
+	}
+	if (!path || !*path) {
+		fprintf(stderr, "minivm: --api-sock needs a path\n");
+		return MINIVM_EXIT_ERROR;
+	}
+	main_install_signals(false);
+	r = api_front_create(path, &base, &f, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "minivm: %s\n", err);
+		return MINIVM_EXIT_ERROR;
+	}
+	if (base.vm.verbose)
+		fprintf(stderr, "minivm: serving the control socket %s\n", path);
+	while (!main_signal) {
+		struct timespec ts = { 0, 100 * 1000000L };
+
+		if (api_front_state(f) == API_STOPPED) {
+			if (linger < 0)
+				linger = MAIN_API_LINGER_MS;
+			else if ((linger -= 100) <= 0)
+				break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	api_front_destroy(f);
+	if (main_signal) {
+		fprintf(stderr, "minivm: interrupted by signal %d; the VM was stopped\n", (int)main_signal);
+		return main_signal_status();
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct cli cli; /* large (path buffers): not on the stack */
@@ -515,6 +584,9 @@ int main(int argc, char **argv)
 	/* "minivm image export|inspect|append ...": OCI images (vmm/oci_cli.c). */
 	if (argc >= 2 && strcmp(argv[1], "image") == 0)
 		return oci_image_main(argc - 1, argv + 1);
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--api-sock"))
+			return main_api(argc, argv);
 	if (cli_parse(argc, argv, &cli, err, sizeof(err))) {
 		fprintf(stderr, "minivm: %s\n", err);
 		return MINIVM_EXIT_ERROR;
