@@ -584,7 +584,7 @@ int main(int argc, char **argv)
 	/* "minivm image export|inspect|append ...": OCI images (vmm/oci_cli.c). */
 	if (argc >= 2 && strcmp(argv[1], "image") == 0)
 		return oci_image_main(argc - 1, argv + 1);
-	for (int i = 1; i < argc; i++)
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--api-sock"))
 			return main_api(argc, argv);
 	if (cli_parse(argc, argv, &cli, err, sizeof(err))) {
