@@ -595,7 +595,11 @@ int minivm_vm_create(const struct minivm_vm_config *cfg, struct minivm_vm **out,
 	{
 		char why[512];
 
-		r = scratch_setup(&vm->cfg, mode, cfg->scratch_size, vm->dir, vm->scratch,
+		uint64_t size = cfg->scratch_size;
+
+		if (!size && mode == SCRATCH_DISK) /* as cli.c: a tmpfs keeps 0 (its default) */
+			size = SCRATCH_DEFAULT_SIZE;
+		r = scratch_setup(&vm->cfg, mode, size, vm->dir, vm->scratch,
 				  sizeof(vm->scratch), vm->scratch_cmdline, sizeof(vm->scratch_cmdline),
 				  why, sizeof(why));
 		if (r) {

@@ -326,7 +326,7 @@ struct minivm_vm_config {
 	 * shutdown work. false: only minivm_vm_wait() and stop() make sense. */
 	bool agent;
 	enum minivm_scratch scratch;
-	uint64_t scratch_size;        /* 0: 1 GiB */
+	uint64_t scratch_size;        /* 0: 1 GiB for a disk, the default for a tmpfs */
 	/* A directory minivm_vm_snapshot() writes to (created 0700 when
 	 * missing); its files are opened before start() because the jailed
 	 * VMM opens no file. NULL: no snapshot. */
