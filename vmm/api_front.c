@@ -27,6 +27,7 @@ struct api_front {
 	char path[108];
 	int lfd;
 	int quit[2];               /* the accept thread's wake-up */
+	int start_pipe[2];         /* the monitor's minivm_vm_start() result */
 	pthread_t accept_thread;
 	bool accept_started;
 	pthread_mutex_t lock;      /* vm's lifecycle, the connection slots */
@@ -91,7 +92,12 @@ static int api_front_config(struct api_front *f, const struct api_config *a,
 	return 0;
 }
 
-/* Waits for ready and for the end; posts READY and VM_EXIT. */
+/*
+ * Starts the VM, then waits for ready and for the end; posts READY and
+ * VM_EXIT. The start happens on this thread because the VMM process dies
+ * with the thread that started it (PR_SET_PDEATHSIG), and a connection's
+ * thread ends with its connection. start()'s result goes to start_wr.
+ */
 static void *api_front_monitor(void *arg)
 {
 	struct api_front *f = arg;
@@ -99,9 +105,16 @@ static void *api_front_monitor(void *arg)
 	struct minivm_result res;
 	struct api_event ev;
 	sigset_t all;
+	int r;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	r = minivm_vm_start(vm);
+	if (write(f->start_pipe[1], &r, sizeof(r)) != (ssize_t)sizeof(r)) {
+		/* Cannot fail: a pipe with room for it. */
+	}
+	if (r)
+		return NULL;
 	if (minivm_vm_wait_ready(vm, -1) == 0) {
 		memset(&ev, 0, sizeof(ev));
 		ev.type = API_EV_READY;
@@ -140,12 +153,6 @@ static int api_front_start(void *ctx, const struct api_config *cfg, char *err, s
 	free(allow);
 	if (r)
 		goto out;
-	r = minivm_vm_start(vm);
-	if (r) {
-		snprintf(err, errlen, "%s", minivm_vm_error(vm));
-		minivm_vm_destroy(vm);
-		goto out;
-	}
 	atomic_store(&f->vm, vm);
 	r = pthread_create(&f->monitor, NULL, api_front_monitor, f);
 	if (r) {
@@ -153,6 +160,21 @@ static int api_front_start(void *ctx, const struct api_config *cfg, char *err, s
 		minivm_vm_destroy(vm);
 		snprintf(err, errlen, "pthread_create: %s", strerror(r));
 		r = -r;
+		goto out;
+	}
+	{
+		int sr = -EIO;
+
+		while (read(f->start_pipe[0], &sr, sizeof(sr)) < 0 && errno == EINTR) {
+		}
+		r = sr;
+	}
+	if (r) {
+		/* A failed start leaves the state configuring: all undone. */
+		pthread_join(f->monitor, NULL);
+		snprintf(err, errlen, "%s", minivm_vm_error(vm));
+		atomic_store(&f->vm, NULL);
+		minivm_vm_destroy(vm);
 		goto out;
 	}
 	f->monitor_started = true;
@@ -440,7 +462,7 @@ int api_front_create(const char *sock_path, const struct minivm_vm_config *base,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	f->lfd = f->quit[0] = f->quit[1] = -1;
+	f->lfd = f->quit[0] = f->quit[1] = f->start_pipe[0] = f->start_pipe[1] = -1;
 	f->base = *base;
 	snprintf(f->path, sizeof(f->path), "%s", sock_path);
 	pthread_mutex_init(&f->lock, NULL);
@@ -455,7 +477,7 @@ int api_front_create(const char *sock_path, const struct minivm_vm_config *base,
 		snprintf(err, errlen, "--api-sock %s: %s", sock_path, strerror(-r));
 		goto fail;
 	}
-	if (pipe2(f->quit, O_CLOEXEC)) {
+	if (pipe2(f->quit, O_CLOEXEC) || pipe2(f->start_pipe, O_CLOEXEC)) {
 		r = -errno;
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		goto fail;
@@ -512,9 +534,12 @@ void api_front_destroy(struct api_front *f)
 		close(f->lfd);
 		(void)unlink(f->path);
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		if (f->quit[i] >= 0)
 			close(f->quit[i]);
+		if (f->start_pipe[i] >= 0)
+			close(f->start_pipe[i]);
+	}
 	pthread_mutex_destroy(&f->lock);
 	pthread_mutex_destroy(&f->mon_lock);
 	free(f);
