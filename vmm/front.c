@@ -474,6 +474,10 @@ static int front_check_config(const struct minivm_vm_config *cfg, char *err, siz
 				      "snapshot_dir and restore_dir");
 		return -EINVAL;
 	}
+	if ((c->net.nr_allow && !c->net.allow) || c->net.nr_allow > MINIVM_MAX_NET_RULES) {
+		snprintf(err, errlen, "net.nr_allow rules without net.allow, or too many");
+		return -EINVAL;
+	}
 	if (cfg->jail > MINIVM_JAIL_REQUIRED || cfg->scratch > MINIVM_SCRATCH_NONE) {
 		snprintf(err, errlen, "bad jail or scratch mode");
 		return -EINVAL;
