@@ -247,15 +247,18 @@ void minivm_destroy(struct minivm *vm);
  * destroy() may be called at any point after create() (also after a
  * failure): it stops the VM, waits for its process and removes every file
  * the front made (the run directory, the scratch disk, restored disk
- * copies). A call out of order returns -EINVAL (not created/started yet)
- * or -ECHILD (the VM has ended) with a message, never crashes.
+ * copies). A call out of order returns -EINVAL (not started yet),
+ * -ECANCELED (after minivm_vm_stop()) or -ECHILD (the VM has ended) with
+ * a message, never crashes.
  *
  * Processes and signals: minivm_vm_start() forks (a keeper, which forks
  * the VMM); both get SIGKILL when the thread that called start() exits
  * (PR_SET_PDEATHSIG): call start() from a thread that outlives the VM.
  * No call installs a signal handler, changes the signal mask of a
- * caller's thread, touches the caller's stdio fds, calls exit() or
- * abort(). Threads the front makes (one per running exec) block every
+ * caller's thread, reads or writes the caller's stdio fds unless given
+ * them, calls exit() or abort(). (Diagnostics reach stderr only with
+ * vm.verbose, except two warnings of vmm/vmm_proc.c: a VMM killed after
+ * the stop grace, a VMM killed after its result; vmm/FRONT.md, "Left".) Threads the front makes (one per running exec) block every
  * signal, so the caller's handlers run on the caller's threads; SIGPIPE
  * from writing to a caller's closed fd stays on such a thread and is
  * discarded (the write fails with EPIPE and the output is dropped).
