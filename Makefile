@@ -4,11 +4,26 @@
 #   make          build/minivm, build/vmlinux, build/bzImage, build/rootfs.img
 #   make check    unit tests (ASan+UBSan) then integration tests (real VMs)
 #   make fuzz     run every fuzz target for FUZZ_TIME seconds each
+#   make install  PREFIX=/usr/local DESTDIR=: the minivm command, libminivm
+#                 (.so and .a), its header and its pkg-config file
 
 BUILD     ?= build
 CC        ?= gcc
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 30
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BINDIR    ?= $(PREFIX)/bin
+LIBDIR    ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+INSTALL   ?= install
+
+# libminivm's version is the minivm command's (vmm/main.c); the soname
+# carries the major number only.
+VERSION   := $(shell sed -n 's/^\#define MINIVM_VERSION "\(.*\)"/\1/p' vmm/main.c)
+SOMAJOR   := 0
+SONAME    := libminivm.so.$(SOMAJOR)
 
 WARN   := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
           -Wmissing-prototypes -Wno-unused-parameter
@@ -23,12 +38,22 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 # Shared by host and guest: cmdline.c (the host encodes what the guest
 # decodes) and agent_proto.c (the agent protocol's frames).
 SHARED_SRCS := rootfs/agent/cmdline.c rootfs/agent/agent_proto.c rootfs/agent/tar.c
-LIB_SRCS   := $(filter-out vmm/main.c,$(wildcard vmm/*.c boot/*.c devices/*.c)) $(SHARED_SRCS)
+# The commands (minivm, and minivm-runc which is the same binary) are
+# clients of the library, not part of it: they exit the process, and
+# minivm-runc's signal forwarding needs file-level state for its handlers.
+CLI_SRCS   := vmm/main.c $(wildcard vmm/runc*.c)
+LIB_SRCS   := $(filter-out $(CLI_SRCS),$(wildcard vmm/*.c boot/*.c devices/*.c)) $(SHARED_SRCS)
 AGENT_SRCS := $(filter-out rootfs/agent/init.c $(SHARED_SRCS),$(wildcard rootfs/agent/*.c))
 HDRS       := $(wildcard vmm/*.h boot/*.h devices/*.h rootfs/agent/*.h)
 
-LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
-SAN_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/san/%.o) $(AGENT_SRCS:%.c=$(BUILD)/san/%.o)
+# Library objects are position-independent (their own directory, so an
+# older non-PIC build/obj is never linked into the .so): the same objects
+# make the shared and the static library.
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/pic/%.o)
+CLI_OBJS   := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+# Tests and fuzz targets also cover the command's sources but main.c.
+TESTED_SRCS := $(LIB_SRCS) $(filter-out vmm/main.c,$(CLI_SRCS)) $(AGENT_SRCS)
+SAN_OBJS   := $(TESTED_SRCS:%.c=$(BUILD)/san/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
@@ -37,18 +62,25 @@ FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 # Keep the sanitizer objects between test builds.
 .SECONDARY:
 
-.PHONY: all deps minivm kernel rootfs check check-unit check-integration fuzz fuzz-build bench bench-quick clean
+.PHONY: all deps minivm lib kernel rootfs check check-unit check-integration fuzz fuzz-build bench bench-quick clean install uninstall
 all: minivm kernel rootfs
 
 deps:
 	@./.ci/deps.sh
 
-minivm: $(BUILD)/minivm $(BUILD)/minivm-runc $(BUILD)/libminivm.a $(BUILD)/agentctl
+minivm: $(BUILD)/minivm $(BUILD)/minivm-runc lib $(BUILD)/agentctl
+
+lib: $(BUILD)/libminivm.a $(BUILD)/libminivm.so $(BUILD)/minivm.pc
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/pic/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC pic  $<"
+	@$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -c $< -o $@
 
 $(BUILD)/san/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -59,7 +91,42 @@ $(BUILD)/libminivm.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/minivm: $(BUILD)/obj/vmm/main.o $(BUILD)/libminivm.a
+# The shared library: every library object, its dependencies resolved at
+# link time (--no-undefined), relocations read-only after load (relro, now).
+$(BUILD)/libminivm.so.$(VERSION): $(LIB_OBJS)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined \
+		-Wl,-z,relro,-z,now -o $@ $^ $(LDLIBS)
+
+$(BUILD)/$(SONAME): $(BUILD)/libminivm.so.$(VERSION)
+	ln -sf $(notdir $<) $@
+
+$(BUILD)/libminivm.so: $(BUILD)/$(SONAME)
+	ln -sf $(notdir $<) $@
+
+# pkg-config: Libs.private for static linking (pkg-config --static). The
+# paths are the install's: `make install` writes it again with its own
+# PREFIX, so a build made with another PREFIX still installs a right one.
+define write_pc
+	printf '%s\n' \
+		'prefix=$(PREFIX)' \
+		'exec_prefix=$${prefix}' \
+		'libdir=$(LIBDIR:$(PREFIX)%=$${exec_prefix}%)' \
+		'includedir=$(INCLUDEDIR:$(PREFIX)%=$${prefix}%)' \
+		'' \
+		'Name: minivm' \
+		'Description: microVMs on KVM: create, run, snapshot and destroy sandboxes from a program' \
+		'Version: $(VERSION)' \
+		'Libs: -L$${libdir} -lminivm' \
+		'Libs.private: $(LDLIBS)' \
+		'Cflags: -I$${includedir}/minivm' >$(1)
+endef
+
+$(BUILD)/minivm.pc: Makefile vmm/main.c
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	@$(call write_pc,$@)
+
+$(BUILD)/minivm: $(CLI_OBJS) $(BUILD)/libminivm.a
 	$(CC) $(CFLAGS) -pthread -o $@ $^ $(LDLIBS)
 
 # The OCI runtime containerd's runc shim calls: minivm selected by its name (vmm/runc.c).
@@ -83,7 +150,11 @@ rootfs:
 $(BUILD)/tests/%: tests/unit/%.c $(SAN_OBJS) $(HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	@$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -o $@ $< $(SAN_OBJS) $(CHECK_LIBS) $(LDLIBS)
+	@$(CC) $(BASE_CFLAGS) $(TEST_DEFS) -O1 -g $(SAN) -o $@ $< $(SAN_OBJS) $(CHECK_LIBS) $(LDLIBS)
+
+# test_libminivm inspects the built library and installs it in a temporary tree.
+$(BUILD)/tests/test_libminivm: TEST_DEFS = -DMINIVM_TEST_BUILD='"$(BUILD)"' -DMINIVM_TEST_VERSION='"$(VERSION)"'
+$(BUILD)/tests/test_libminivm: $(BUILD)/minivm $(BUILD)/libminivm.a $(BUILD)/libminivm.so $(BUILD)/minivm.pc
 
 check-unit: $(UNIT_BINS)
 	@./tests/unit/run.sh $(UNIT_BINS)
@@ -96,7 +167,7 @@ check: check-unit check-integration
 # The code under test is compiled once for every fuzz target (coverage and
 # sanitizers, no libFuzzer main); each target links it with its own main.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1
-FUZZ_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fuzzobj/%.o) $(AGENT_SRCS:%.c=$(BUILD)/fuzzobj/%.o)
+FUZZ_OBJS := $(TESTED_SRCS:%.c=$(BUILD)/fuzzobj/%.o)
 
 $(BUILD)/fuzzobj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -119,6 +190,28 @@ bench: all
 bench-quick: all
 	@./bench/test-report
 	@./bench/run --quick --build $(BUILD)
+
+# Only what a user of the command or the library needs: the guest kernel,
+# rootfs and agent stay in build/ (they are passed by path).
+install: $(BUILD)/minivm lib
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(INCLUDEDIR)/minivm
+	$(INSTALL) -m 755 $(BUILD)/minivm $(DESTDIR)$(BINDIR)/minivm
+	ln -sf minivm $(DESTDIR)$(BINDIR)/minivm-runc
+	$(INSTALL) -m 755 $(BUILD)/libminivm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libminivm.so.$(VERSION)
+	ln -sf libminivm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libminivm.so
+	$(INSTALL) -m 644 $(BUILD)/libminivm.a $(DESTDIR)$(LIBDIR)/libminivm.a
+	$(call write_pc,$(DESTDIR)$(PKGCONFIGDIR)/minivm.pc)
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/minivm.pc
+	$(INSTALL) -m 644 vmm/minivm.h $(DESTDIR)$(INCLUDEDIR)/minivm/minivm.h
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/minivm $(DESTDIR)$(BINDIR)/minivm-runc \
+		$(DESTDIR)$(LIBDIR)/libminivm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+		$(DESTDIR)$(LIBDIR)/libminivm.so $(DESTDIR)$(LIBDIR)/libminivm.a \
+		$(DESTDIR)$(PKGCONFIGDIR)/minivm.pc $(DESTDIR)$(INCLUDEDIR)/minivm/minivm.h
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/minivm
 
 clean:
 	rm -rf $(BUILD)

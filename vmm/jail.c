@@ -570,12 +570,6 @@ static int jail_add(scmp_filter_ctx c, const int *nrs, size_t n)
 	return 0;
 }
 
-#define JAIL_THREAD_KINDS (JAIL_THREAD_REINJECT + 1)
-
-/* Filters compiled ahead by jail_prepare(), one per thread kind (the
- * VMM process runs one VM: process-wide, like the SIGSYS handler). */
-static struct sock_fprog jail_prog[JAIL_THREAD_KINDS];
-
 /* The allowlist of a thread kind, as a libseccomp context (*out). */
 static int jail_build(enum jail_thread kind, scmp_filter_ctx *out)
 {
@@ -644,10 +638,10 @@ static int jail_build(enum jail_thread kind, scmp_filter_ctx *out)
 	return 0;
 }
 
-/* Compiles kind's filter into jail_prog[kind] (the BPF seccomp_load()
+/* Compiles kind's filter into *out (the BPF seccomp_load()
  * would load, exported through a memfd: libseccomp 2.5 has no in-memory
  * export). 0 or -errno. */
-static int jail_compile(enum jail_thread kind)
+static int jail_compile(enum jail_thread kind, struct sock_fprog *out)
 {
 	struct sock_filter *prog = NULL;
 	scmp_filter_ctx c;
@@ -677,14 +671,16 @@ static int jail_compile(enum jail_thread kind)
 		free(prog);
 		return r;
 	}
-	jail_prog[kind].filter = prog;
-	jail_prog[kind].len = (unsigned short)(st.st_size / (off_t)sizeof(*prog));
+	out->filter = prog;
+	out->len = (unsigned short)(st.st_size / (off_t)sizeof(*prog));
 	return 0;
 }
 
-void jail_prepare(const struct jail_config *j, bool have_namespaces, bool seccomp, int *netns_fd)
+void jail_prepare(const struct jail_config *j, bool have_namespaces, bool seccomp, int *netns_fd,
+		  struct jail_filters *filters)
 {
 	*netns_fd = -1;
+	memset(filters, 0, sizeof(*filters));
 	if (j->mode != JAIL_OFF && have_namespaces && geteuid() == 0 &&
 	    unshare(CLONE_NEWNET) == 0) {
 		/* This thread is in it now; the fd keeps it for jail_enter(). */
@@ -693,14 +689,16 @@ void jail_prepare(const struct jail_config *j, bool have_namespaces, bool seccom
 	if (!seccomp || !jail_seccomp_supported())
 		return;
 	for (int k = 0; k < JAIL_THREAD_KINDS; k++)
-		if (jail_compile((enum jail_thread)k)) {
+		if (jail_compile((enum jail_thread)k, &filters->prog[k])) {
 			/* jail_seccomp_thread() builds the missing ones itself. */
 		}
 }
 
-int jail_seccomp_thread(enum jail_thread kind, char *err, size_t errlen)
+int jail_seccomp_thread(const struct jail_filters *filters, enum jail_thread kind, char *err,
+			size_t errlen)
 {
 	static const char *const names[] = { "vCPU", "event loop", "control", "reinject" };
+	const struct sock_fprog *prog = filters ? &filters->prog[kind] : NULL;
 	scmp_filter_ctx c = NULL;
 	sigset_t sys;
 	int r = 0;
@@ -709,7 +707,7 @@ int jail_seccomp_thread(enum jail_thread kind, char *err, size_t errlen)
 		snprintf(err, errlen, "seccomp filters are not built into sanitizer builds");
 		return -ENOTSUP;
 	}
-	if (!jail_prog[kind].filter)
+	if (!prog || !prog->filter)
 		r = jail_build(kind, &c);
 	/* The handler must be able to run in every thread. */
 	sigemptyset(&sys);
@@ -721,7 +719,7 @@ int jail_seccomp_thread(enum jail_thread kind, char *err, size_t errlen)
 		/* What seccomp_load() does with libseccomp's defaults: no_new_privs
 		 * (set by jail_enter() already), then the filter, this thread only. */
 		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-		    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &jail_prog[kind]) < 0)
+		    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0)
 			r = -errno;
 	}
 	if (c)

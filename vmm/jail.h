@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <linux/filter.h>
+
 /*
  * The default uid and gid of a jailed VMM: a fixed id that no account
  * should own (outside Debian's allocated ranges 0-59999 and 60000-65535,
@@ -54,6 +56,16 @@ enum jail_thread {
 	JAIL_THREAD_REINJECT, /* vm.c's KVM_REINJECT_CONTROL thread: that ioctl, then it ends */
 };
 
+#define JAIL_THREAD_KINDS (JAIL_THREAD_REINJECT + 1)
+
+/* Every thread kind's seccomp filter, compiled ahead by jail_prepare()
+ * (filter NULL: not compiled; jail_seccomp_thread() builds it then).
+ * Owned by the VMM process's main function, which never returns; the
+ * programs are never freed (they live as long as that process). */
+struct jail_filters {
+	struct sock_fprog prog[JAIL_THREAD_KINDS];
+};
+
 /* What jail_enter() needs to know besides the config. */
 struct jail_setup {
 	const char *dir;            /* the per-VM run directory: the new root */
@@ -71,14 +83,15 @@ struct jail_setup {
  * the main thread builds the VM: a new, empty network namespace (the
  * calling thread enters it; *netns_fd refers to it for jail_enter(), -1
  * when not made: not root, or no /proc) and every thread kind's seccomp
- * filter compiled (when seccomp is on), which jail_seccomp_thread() then
- * only loads. Creating a network namespace cost 0.5 ms or more, compiling
+ * filter compiled into *filters (zeroed first; when seccomp is on), which
+ * jail_seccomp_thread() then only loads. Creating a network namespace cost 0.5 ms or more, compiling
  * a filter 0.1 to 0.3 ms, both on the path to the first guest instruction.
  * Call from a thread that then ends (it stays in that namespace), before
  * any jail_seccomp_thread(), with the caller joining it first. Failures
  * leave the work to jail_enter() and jail_seccomp_thread() as before.
  */
-void jail_prepare(const struct jail_config *j, bool have_namespaces, bool seccomp, int *netns_fd);
+void jail_prepare(const struct jail_config *j, bool have_namespaces, bool seccomp, int *netns_fd,
+		  struct jail_filters *filters);
 
 void jail_config_init(struct jail_config *j);
 
@@ -150,10 +163,12 @@ int jail_enter(const struct jail_config *j, const struct jail_setup *s, bool hav
  * Installs the calling thread's seccomp allowlist (call it in the thread,
  * after its setup). A syscall outside the list raises SIGSYS (SCMP_ACT_TRAP)
  * whose handler (jail_sigsys_install()) reports the number and then kills
- * the process with SIGSYS. Unblocks SIGSYS in the thread. 0 or -errno with
- * a message in err.
+ * the process with SIGSYS. Unblocks SIGSYS in the thread. filters: what
+ * jail_prepare() compiled, or NULL (the filter is built here). 0 or -errno
+ * with a message in err.
  */
-int jail_seccomp_thread(enum jail_thread kind, char *err, size_t errlen)
+int jail_seccomp_thread(const struct jail_filters *filters, enum jail_thread kind, char *err,
+			size_t errlen)
 	__attribute__((warn_unused_result));
 
 /*

@@ -427,31 +427,47 @@ out:
 	return r;
 }
 
-/* Data extents of src into dst (same offsets; holes stay holes). */
+#define COPY_CHUNK ((size_t)1 << 16)
+
+/* Data extents of src into dst (same offsets; holes stay holes). The
+ * read/write fallback's buffer is this call's own (no shared state:
+ * several VMs may copy at once). */
 static int copy_range(int src, int dst, off_t off, off_t end)
 {
-	static char buf[1 << 16];
+	char *buf = NULL;
+	int r = 0;
 
 	while (off < end) {
-		size_t want = (size_t)(end - off) < sizeof(buf) ? (size_t)(end - off) : sizeof(buf);
+		size_t want = (size_t)(end - off) < COPY_CHUNK ? (size_t)(end - off) : COPY_CHUNK;
 		loff_t in = off, out = off;
 		ssize_t n = copy_file_range(src, &in, dst, &out, want, 0);
 
 		if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
 			      errno == EOPNOTSUPP)) {
+			if (!buf && !(buf = malloc(COPY_CHUNK))) {
+				r = -ENOMEM;
+				break;
+			}
 			n = pread(src, buf, want, off);
-			if (n > 0 && pwrite(dst, buf, (size_t)n, off) != n)
-				return -EIO;
+			if (n > 0 && pwrite(dst, buf, (size_t)n, off) != n) {
+				r = -EIO;
+				break;
+			}
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO; /* shrank */
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0) {
+			r = -EIO; /* shrank */
+			break;
+		}
 		off += n;
 	}
-	return 0;
+	free(buf);
+	return r;
 }
 
 int snapshot_copy_file(int src, int dst, bool *reflinked)

@@ -402,7 +402,7 @@ static void *vcpu_thread(void *arg)
 	snprintf(msg, sizeof(msg), "vcpu%u", v->id);
 	prctl(PR_SET_NAME, msg, 0, 0, 0);
 	/* The jailed VMM: this thread's seccomp allowlist, before KVM_RUN. */
-	if (vm->cfg.seccomp && jail_seccomp_thread(JAIL_THREAD_VCPU, msg, sizeof(msg))) {
+	if (vm->cfg.seccomp && jail_seccomp_thread(vm->seccomp_filters, JAIL_THREAD_VCPU, msg, sizeof(msg))) {
 		vcpu_fatal(v, msg);
 		return NULL;
 	}
@@ -593,7 +593,7 @@ static void *vm_reinject_thread(void *arg)
 	struct minivm *vm = arg;
 	char err[200];
 
-	if (vm->cfg.seccomp && jail_seccomp_thread(JAIL_THREAD_REINJECT, err, sizeof(err))) {
+	if (vm->cfg.seccomp && jail_seccomp_thread(vm->seccomp_filters, JAIL_THREAD_REINJECT, err, sizeof(err))) {
 		vm_log(vm, 1, "%s: PIT reinjection stays on", err);
 		return NULL;
 	}

@@ -13,6 +13,7 @@
 #include "devices/uart8250.h"
 #include "vmm/bus.h"
 #include "vmm/guest_mem.h"
+#include "vmm/jail.h"
 #include "vmm/kvm.h"
 #include "vmm/minivm.h"
 #include "vmm/snap.h"
@@ -63,6 +64,10 @@ enum vm_state {
 
 struct minivm {
 	struct minivm_config cfg; /* strings owned (strdup'd) */
+	/* With cfg.seccomp: the filters the VMM process compiled ahead
+	 * (vmm/vmm_proc.c sets it before minivm_start(); it outlives the VM),
+	 * or NULL: each thread builds its own. */
+	const struct jail_filters *seccomp_filters;
 	char err[512];
 	uint64_t t0_ns;
 

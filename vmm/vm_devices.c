@@ -397,7 +397,7 @@ static void *vm_evl_thread(void *arg)
 	int r;
 
 	/* The jailed VMM: this thread's seccomp allowlist, before any I/O. */
-	if (vm->cfg.seccomp && (r = jail_seccomp_thread(JAIL_THREAD_EVL, err, sizeof(err)))) {
+	if (vm->cfg.seccomp && (r = jail_seccomp_thread(vm->seccomp_filters, JAIL_THREAD_EVL, err, sizeof(err)))) {
 		vm_set_error(vm, "%s", err);
 		minivm_stop(vm);
 		return NULL;

@@ -22,6 +22,7 @@
 
 #include "devices/virtio_vsock.h"
 #include "vmm/snap.h"
+#include "vmm/vm.h"
 
 #define VMM_PROC_STOP_GRACE_MS 30000
 #define VMM_PROC_STOP_BYTE 'S'
@@ -145,6 +146,7 @@ struct vmm_prep {
 	const struct jail_config *jail;
 	bool have_ns, seccomp;
 	int netns_fd;
+	struct jail_filters filters;
 	pthread_t thread;
 	bool started;
 };
@@ -153,7 +155,7 @@ static void *vmm_prep_thread(void *arg)
 {
 	struct vmm_prep *p = arg;
 
-	jail_prepare(p->jail, p->have_ns, p->seccomp, &p->netns_fd);
+	jail_prepare(p->jail, p->have_ns, p->seccomp, &p->netns_fd, &p->filters);
 	return NULL;
 }
 
@@ -196,6 +198,9 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 		vmm_send(sock, VMM_MSG_ERROR, r, NULL, err);
 		_exit(1);
 	}
+	/* prep lives in this frame, which never returns (_exit below). */
+	if (prep.started)
+		vm->seccomp_filters = &prep.filters;
 	memset(&setup, 0, sizeof(setup));
 	setup.netns_fd = prep.netns_fd;
 	setup.dir = jail_dir;
@@ -219,7 +224,7 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 	}
 	r = minivm_start(vm);
 	if (r == 0 && seccomp) {
-		r = jail_seccomp_thread(JAIL_THREAD_CONTROL, err, sizeof(err));
+		r = jail_seccomp_thread(vm->seccomp_filters, JAIL_THREAD_CONTROL, err, sizeof(err));
 		if (r) {
 			minivm_stop(vm);
 			if (minivm_wait(vm, &res)) {

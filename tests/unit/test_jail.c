@@ -149,7 +149,7 @@ START_TEST(sanitizer_build_has_no_seccomp)
 
 	/* The unit tests run under ASan+UBSan: no filters there, said so. */
 	ck_assert(!jail_seccomp_supported());
-	ck_assert_int_eq(jail_seccomp_thread(JAIL_THREAD_VCPU, err, sizeof(err)), -ENOTSUP);
+	ck_assert_int_eq(jail_seccomp_thread(NULL, JAIL_THREAD_VCPU, err, sizeof(err)), -ENOTSUP);
 	ck_assert_ptr_nonnull(strstr(err, "sanitizer"));
 }
 END_TEST
