@@ -232,4 +232,287 @@ int minivm_exit_status(const struct minivm_result *res);
 /* Releases everything; vm may be NULL. */
 void minivm_destroy(struct minivm *vm);
 
+/* ======================================================================
+ * The front: a VM in its own jailed VMM process, driven from the caller's
+ * (DESIGN.md, "Processes"). Implemented in vmm/front.c. This is what
+ * another program links (and what the minivm command is a client of).
+ *
+ * Call order, per struct minivm_vm:
+ *   minivm_vm_config_init() -> fill fields -> minivm_vm_create()
+ *   -> minivm_vm_start() -> minivm_vm_wait_ready()
+ *   -> any number of minivm_vm_exec() / put_file() / get_file(),
+ *      minivm_vm_pause() / resume(), at most one minivm_vm_snapshot()
+ *   -> [minivm_vm_shutdown()] -> [minivm_vm_stop()] -> [minivm_vm_wait()]
+ *   -> minivm_vm_destroy().
+ * destroy() may be called at any point after create() (also after a
+ * failure): it stops the VM, waits for its process and removes every file
+ * the front made (the run directory, the scratch disk, restored disk
+ * copies). A call out of order returns -EINVAL (not started yet),
+ * -ECANCELED (after minivm_vm_stop()) or -ECHILD (the VM has ended) with
+ * a message, never crashes.
+ *
+ * Processes and signals: minivm_vm_start() forks (a keeper, which forks
+ * the VMM); both get SIGKILL when the thread that called start() exits
+ * (PR_SET_PDEATHSIG): call start() from a thread that outlives the VM.
+ * No call installs a signal handler, changes the signal mask of a
+ * caller's thread, reads or writes the caller's stdio fds unless given
+ * them, calls exit() or abort(). (Diagnostics reach stderr only with
+ * vm.verbose, except two warnings of vmm/vmm_proc.c: a VMM killed after
+ * the stop grace, a VMM killed after its result; vmm/FRONT.md, "Left".) Threads the front makes (one per running exec) block every
+ * signal, so the caller's handlers run on the caller's threads; SIGPIPE
+ * from writing to a caller's closed fd stays on such a thread and is
+ * discarded (the write fails with EPIPE and the output is dropped).
+ * Children are reaped by pid (waitpid on the keeper only): a caller's
+ * SIGCHLD handler that reaps with waitpid(-1) steals that status (the
+ * VM's result still arrives over the socket; only the wait status is lost).
+ * Because start() forks a possibly multi-threaded caller and the child
+ * goes on without exec(), call it while no other caller thread holds a
+ * lock the child needs (malloc's is safe with glibc).
+ *
+ * Threading: a struct minivm_vm may be used from several threads:
+ *   - minivm_vm_exec(), put_file(), get_file() run concurrently from any
+ *     number of threads (each is its own agent connection);
+ *   - minivm_vm_stop() is async-signal-safe and may be called from any
+ *     thread or a signal handler at any time after create();
+ *   - every other call is serialised by the VM's lock (wait_ready,
+ *     pause, resume, snapshot, shutdown, wait), which blocking waits
+ *     (wait_ready, wait) drop between 1 s slices, so a thread may sit in
+ *     minivm_vm_wait() while others run commands; snapshot() holds it
+ *     throughout and pauses the guest, so running commands stall (not
+ *     fail) meanwhile;
+ *   - destroy() must not race any other call on the same VM.
+ * Different VMs share nothing: one process may run many at once.
+ *
+ * Errors: every call returns 0 or a negative errno. The message of the
+ * VM's last failure is minivm_vm_error(vm) (valid until the next failing
+ * call on vm: with calls on several threads, use the per-call message of
+ * struct minivm_exec_result instead). minivm_vm_create() writes its
+ * message to the caller's buffer.
+ * ====================================================================== */
+
+/* The VMM process's jail (vmm/jail.h). */
+enum minivm_jail {
+	MINIVM_JAIL_AUTO = 0, /* jail when root; a step that cannot be applied: a warning */
+	MINIVM_JAIL_OFF,      /* no jail (the VMM still runs in its own process) */
+	MINIVM_JAIL_REQUIRED, /* a step that cannot be applied is an error */
+};
+
+#define MINIVM_JAIL_DEFAULT_ID 99900u /* vmm/jail.h JAIL_DEFAULT_ID */
+
+/* The guest's writable layer over a read-only root (vmm/scratch.h). */
+enum minivm_scratch {
+	MINIVM_SCRATCH_DEFAULT = 0, /* a disk with agent and a read-only root, else none */
+	MINIVM_SCRATCH_DISK,        /* a sparse ext4 disk in the run directory */
+	MINIVM_SCRATCH_TMPFS,       /* a tmpfs in guest RAM */
+	MINIVM_SCRATCH_NONE,
+};
+
+struct minivm_vm_config {
+	/*
+	 * The machine, as minivm_config_init() sets it; its strings are
+	 * copied by minivm_vm_create(). vm.rootfs may be "oci:DIR[:TAG]" or
+	 * "oci-archive:FILE[:TAG]": the image is verified and made an ext4
+	 * root (cached in $MINIVM_CACHE or ~/.cache/minivm) with the agent
+	 * as init. vm.vsock_uds NULL: in the VM's private run directory
+	 * (created by minivm_vm_create(), removed by destroy()); so is the
+	 * console log when vm.console is NULL and agent is set (the console
+	 * never mixes with a command's output; without agent, vm.console_fd).
+	 * The snapshot_* and restore_* fds are the front's to set: leave them
+	 * -1 and use snapshot_dir / restore_dir.
+	 */
+	struct minivm_config vm;
+	enum minivm_jail jail;
+	uint32_t jail_uid, jail_gid;  /* default MINIVM_JAIL_DEFAULT_ID (an unused id) */
+	unsigned int cpu_quota_pct;   /* cpu.max in percent of one CPU; 0: none */
+	/* The guest runs minivm's agent (the rootfs from rootfs/ or an OCI
+	 * root): wait_ready() then waits for its answer, and exec, files,
+	 * shutdown work. false: only minivm_vm_wait() and stop() make sense. */
+	bool agent;
+	enum minivm_scratch scratch;
+	uint64_t scratch_size;        /* 0: 1 GiB for a disk, the default for a tmpfs */
+	/* A directory minivm_vm_snapshot() writes to (created 0700 when
+	 * missing); its files are opened before start() because the jailed
+	 * VMM opens no file. NULL: no snapshot. */
+	const char *snapshot_dir;
+	/* Restore the snapshot in this directory instead of booting: kernel,
+	 * mem_bytes, cpus, guest_cid and the disks come from it (writable
+	 * disks are copied into the run directory); after ready, the guest's
+	 * clock is set and its CRNG reseeded. NULL: boot. */
+	const char *restore_dir;
+};
+
+/* Defaults: minivm_config_init() for vm, agent true, the jail's default
+ * ids, everything else 0/NULL. */
+void minivm_vm_config_init(struct minivm_vm_config *cfg);
+
+struct minivm_vm;
+
+/*
+ * Checks cfg and prepares every host file the VM needs (run directory,
+ * OCI root, scratch disk, restored disk copies, snapshot files); starts no
+ * process. The caller keeps ownership of cfg (copied). On failure returns
+ * -errno, *out is NULL and err (errlen bytes) holds a message.
+ */
+int minivm_vm_create(const struct minivm_vm_config *cfg, struct minivm_vm **out, char *err,
+		     size_t errlen) __attribute__((warn_unused_result));
+
+/* Starts the VMM process (it creates the VM, jails itself and runs it);
+ * returns once the VM runs. Once per VM. */
+int minivm_vm_start(struct minivm_vm *vm) __attribute__((warn_unused_result));
+
+/*
+ * Waits until the guest is ready: the VMM saw the guest's ready marker
+ * within timeout_ms (-1: no limit), then, with cfg.agent, the agent
+ * answered a handshake (tried for up to 120 s more), and after a restore
+ * the clock/reseed fix-up ran. 0; -ETIMEDOUT (the marker did not come in
+ * time); -ECHILD when the VM ended first (minivm_vm_wait() tells how);
+ * -ECANCELED after minivm_vm_stop(); -ENOTCONN (or the agent's error,
+ * e.g. -EPROTONOSUPPORT) when the agent did not answer; the fix-up's error.
+ * Calling it again after success returns 0 at once.
+ */
+int minivm_vm_wait_ready(struct minivm_vm *vm, int timeout_ms) __attribute__((warn_unused_result));
+
+/*
+ * Callbacks for a command's I/O; they run on the thread that called
+ * minivm_vm_exec(), one at a time.
+ * minivm_read_fn: fill buf with up to len bytes of stdin; return the count,
+ * 0 at end of input, or -errno (ends the input too). It may block.
+ * minivm_write_fn: take len bytes of output; 0, or -errno: the rest of
+ * that stream is read and discarded.
+ */
+typedef long (*minivm_read_fn)(void *opaque, void *buf, size_t len);
+typedef int (*minivm_write_fn)(void *opaque, const void *buf, size_t len);
+
+struct minivm_exec {
+	const char *const *argv;  /* NULL-terminated, argv[0] looked up in PATH */
+	const char *const *env;   /* NULL-terminated "K=V", or NULL: the agent's default
+				   * (with an OCI root: the image's Env when env is NULL) */
+	const char *cwd;          /* NULL: the agent's default (OCI: WorkingDir) */
+	const char *user;         /* NULL: root (OCI: the image's User) */
+	unsigned int timeout_s;   /* 0: none; else killed, kind MINIVM_EXEC_TIMED_OUT */
+	bool tty;                 /* a pseudo-terminal in the guest (stdout and stderr merge) */
+	unsigned short rows, cols; /* its size with tty (0: the agent's default) */
+	/* Each stream is a callback when set, else the fd (-1: stdin is
+	 * /dev/null, output is discarded). fds are the caller's: never
+	 * closed; blocking or not. */
+	int stdin_fd, stdout_fd, stderr_fd;
+	minivm_read_fn stdin_fn;
+	minivm_write_fn stdout_fn, stderr_fn;
+	void *opaque;             /* passed to the callbacks */
+	/* -1, or the read end of a pipe the caller writes to (e.g. from its
+	 * signal handler): each byte N in 1..64 forwards signal N to the
+	 * command's process group (SIGWINCH: sends winsize_fd's size); byte
+	 * 0 aborts the command (exec returns -ECANCELED). */
+	int ctl_fd;
+	int winsize_fd;           /* -1, or a terminal whose size goes with SIGWINCH */
+};
+
+/* Sets every fd to -1 and everything else to 0/NULL. */
+void minivm_exec_init(struct minivm_exec *cmd);
+
+enum minivm_exec_kind {
+	MINIVM_EXEC_EXITED = 0,
+	MINIVM_EXEC_SIGNALED,
+	MINIVM_EXEC_TIMED_OUT,
+	MINIVM_EXEC_START_FAILED, /* err: the guest's errno (ENOENT: not found) */
+};
+
+struct minivm_exec_result {
+	enum minivm_exec_kind kind;
+	int code;       /* EXITED: 0..255 */
+	int signo;      /* SIGNALED */
+	int err;        /* START_FAILED */
+	uint32_t pid;   /* the guest pid, 0 if it never started */
+	int status;     /* as a shell says it: code, 128+signo, 124 timeout, 127/126 */
+	char message[256]; /* why exec returned an error (also minivm_vm_error()) */
+};
+
+/*
+ * Runs cmd in the guest on a connection of its own and pumps its I/O until
+ * it exits. 0 with *res filled whenever the command's fate is known
+ * (whatever its status); -ECANCELED (a 0 byte on ctl_fd, or
+ * minivm_vm_stop()); -ECHILD when the VM ended meanwhile; other -errno for
+ * connection or protocol failures (res->message says). Closing the
+ * connection kills the command in the guest. Any thread, concurrently.
+ */
+int minivm_vm_exec(struct minivm_vm *vm, const struct minivm_exec *cmd,
+		   struct minivm_exec_result *res) __attribute__((warn_unused_result));
+
+/* Writes the guest file guest_path (absolute; created or truncated, mode &
+ * 07777) with src_fd's bytes until EOF. Any thread, concurrently. */
+int minivm_vm_put_file(struct minivm_vm *vm, const char *guest_path, uint32_t mode, int src_fd)
+	__attribute__((warn_unused_result));
+
+/* Writes the guest's regular file guest_path to dst_fd; *mode (may be NULL)
+ * gets its permission bits. On failure part of it may have been written. */
+int minivm_vm_get_file(struct minivm_vm *vm, const char *guest_path, int dst_fd, uint32_t *mode)
+	__attribute__((warn_unused_result));
+
+/*
+ * Freezes the whole VMM process (SIGSTOP: vCPUs and devices); the guest's
+ * clock jumps on resume, as after a restore. Commands and file transfers
+ * stall meanwhile (they are not failed). minivm_vm_stop() resumes first.
+ */
+int minivm_vm_pause(struct minivm_vm *vm) __attribute__((warn_unused_result));
+int minivm_vm_resume(struct minivm_vm *vm) __attribute__((warn_unused_result));
+
+/*
+ * Writes a snapshot to dir, which must be cfg.snapshot_dir (or NULL for
+ * it): pauses the vCPUs at a consistent point, writes memory and state,
+ * copies the writable disks while paused, resumes, then puts the files in
+ * place (state last: a directory with a state file is complete). Once per
+ * VM (-EALREADY after): VMs restored from it map its memory file. Close
+ * nothing meanwhile; running commands stall for its duration.
+ */
+int minivm_vm_snapshot(struct minivm_vm *vm, const char *dir) __attribute__((warn_unused_result));
+
+/*
+ * A clean power-off through the agent: the guest syncs and powers off with
+ * exit status `status`; waits up to timeout_ms for the VM to end, then
+ * asks it to stop. Needed when writable disks must keep what the guest wrote.
+ */
+int minivm_vm_shutdown(struct minivm_vm *vm, int status, int timeout_ms)
+	__attribute__((warn_unused_result));
+
+/* Asks the VM to stop and aborts running commands (-ECANCELED).
+ * Async-signal-safe; any thread; no-op before start or after the end. */
+void minivm_vm_stop(struct minivm_vm *vm);
+
+/* Whether the VM has ended (it never started, stopped, exited, crashed). */
+bool minivm_vm_ended(struct minivm_vm *vm);
+
+/*
+ * Waits for the VM's end and its process's exit and fills *res (as
+ * minivm_wait()). A VMM process killed (seccomp, crash) is
+ * MINIVM_VMM_ERROR and -EIO. After minivm_vm_stop() the VMM gets 30 s,
+ * then it is killed. Again after the first: the same result at once.
+ */
+int minivm_vm_wait(struct minivm_vm *vm, struct minivm_result *res)
+	__attribute__((warn_unused_result));
+
+/* Front-side times, CLOCK_MONOTONIC ns (0: not reached). */
+struct minivm_vm_times {
+	uint64_t create_ns;          /* minivm_vm_create() began */
+	uint64_t restore_validated_ns; /* restore: snapshot files opened and checked */
+	uint64_t restore_copied_ns;  /* restore: disks checked and copied */
+	uint64_t started_ns;         /* minivm_vm_start() saw the VM run */
+	uint64_t ready_ns;           /* the agent answered */
+	uint64_t fixed_ns;           /* restore: the guest's fix-up done */
+};
+void minivm_vm_times(const struct minivm_vm *vm, struct minivm_vm_times *out);
+
+/* The host paths of the VM's vsock socket (the agent's, for callers that
+ * speak its protocol themselves, vmm/agent_client.h), console log and run
+ * directory. Owned by vm, valid until destroy(). */
+const char *minivm_vm_vsock_path(const struct minivm_vm *vm);
+const char *minivm_vm_console_path(const struct minivm_vm *vm);
+const char *minivm_vm_run_dir(const struct minivm_vm *vm);
+
+/* The last error message for this VM ("" when none). Owned by vm. */
+const char *minivm_vm_error(const struct minivm_vm *vm);
+
+/* Stops the VM if it runs, reaps its processes, removes the files the
+ * front made and frees vm; vm may be NULL. */
+void minivm_vm_destroy(struct minivm_vm *vm);
+
 #endif

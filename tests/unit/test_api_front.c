@@ -1,0 +1,126 @@
+/* Unit tests for vmm/api_front.c without KVM: the socket's lifecycle, a start that fails (the state stays configuring), calls before start. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "vmm/api_front.h"
+
+static char t_dir[64], t_sock[100];
+
+static void setup(void)
+{
+	snprintf(t_dir, sizeof(t_dir), "/tmp/api-front-test.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(t_dir));
+	snprintf(t_sock, sizeof(t_sock), "%s/api.sock", t_dir);
+	setenv("TMPDIR", t_dir, 1);
+	unsetenv("XDG_RUNTIME_DIR");
+}
+
+static void teardown(void)
+{
+	ck_assert_int_eq(rmdir(t_dir), 0); /* nothing left: socket, run dirs */
+}
+
+/* One request on a new connection; the whole answer (Connection: close). */
+static char *request(const char *method, const char *target, const char *body)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static char buf[65536];
+	char req[4096];
+	size_t len = 0;
+	ssize_t n;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", t_sock);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	n = snprintf(req, sizeof(req),
+		     "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+		     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		     method, target, body ? strlen(body) : 0, body ? body : "");
+	ck_assert_int_eq(write(fd, req, (size_t)n), n);
+	while ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	close(fd);
+	return buf;
+}
+
+START_TEST(test_lifecycle_and_failed_start)
+{
+	struct minivm_vm_config base;
+	struct api_front *f;
+	char err[256], body[512];
+	struct stat st;
+	char *a;
+
+	minivm_vm_config_init(&base);
+	ck_assert_int_eq(api_front_create(t_sock, &base, &f, err, sizeof(err)), 0);
+	ck_assert_int_eq(stat(t_sock, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	ck_assert_int_eq(api_front_state(f), API_CONFIGURING);
+
+	a = request("POST", "/exec", "{\"argv\": [\"true\"]}");
+	ck_assert_ptr_nonnull(strstr(a, " 409 "));
+	snprintf(body, sizeof(body), "{\"kernel\": \"%s/nonexistent\"}", t_dir);
+	a = request("PUT", "/boot", body);
+	ck_assert_ptr_nonnull(strstr(a, " 204 "));
+	a = request("POST", "/start", "{}");
+	ck_assert_msg(strstr(a, " 400 ") && strstr(a, "cannot open kernel"), "%s", a);
+	ck_assert_int_eq(api_front_state(f), API_CONFIGURING);
+	a = request("GET", "/status", NULL);
+	ck_assert_ptr_nonnull(strstr(a, "\"configuring\""));
+	a = request("GET", "/metrics", NULL);
+	ck_assert_ptr_nonnull(strstr(a, "\"agent_commands\":0"));
+	api_front_stop_vm(f); /* no VM: nothing */
+	api_front_destroy(f);
+	ck_assert_int_ne(stat(t_sock, &st), 0);
+}
+END_TEST
+
+START_TEST(test_bad_path)
+{
+	struct minivm_vm_config base;
+	struct api_front *f;
+	char err[256], path[300];
+
+	minivm_vm_config_init(&base);
+	memset(path, 'a', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	ck_assert_int_eq(api_front_create(path, &base, &f, err, sizeof(err)), -ENAMETOOLONG);
+	ck_assert_ptr_null(f);
+	snprintf(path, sizeof(path), "%s/no/such/dir/s", t_dir);
+	ck_assert_int_lt(api_front_create(path, &base, &f, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(strstr(err, "--api-sock"));
+	api_front_destroy(NULL);
+}
+END_TEST
+
+static Suite *api_front_suite(void)
+{
+	Suite *s = suite_create("api_front");
+	TCase *tc = tcase_create("api_front");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_lifecycle_and_failed_start);
+	tcase_add_test(tc, test_bad_path);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(api_front_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
