@@ -38,6 +38,8 @@ struct api_front {
 	bool monitor_joined;       /* under mon_lock */
 	struct api_front_conn conns[API_FRONT_MAX_CONNS];
 	atomic_uint_fast64_t commands;
+	struct minivm_result res;  /* the VM's end: written before ended is set */
+	atomic_bool ended;
 };
 
 /* ---- the backend ---- */
@@ -122,12 +124,25 @@ static void *api_front_monitor(void *arg)
 	}
 	memset(&ev, 0, sizeof(ev));
 	ev.type = API_EV_VM_EXIT;
-	if (minivm_vm_wait(vm, &res))
+	memset(&res, 0, sizeof(res));
+	if (minivm_vm_wait(vm, &res)) {
 		snprintf(ev.message, sizeof(ev.message), "%s", minivm_vm_error(vm));
+		res.outcome = MINIVM_VMM_ERROR;
+	}
 	ev.outcome = res.outcome;
 	ev.status = res.status;
+	f->res = res;
+	atomic_store(&f->ended, true);
 	(void)!api_post_event(f->api, &ev);
 	return NULL;
+}
+
+bool api_front_result(struct api_front *f, struct minivm_result *out)
+{
+	if (!atomic_load(&f->ended))
+		return false;
+	*out = f->res;
+	return true;
 }
 
 static int api_front_start(void *ctx, const struct api_config *cfg, char *err, size_t errlen)

@@ -28,6 +28,10 @@ int api_front_create(const char *sock_path, const struct minivm_vm_config *base,
 /* The server's state machine (vmm/api.h): API_STOPPED once the VM ended. */
 enum api_state api_front_state(struct api_front *f);
 
+/* How the VM ended (minivm_vm_wait()'s result): true once it has ended
+ * (VM_EXIT posted), false while it runs or when it never started. */
+bool api_front_result(struct api_front *f, struct minivm_result *out);
+
 /* Asks the VM (if any) to stop; async-signal-safe. */
 void api_front_stop_vm(struct api_front *f);
 

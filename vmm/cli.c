@@ -14,6 +14,7 @@ const char cli_usage[] =
 	"       minivm --kernel KERNEL [--rootfs IMAGE] --run 'PROG ARGS' [options]\n"
 	"       minivm --restore DIR | --template NAME --agent 'CMD ARGS' [options]\n"
 	"       minivm template create NAME --kernel KERNEL --rootfs IMAGE [options]\n"
+	"       minivm --api-sock PATH [jail options] [-v] [--log-format json]\n"
 	"\n"
 	"Boots a Linux kernel in a KVM microVM, runs a command in it and exits with\n"
 	"the command's status. With --agent (or --), the guest agent runs the command\n"
@@ -122,6 +123,12 @@ const char cli_usage[] =
 	"  --timings            print the boot phases on stderr at exit (with\n"
 	"                       --restore: the restore's phases, VMM and guest apart)\n"
 	"  -v, --verbose        say what minivm does (twice: more)\n"
+	"  --log-format FMT     minivm's own messages on stderr (errors, warnings,\n"
+	"                       --verbose, --timings): text (default, \"minivm: ...\")\n"
+	"                       or json, one object a line: {\"ts\" (RFC 3339 UTC, ms),\n"
+	"                       \"level\", \"msg\", \"event\" and its fields, e.g.\n"
+	"                       \"event\":\"timing\",\"phase\":\"kernel\",\"ms\":512.3}.\n"
+	"                       The command's own stdout and stderr stay as they are\n"
 	"  -h, --help           this text\n"
 	"  --version            the version\n"
 	"\n"
@@ -142,6 +149,18 @@ const char cli_usage[] =
 	"  --allow-dns          queries to the dns= resolver (port 53) only\n"
 	"  --net-policy FILE    more rules, one per line ('#' comments, 'allow-dns')\n"
 	"\n"
+	"The control socket (see vmm/API.md, README \"The control socket\"):\n"
+	"  --api-sock PATH      serve JSON over HTTP/1.1 on the Unix socket PATH: a\n"
+	"                       client configures the VM (PUT /boot, /rootfs, ...),\n"
+	"                       starts it, runs commands (POST /exec, output\n"
+	"                       streamed), pauses, resumes, reads /metrics and\n"
+	"                       /events, stops it. Only the jail's options,\n"
+	"                       --verbose and --log-format go with it: no machine\n"
+	"                       options, --agent, --run or -- CMD (the socket says\n"
+	"                       what runs). minivm exits 2 s after the VM ended\n"
+	"                       (see Exit status) or on SIGINT/SIGTERM/SIGHUP (the\n"
+	"                       VM is stopped first); the socket file is removed\n"
+	"\n"
 	"The jail (the VMM process; see README, \"Security model\"):\n"
 	"  --no-jail            run the VMM process unjailed (default when root: jailed)\n"
 	"  --jail               fail instead of warning when a jail step cannot be\n"
@@ -161,7 +180,10 @@ const char cli_usage[] =
 	"         (kernel panic, triple fault, init died), or died under the agent\n"
 	"  125    minivm itself failed (bad arguments, a file it cannot use, KVM\n"
 	"         error, no agent answer within --boot-timeout)\n"
-	"  130, 143  minivm was interrupted (SIGINT, SIGTERM): the VM was stopped\n";
+	"  130, 143  minivm was interrupted (SIGINT, SIGTERM): the VM was stopped\n"
+	"  With --api-sock: 0 when a client stopped the VM (POST /stop); the\n"
+	"  guest's status when it powered off with one; 122, 123, 125 and 128+N as\n"
+	"  above for a VM that ran past its vm_timeout_ms, crashed or failed\n";
 
 /*
  * "HOSTDIR[:GUESTDIR]": GUESTDIR after the last ':' when it is absolute
@@ -466,11 +488,73 @@ bool cli_template_name_ok(const char *name)
 	return true;
 }
 
+/* --api-sock PATH and --log-format text|json. */
+static int cli_parse_front_opt(const char *name, const char *val, struct cli *out, char *err,
+			       size_t errlen)
+{
+	bool sock = !strcmp(name, "--api-sock");
+
+	if (sock ? out->api_sock != NULL : out->log_format_set) {
+		snprintf(err, errlen, "option '%s' given twice", name);
+		return -EINVAL;
+	}
+	if (!sock) {
+		out->log_format_set = true;
+		if (log_parse_format(val, &out->log_format)) {
+			snprintf(err, errlen, "bad --log-format '%s' (expected text or json)", val);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!*val || strlen(val) >= CLI_API_SOCK_MAX) {
+		snprintf(err, errlen, "bad --api-sock '%s' (a Unix socket path of 1 to %d bytes)", val,
+			 CLI_API_SOCK_MAX - 1);
+		return -EINVAL;
+	}
+	out->api_sock = val;
+	return 0;
+}
+
+/* Whether argv's a goes with --api-sock: the jail's options, --verbose,
+ * --log-format, --help and --version (the VM is the socket's to configure). */
+static bool cli_api_compatible(const char *a)
+{
+	static const char *const ok[] = { "-v", "-vv", "--verbose", "--jail", "--no-jail", "--uid",
+					  "--gid", "--cpu-quota", "--api-sock", "--log-format",
+					  "-h", "--help", "--version" };
+	size_t n = strcspn(a, "=");
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strlen(ok[i]) == n && !strncmp(a, ok[i], n))
+			return true;
+	return false;
+}
+
+/* The end of a parse with --api-sock: nothing of a run may be there. */
+static int cli_check_api(struct cli *out, const char *not_api, char *err, size_t errlen)
+{
+	if (out->template_create) {
+		snprintf(err, errlen, "--api-sock serves a VM configured through the socket: not "
+				      "with template create");
+		return -EINVAL;
+	}
+	if (not_api) {
+		snprintf(err, errlen, "with --api-sock the VM is configured and its commands run "
+				      "through the socket (vmm/API.md): '%.64s' does not go with it (only "
+				      "--jail, --no-jail, --uid, --gid, --cpu-quota, --verbose and "
+				      "--log-format do)", not_api);
+		return -EINVAL;
+	}
+	out->env[0] = NULL;
+	return 0;
+}
+
 int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t errlen)
 {
 	bool seen_mem = false, seen_cpus = false, seen_emul = false;
 	bool seen_jail = false, seen_uid = false, seen_gid = false;
 	struct minivm_config *c = &out->cfg;
+	const char *not_api = NULL; /* the first argument --api-sock does not take */
 	int first = 1;
 
 	memset(out, 0, sizeof(*out));
@@ -497,6 +581,8 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		char name[32];
 		size_t nlen;
 
+		if (!not_api && !cli_api_compatible(a))
+			not_api = a;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			out->action = CLI_HELP;
 			return 0;
@@ -590,7 +676,8 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 		    strcmp(name, "--allow") && strcmp(name, "--net-policy") &&
 		    strcmp(name, "--save") && strcmp(name, "--workspace") &&
 		    strcmp(name, "--changes") && strcmp(name, "--snapshot-after-ready") &&
-		    strcmp(name, "--restore") && strcmp(name, "--template")) {
+		    strcmp(name, "--restore") && strcmp(name, "--template") &&
+		    strcmp(name, "--api-sock") && strcmp(name, "--log-format")) {
 			snprintf(err, errlen, "unknown option '%s' (see --help)", name);
 			return -EINVAL;
 		}
@@ -625,6 +712,9 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 				return -EINVAL;
 			}
 			*dst = val;
+		} else if (!strcmp(name, "--api-sock") || !strcmp(name, "--log-format")) {
+			if (cli_parse_front_opt(name, val, out, err, errlen))
+				return -EINVAL;
 		} else if (!strcmp(name, "--template")) {
 			if (out->template_name) {
 				snprintf(err, errlen, out->template_create
@@ -890,6 +980,8 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 				      "--no-jail");
 		return -EINVAL;
 	}
+	if (out->api_sock)
+		return cli_check_api(out, not_api, err, errlen);
 	if (out->template_create) {
 		if (out->agent || c->run) {
 			snprintf(err, errlen, "template create runs no command: no --agent, -- or --run");

@@ -8,6 +8,7 @@
 
 #include "rootfs/agent/cmdline.h"
 #include "vmm/jail.h"
+#include "vmm/log.h"
 #include "vmm/minivm.h"
 #include "vmm/scratch.h"
 
@@ -66,7 +67,16 @@ struct cli {
 	const char *restore_dir;
 	const char *template_name;
 	bool template_create;
+	/* --api-sock PATH: serve the control socket (vmm/API.md) instead of
+	 * running a command; only the jail's options, --verbose and
+	 * --log-format go with it (cfg.kernel etc. stay unset). */
+	const char *api_sock;
+	enum log_format log_format;             /* --log-format text|json */
+	bool log_format_set;
 };
+
+/* sizeof(sockaddr_un.sun_path): the longest --api-sock path + 1. */
+#define CLI_API_SOCK_MAX 108
 
 #define CLI_TEMPLATE_NAME_MAX 64
 

@@ -360,8 +360,9 @@ static int front_restore_prepare(struct minivm_vm *vm, const char *rdir)
 				return r;
 			}
 			if (c->verbose)
-				fprintf(stderr, "minivm: restore: disk %u: own copy %s (%s)\n", i,
-					vm->paths[i], reflinked ? "reflink" : "sparse copy");
+				front_log(&vm->ff.log, MINIVM_LOG_DEBUG,
+					  "restore: disk %u: own copy %s (%s)", i, vm->paths[i],
+					  reflinked ? "reflink" : "sparse copy");
 		}
 		if (vm->meta.has_rootfs && i == 0) {
 			c->rootfs = vm->paths[i];
@@ -528,6 +529,8 @@ int minivm_vm_create(const struct minivm_vm_config *cfg, struct minivm_vm **out,
 	vm->restore_state_fd = vm->restore_mem_fd = -1;
 	vm->stop_efd = -1;
 	vm->agent = cfg->agent;
+	vm->ff.log.fn = cfg->log_fn;
+	vm->ff.log.ctx = cfg->log_ctx;
 	r = pthread_mutex_init(&vm->lock, NULL);
 	if (r) {
 		free(vm);
@@ -1118,6 +1121,20 @@ int minivm_vm_get_file(struct minivm_vm *vm, const char *guest_path, int dst_fd,
 
 /* ---- ready ---- */
 
+/* The fix-up tool's stderr (with vm.verbose): to the log, each chunk as it comes. */
+static int front_fixup_stderr(void *opaque, const void *buf, size_t len)
+{
+	const struct minivm_vm *vm = opaque;
+	const char *s = buf;
+
+	while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		len--;
+	if (len)
+		front_log(&vm->ff.log, MINIVM_LOG_DEBUG, "restore fix-up: %.*s",
+			  (int)(len > 900 ? 900 : len), s);
+	return 0;
+}
+
 /* After a restore: the guest's wall clock set to the host's and its CRNG
  * reseeded with fresh host bytes by the agent's fix-up tool, so that
  * clones never share randomness or a stale clock. */
@@ -1142,7 +1159,10 @@ static int front_restore_fixup(struct minivm_vm *vm)
 	minivm_exec_init(&cmd);
 	cmd.argv = argv;
 	cmd.timeout_s = 60;
-	cmd.stderr_fd = vm->cfg.verbose ? STDERR_FILENO : -1;
+	if (vm->cfg.verbose) {
+		cmd.stderr_fn = front_fixup_stderr;
+		cmd.opaque = vm;
+	}
 	r = minivm_vm_exec(vm, &cmd, &xres);
 	explicit_bzero(seed, sizeof(seed));
 	explicit_bzero(hex, sizeof(hex));
@@ -1557,7 +1577,8 @@ void minivm_vm_destroy(struct minivm_vm *vm)
 		if (vm->scratch[0])
 			(void)unlink(vm->scratch);
 		if (rmdir(vm->dir) != 0 && errno != ENOENT && vm->cfg.verbose)
-			fprintf(stderr, "minivm: cannot remove %s: %s\n", vm->dir, strerror(errno));
+			front_log(&vm->ff.log, MINIVM_LOG_WARN, "cannot remove %s: %s", vm->dir,
+				  strerror(errno));
 	}
 	for (size_t i = 0; i < vm->nr_strs; i++)
 		free(vm->strs[i]);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,19 @@
 #define FRONT_CONNECT_MS 30000
 /* Most bytes of a guest tool's stderr kept for the error message. */
 #define FRONT_TOOL_ERR_MAX (64 * 1024)
+
+void front_log(const struct front_log *log, enum minivm_log_level level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (!log || !log->fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log->fn(log->ctx, level, msg);
+}
 
 /* An unlinked temporary file in dir, read-write. */
 static int front_tmpfile(const char *dir)
@@ -299,9 +313,9 @@ int front_rootfs_prepare(struct cli *cli, struct front_files *ff, const char *ru
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (cli->cfg.verbose)
-		fprintf(stderr, "minivm: root of %s (%s): %s, ready in %.1f ms\n", cli->cfg.rootfs,
-			oci_image_digest(ff->img), ff->rootfs,
-			(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+		front_log(&ff->log, MINIVM_LOG_DEBUG, "root of %s (%s): %s, ready in %.1f ms",
+			  cli->cfg.rootfs, oci_image_digest(ff->img), ff->rootfs,
+			  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	if (snprintf(ff->cmdline, sizeof(ff->cmdline), "init=" FRONT_OCI_INIT "%s%s",
 		     cli->cfg.cmdline ? " " : "", cli->cfg.cmdline ? cli->cfg.cmdline : "") >=
 	    (int)sizeof(ff->cmdline)) {
@@ -424,8 +438,8 @@ static int front_changes_open(const char *path, char *tmp, size_t size)
 	return fd;
 }
 
-int front_workspace_out(const struct cli *cli, const char *uds, const char *rundir, char *err,
-			size_t errlen)
+int front_workspace_out(const struct cli *cli, const struct front_log *log, const char *uds,
+			const char *rundir, char *err, size_t errlen)
 {
 	const char *argv[] = { "/proc/self/exe", "tar", "create", cli->ws_guest, NULL };
 	struct tar_reader *rd = NULL;
@@ -496,7 +510,7 @@ int front_workspace_out(const struct cli *cli, const char *uds, const char *rund
 		}
 		tmp[0] = '\0';
 	}
-	fprintf(stderr, "minivm: workspace %s: %llu added, %llu modified, %llu deleted%s%s%s\n",
+	front_log(log, MINIVM_LOG_INFO, "workspace %s: %llu added, %llu modified, %llu deleted%s%s%s",
 		cli->ws_host, (unsigned long long)st.added, (unsigned long long)st.modified,
 		(unsigned long long)st.deleted, cli->changes ? "; diff in " : "",
 		cli->changes ? cli->changes : "",
@@ -577,7 +591,7 @@ int front_save(const struct cli *cli, struct front_files *ff, const char *uds, c
 	if (r)
 		snprintf(err, errlen, "--save %s: %s", cli->save, msg);
 	else
-		fprintf(stderr, "minivm: saved the changed root as %s\n", cli->save);
+		front_log(&ff->log, MINIVM_LOG_INFO, "saved the changed root as %s", cli->save);
 out:
 	close(fd);
 	return r;

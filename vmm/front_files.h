@@ -15,7 +15,18 @@ struct oci_image;
 /* Most bytes a guest tar stream (workspace, saved layer) may have. */
 #define FRONT_TAR_MAX (16ULL << 30)
 
+/* Where the front's diagnostics go (minivm_vm_config.log_fn/log_ctx). */
+struct front_log {
+	minivm_log_fn fn; /* NULL: dropped */
+	void *ctx;
+};
+
+/* One line (printf format, no newline) to log->fn, if any; log may be NULL. */
+void front_log(const struct front_log *log, enum minivm_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 struct front_files {
+	struct front_log log;   /* set before front_rootfs_prepare / front_save */
 	struct oci_image *img;  /* --rootfs oci:...: the opened, verified image */
 	char rootfs[4096];      /* the ext4 root built from it (in the cache) */
 	char cmdline[8192];     /* "init=... " + the user's --cmdline */
@@ -39,13 +50,14 @@ int front_workspace_in(const struct cli *cli, const char *uds, const char *rundi
 
 /*
  * With --workspace, after the command: reads the guest's copy back, writes
- * the diff to --changes (atomically), prints a summary on stderr, and with
+ * the diff to --changes (atomically), logs a summary to log, and with
  * --apply makes HOSTDIR equal to the copy.
  */
-int front_workspace_out(const struct cli *cli, const char *uds, const char *rundir, char *err,
-			size_t errlen) __attribute__((warn_unused_result));
+int front_workspace_out(const struct cli *cli, const struct front_log *log, const char *uds,
+			const char *rundir, char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* With --save, after the command: the overlay's upper layer as a new OCI image at --save. */
+/* With --save, after the command: the overlay's upper layer as a new OCI image at --save
+ * (logged to ff->log). */
 int front_save(const struct cli *cli, struct front_files *ff, const char *uds, const char *rundir,
 	       char *err, size_t errlen) __attribute__((warn_unused_result));
 

@@ -14,6 +14,7 @@
 #include "vmm/cli.h"
 #include "vmm/front.h"
 #include "vmm/front_files.h"
+#include "vmm/log.h"
 #include "vmm/minivm.h"
 #include "vmm/oci.h"
 #include "vmm/rootfs_verify.h"
@@ -54,18 +55,54 @@ static void main_on_winch(int sig)
 	}
 }
 
-static void main_print_timings(const struct minivm_timings *t)
+/* One --timings line: "timing PHASE MS ms[ (NOTE)]", or the JSON event
+ * "timing" with phase and ms (null when the phase did not happen: -1). */
+static void main_timing(const struct log *log, const char *phase, double ms, const char *note)
 {
-	const double ms = 1e6;
+	struct log_field f[] = { LOG_STR("phase", phase), LOG_MS("ms", ms) };
 
-	fprintf(stderr, "minivm: timing vmm_setup %.3f ms\n", t->first_run_ns / ms);
-	fprintf(stderr, "minivm: timing kernel %.3f ms\n",
-		t->init_started_ns ? (t->init_started_ns - t->first_run_ns) / ms : -1.0);
-	fprintf(stderr, "minivm: timing init %.3f ms\n",
-		t->ready_ns && t->init_started_ns ? (t->ready_ns - t->init_started_ns) / ms : -1.0);
-	fprintf(stderr, "minivm: timing workload %.3f ms\n",
-		t->ready_ns ? (t->exit_ns - t->ready_ns) / ms : -1.0);
-	fprintf(stderr, "minivm: timing total %.3f ms\n", t->exit_ns / ms);
+	log_event(log, MINIVM_LOG_INFO, "timing", f, 2, "timing %s %.3f ms%s%s%s", phase, ms,
+		  note ? " (" : "", note ? note : "", note ? ")" : "");
+}
+
+/* b - a in ms when both happened (non-zero), else -1. */
+static double main_ms(uint64_t a, uint64_t b)
+{
+	return a && b ? (double)(b - a) / 1e6 : -1.0;
+}
+
+static void main_print_timings(const struct log *log, const struct minivm_timings *t)
+{
+	main_timing(log, "vmm_setup", t->first_run_ns / 1e6, NULL);
+	main_timing(log, "kernel", t->init_started_ns ? (t->init_started_ns - t->first_run_ns) / 1e6
+						       : -1.0, NULL);
+	main_timing(log, "init", main_ms(t->init_started_ns, t->ready_ns), NULL);
+	main_timing(log, "workload", t->ready_ns ? (t->exit_ns - t->ready_ns) / 1e6 : -1.0, NULL);
+	main_timing(log, "total", t->exit_ns / 1e6, NULL);
+}
+
+/* --timings after --restore: front clock (CLOCK_MONOTONIC) for the front's
+ * phases; the VMM's are from its minivm_create() start. */
+static void main_print_restore_timings(const struct log *log, const struct minivm_timings *t,
+				       const struct minivm_vm_times *v)
+{
+	main_timing(log, "restore_open_validate", main_ms(v->create_ns, v->restore_validated_ns),
+		    "front");
+	main_timing(log, "restore_disks", main_ms(v->restore_validated_ns, v->restore_copied_ns),
+		    "front: checks, copies");
+	main_timing(log, "restore_vmm_validate", t->restore_validated_ns / 1e6, "VMM");
+	main_timing(log, "restore_memory_map", main_ms(t->restore_validated_ns, t->restore_mapped_ns),
+		    "VMM");
+	main_timing(log, "restore_state", main_ms(t->restore_mapped_ns, t->restore_state_ns),
+		    "VMM: vCPUs, devices");
+	main_timing(log, "restore_resume", main_ms(t->restore_state_ns, t->first_run_ns),
+		    "VMM: to the first KVM_RUN");
+	main_timing(log, "restore_vmm_total", main_ms(v->create_ns, v->started_ns),
+		    "front start to VM running");
+	main_timing(log, "restore_agent_ready", main_ms(v->started_ns, v->ready_ns),
+		    "guest: VM running to HELLO answered");
+	main_timing(log, "restore_fixup", main_ms(v->ready_ns, v->fixed_ns), "guest: clock, reseed");
+	main_timing(log, "restore_to_ready", main_ms(v->create_ns, v->ready_ns), "total");
 }
 
 static void main_install_signals(bool tty)
@@ -88,22 +125,31 @@ static void main_install_signals(bool tty)
 }
 
 /* The --vm-timeout message. */
-static void main_vm_timed_out(const struct minivm_config *c, bool during_shutdown)
+static void main_vm_timed_out(const struct log *log, const struct minivm_config *c,
+			      bool during_shutdown)
 {
 	uint64_t ms = c->vm_timeout_ms;
 
 	if (ms % 1000)
-		fprintf(stderr, "minivm: VM killed after --vm-timeout %llu ms%s\n",
-			(unsigned long long)ms, during_shutdown ? " (during its shutdown)" : "");
+		log_error(log, "VM killed after --vm-timeout %llu ms%s", (unsigned long long)ms,
+			  during_shutdown ? " (during its shutdown)" : "");
 	else
-		fprintf(stderr, "minivm: VM killed after --vm-timeout %llu s%s\n",
-			(unsigned long long)(ms / 1000), during_shutdown ? " (during its shutdown)" : "");
+		log_error(log, "VM killed after --vm-timeout %llu s%s", (unsigned long long)(ms / 1000),
+			  during_shutdown ? " (during its shutdown)" : "");
 }
 
 /* The exit status after a terminating signal, as a shell reports it. */
 static int main_signal_status(void)
 {
 	return 128 + (int)main_signal;
+}
+
+/* After a terminating signal: says so, returns the exit status. */
+static int main_interrupted(const struct log *log)
+{
+	log_event(log, MINIVM_LOG_WARN, "interrupted", &LOG_INT("signal", main_signal), 1,
+		  "interrupted by signal %d; the VM was stopped", (int)main_signal);
+	return main_signal_status();
 }
 
 /* ${MINIVM_CACHE:-~/.cache/minivm}/templates/NAME */
@@ -121,8 +167,8 @@ static int main_template_dir(const char *name, char *out, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Prints the last lines of the console log: why the guest failed. */
-static void main_console_tail(const char *path)
+/* Logs the last lines of the console log: why the guest failed. */
+static void main_console_tail(const struct log *log, const char *path)
 {
 	static char buf[8192];
 	ssize_t n;
@@ -149,14 +195,19 @@ static void main_console_tail(const char *path)
 			lines++;
 	if (*p == '\n')
 		p++;
-	fprintf(stderr, "minivm: the end of the guest console (%s):\n%s%s", path, p,
-		buf[n - 1] == '\n' ? "" : "\n");
+	if (buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	log_event(log, MINIVM_LOG_ERROR, "console_tail", &LOG_STR("path", path), 1,
+		  "the end of the guest console (%s):\n%s", path, p);
 }
 
 /* The library's config from the command line's. */
-static void main_vm_config(const struct cli *cli, struct minivm_vm_config *vc)
+static void main_vm_config(const struct cli *cli, const struct log *log,
+			   struct minivm_vm_config *vc)
 {
 	minivm_vm_config_init(vc);
+	vc->log_fn = log_from_front;
+	vc->log_ctx = (void *)log;
 	vc->vm = cli->cfg;
 	vc->jail = cli->jail.mode == JAIL_OFF	     ? MINIVM_JAIL_OFF
 		   : cli->jail.mode == JAIL_REQUIRED ? MINIVM_JAIL_REQUIRED
@@ -175,7 +226,7 @@ static void main_vm_config(const struct cli *cli, struct minivm_vm_config *vc)
 }
 
 /* --run and plain boots: the guest's init runs the program itself. */
-static int main_boot(struct cli *cli)
+static int main_boot(const struct log *log, struct cli *cli)
 {
 	struct minivm_vm_config vc;
 	struct minivm_result res;
@@ -183,46 +234,46 @@ static int main_boot(struct cli *cli)
 	char err[512];
 	int r, status;
 
-	main_vm_config(cli, &vc);
+	main_vm_config(cli, log, &vc);
 	r = minivm_vm_create(&vc, &vm, err, sizeof(err));
 	if (r) {
-		fprintf(stderr, "minivm: %s\n", err);
+		log_error(log, "%s", err);
 		return MINIVM_EXIT_ERROR;
 	}
 	main_vm = vm;
 	main_install_signals(false);
 	r = minivm_vm_start(vm);
 	if (r && !main_signal) {
-		fprintf(stderr, "minivm: %s\n", minivm_vm_error(vm));
+		log_error(log, "%s", minivm_vm_error(vm));
 		main_vm = NULL;
 		minivm_vm_destroy(vm);
 		return MINIVM_EXIT_ERROR;
 	}
 	if (r) {
 		/* A signal before the VM ran: nothing ran. */
-		fprintf(stderr, "minivm: stopped by a signal\n");
+		log_warn(log, "stopped by a signal");
 		main_vm = NULL;
 		minivm_vm_destroy(vm);
 		return main_signal_status();
 	}
 	r = minivm_vm_wait(vm, &res);
 	if (r) {
-		fprintf(stderr, "minivm: %s\n", minivm_vm_error(vm));
+		log_error(log, "%s", minivm_vm_error(vm));
 		status = MINIVM_EXIT_ERROR;
 	} else {
 		status = minivm_exit_status(&res);
 		if (res.outcome == MINIVM_TIMED_OUT)
-			main_vm_timed_out(&cli->cfg, false);
+			main_vm_timed_out(log, &cli->cfg, false);
 		else if (res.outcome == MINIVM_GUEST_CRASHED)
-			fprintf(stderr, "minivm: the guest crashed: it reset without reporting an "
-					"exit status (kernel panic, triple fault or init died)\n");
+			log_error(log, "the guest crashed: it reset without reporting an exit status "
+				  "(kernel panic, triple fault or init died)");
 		else if (res.outcome == MINIVM_STOPPED) {
-			fprintf(stderr, "minivm: stopped by a signal\n");
+			log_warn(log, "stopped by a signal");
 			status = main_signal ? main_signal_status() : status;
 		}
 	}
 	if (cli->print_timings)
-		main_print_timings(&res.timings);
+		main_print_timings(log, &res.timings);
 	main_vm = NULL;
 	minivm_vm_destroy(vm);
 	return status;
@@ -248,8 +299,20 @@ static bool main_has_writable_disk(const struct minivm_config *c, const char *sc
 	return false;
 }
 
+/* With --verbose: the agent answered, so long after minivm_vm_create(). */
+static void main_log_ready(const struct log *log, struct minivm_vm *vm)
+{
+	struct minivm_vm_times t;
+	double ms;
+
+	minivm_vm_times(vm, &t);
+	ms = main_ms(t.create_ns, t.ready_ns);
+	log_event(log, MINIVM_LOG_INFO, "vm_ready", &LOG_MS("ms", ms), 1,
+		  "the guest agent is ready (%.0f ms)", ms);
+}
+
 /* Boots (or restores), waits for the agent, runs the command, powers off, cleans up. */
-static int main_agent(struct cli *cli)
+static int main_agent(const struct log *log, struct cli *cli)
 {
 	struct minivm_exec_result xres;
 	struct minivm_vm_config vc;
@@ -267,7 +330,7 @@ static int main_agent(struct cli *cli)
 	if (cli->template_name && (cli->template_create || !cli->restore_dir)) {
 		r = main_template_dir(cli->template_name, tdir, sizeof(tdir));
 		if (r) {
-			fprintf(stderr, "minivm: no template directory: set MINIVM_CACHE or HOME\n");
+			log_error(log, "no template directory: set MINIVM_CACHE or HOME");
 			return MINIVM_EXIT_ERROR;
 		}
 		if (cli->template_create)
@@ -276,14 +339,14 @@ static int main_agent(struct cli *cli)
 			cli->restore_dir = tdir;
 	}
 	/* The run directory, an OCI root, the scratch disk, snapshot files. */
-	main_vm_config(cli, &vc);
+	main_vm_config(cli, log, &vc);
 	r = minivm_vm_create(&vc, &vm, err, sizeof(err));
 	if (r) {
-		fprintf(stderr, "minivm: %s\n", err);
+		log_error(log, "%s", err);
 		return MINIVM_EXIT_ERROR;
 	}
 	if (pipe2(ctl, O_CLOEXEC | O_NONBLOCK)) {
-		fprintf(stderr, "minivm: pipe: %s\n", strerror(errno));
+		log_error(log, "pipe: %s", strerror(errno));
 		goto out;
 	}
 	main_ctl_wr = ctl[1];
@@ -293,7 +356,7 @@ static int main_agent(struct cli *cli)
 	/* The VMM process: creates the VM, jails itself, runs it. */
 	r = minivm_vm_start(vm);
 	if (r && !main_signal) {
-		fprintf(stderr, "minivm: %s\n", minivm_vm_error(vm));
+		log_error(log, "%s", minivm_vm_error(vm));
 		goto out;
 	}
 	started = r == 0;
@@ -304,9 +367,9 @@ static int main_agent(struct cli *cli)
 	if (main_signal)
 		goto stop;
 	if (r == -ETIMEDOUT) {
-		fprintf(stderr, "minivm: the guest agent was not ready after %u s (--boot-timeout)\n",
-			cli->boot_timeout_s);
-		main_console_tail(minivm_vm_console_path(vm));
+		log_error(log, "the guest agent was not ready after %u s (--boot-timeout)",
+			  cli->boot_timeout_s);
+		main_console_tail(log, minivm_vm_console_path(vm));
 		goto stop;
 	}
 	if (r == -ECHILD) {
@@ -314,17 +377,19 @@ static int main_agent(struct cli *cli)
 		goto stop;
 	}
 	if (r) {
-		fprintf(stderr, "minivm: %s\n", minivm_vm_error(vm));
+		log_error(log, "%s", minivm_vm_error(vm));
 		if (r != -EIO) /* the agent did not answer (not a failed fix-up) */
-			main_console_tail(minivm_vm_console_path(vm));
+			main_console_tail(log, minivm_vm_console_path(vm));
 		goto stop;
 	}
+	if (cli->cfg.verbose)
+		main_log_ready(log, vm);
 	if (cli->ws_host[0]) {
 		r = front_workspace_in(cli, minivm_vm_vsock_path(vm), minivm_vm_run_dir(vm), err,
 				       sizeof(err));
 		if (r) {
 			if (!main_signal)
-				fprintf(stderr, "minivm: %s\n", err);
+				log_error(log, "%s", err);
 			goto stop;
 		}
 	}
@@ -336,16 +401,21 @@ static int main_agent(struct cli *cli)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		if (r) {
 			if (!main_signal)
-				fprintf(stderr, "minivm: snapshot: %s\n", minivm_vm_error(vm));
+				log_error(log, "snapshot: %s", minivm_vm_error(vm));
 			goto stop;
 		}
-		if (cli->cfg.verbose || cli->print_timings)
-			fprintf(stderr, "minivm: snapshot written to %s in %.3f ms (VM paused meanwhile)\n",
-				cli->snapshot_dir,
-				(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+		if (cli->cfg.verbose || cli->print_timings) {
+			double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+				    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+			struct log_field f[] = { LOG_STR("dir", cli->snapshot_dir), LOG_MS("ms", ms) };
+
+			log_event(log, MINIVM_LOG_INFO, "snapshot_written", f, 2,
+				  "snapshot written to %s in %.3f ms (VM paused meanwhile)",
+				  cli->snapshot_dir, ms);
+		}
 		if (cli->template_create) {
-			fprintf(stderr, "minivm: template '%s' created in %s\n", cli->template_name,
-				cli->snapshot_dir);
+			log_info(log, "template '%s' created in %s", cli->template_name,
+				 cli->snapshot_dir);
 			status = 0;
 			got_result = true;
 			goto stop;
@@ -383,27 +453,30 @@ static int main_agent(struct cli *cli)
 		got_result = true;
 		status = xres.status;
 		if (xres.kind == MINIVM_EXEC_START_FAILED)
-			fprintf(stderr, "minivm: %s: %s in the guest\n", cli->agent_argv[0],
-				xres.err == ENOENT ? "command not found" : strerror(xres.err));
+			log_error(log, "%s: %s in the guest", cli->agent_argv[0],
+				  xres.err == ENOENT ? "command not found" : strerror(xres.err));
 		else if (xres.kind == MINIVM_EXEC_TIMED_OUT)
-			fprintf(stderr, "minivm: the command ran past --timeout %u s and was killed\n",
-				cli->timeout_s);
+			log_error(log, "the command ran past --timeout %u s and was killed",
+				  cli->timeout_s);
+		if (cli->cfg.verbose)
+			log_event(log, MINIVM_LOG_INFO, "command_exited", &LOG_INT("status", status), 1,
+				  "the command exited with status %d", status);
 	} else if (main_signal) {
 		goto stop;
 	} else if (r == -ECHILD) {
 		guest_died = true;
 		goto stop;
 	} else {
-		fprintf(stderr, "minivm: running the command: %s\n", xres.message);
+		log_error(log, "running the command: %s", xres.message);
 		goto stop;
 	}
 	/* What the command changed: the workspace's diff, the saved image. A
 	 * failure here is minivm's (125), whatever the command's status. */
 	if (cli->ws_host[0] && !main_signal) {
-		r = front_workspace_out(cli, minivm_vm_vsock_path(vm), minivm_vm_run_dir(vm), err,
-					sizeof(err));
+		r = front_workspace_out(cli, &front_vm_files(vm)->log, minivm_vm_vsock_path(vm),
+					minivm_vm_run_dir(vm), err, sizeof(err));
 		if (r) {
-			fprintf(stderr, "minivm: %s\n", err);
+			log_error(log, "%s", err);
 			status = MINIVM_EXIT_ERROR;
 		}
 	}
@@ -411,7 +484,7 @@ static int main_agent(struct cli *cli)
 		r = front_save(cli, front_vm_files(vm), minivm_vm_vsock_path(vm),
 			       minivm_vm_run_dir(vm), err, sizeof(err));
 		if (r) {
-			fprintf(stderr, "minivm: %s\n", err);
+			log_error(log, "%s", err);
 			status = MINIVM_EXIT_ERROR;
 		}
 	}
@@ -421,24 +494,24 @@ static int main_agent(struct cli *cli)
 	    main_has_writable_disk(front_vm_config(vm), front_vm_scratch_image(vm))) {
 		r = minivm_vm_shutdown(vm, status & 0xff, MAIN_SHUTDOWN_MS);
 		if (r && !main_signal)
-			fprintf(stderr, "minivm: %s; stopping the VM\n", minivm_vm_error(vm));
+			log_warn(log, "%s; stopping the VM", minivm_vm_error(vm));
 	}
 stop:
 	if (started) {
 		minivm_vm_stop(vm);
 		r = minivm_vm_wait(vm, &res);
 		if (r && !got_result && !main_signal)
-			fprintf(stderr, "minivm: %s\n", minivm_vm_error(vm));
+			log_error(log, "%s", minivm_vm_error(vm));
 		if (!main_signal && res.outcome == MINIVM_TIMED_OUT) {
 			/* A command that finished keeps its status. */
-			main_vm_timed_out(&cli->cfg, got_result);
+			main_vm_timed_out(log, &cli->cfg, got_result);
 			if (!got_result)
 				status = MINIVM_EXIT_VM_TIMEOUT;
 		} else if (!got_result && !main_signal && res.outcome == MINIVM_GUEST_EXITED) {
 			/* Someone asked the agent to power off (another client of
 			 * the vsock socket): not a crash, but no result either. */
-			fprintf(stderr, "minivm: the guest powered off (status %d) before the "
-					"command finished\n", res.status);
+			log_error(log, "the guest powered off (status %d) before the command "
+				  "finished", res.status);
 			status = MINIVM_EXIT_GUEST_CRASH;
 		} else if (!got_result && !main_signal && res.outcome == MINIVM_VMM_ERROR) {
 			/* The VMM failed (said above: a KVM error, a seccomp
@@ -446,52 +519,20 @@ stop:
 			status = MINIVM_EXIT_ERROR;
 		} else if (!main_signal && (guest_died || (!got_result &&
 							  res.outcome == MINIVM_GUEST_CRASHED))) {
-			fprintf(stderr, "minivm: the guest died before the command finished "
-					"(kernel panic, triple fault, or its init/agent exited)\n");
-			main_console_tail(minivm_vm_console_path(vm));
+			log_error(log, "the guest died before the command finished (kernel panic, "
+				  "triple fault, or its init/agent exited)");
+			main_console_tail(log, minivm_vm_console_path(vm));
 			status = MINIVM_EXIT_GUEST_CRASH;
 		}
 	}
-	if (main_signal) {
-		fprintf(stderr, "minivm: interrupted by signal %d; the VM was stopped\n",
-			(int)main_signal);
-		status = main_signal_status();
-	}
+	if (main_signal)
+		status = main_interrupted(log);
 	if (started) {
 		minivm_vm_times(vm, &times);
-		if (cli->print_timings && cli->restore_dir) {
-			const struct minivm_timings *t = &res.timings;
-			const double ms = 1e6;
-
-			/* Front clock (CLOCK_MONOTONIC) for the front's phases; the
-			 * VMM's are from its minivm_create() start. */
-			fprintf(stderr, "minivm: timing restore_open_validate %.3f ms (front)\n",
-				(times.restore_validated_ns - times.create_ns) / ms);
-			fprintf(stderr, "minivm: timing restore_disks %.3f ms (front: checks, copies)\n",
-				(times.restore_copied_ns - times.restore_validated_ns) / ms);
-			fprintf(stderr, "minivm: timing restore_vmm_validate %.3f ms (VMM)\n",
-				t->restore_validated_ns / ms);
-			fprintf(stderr, "minivm: timing restore_memory_map %.3f ms (VMM)\n",
-				t->restore_mapped_ns && t->restore_validated_ns
-					? (t->restore_mapped_ns - t->restore_validated_ns) / ms : -1.0);
-			fprintf(stderr, "minivm: timing restore_state %.3f ms (VMM: vCPUs, devices)\n",
-				t->restore_state_ns && t->restore_mapped_ns
-					? (t->restore_state_ns - t->restore_mapped_ns) / ms : -1.0);
-			fprintf(stderr, "minivm: timing restore_resume %.3f ms (VMM: to the first KVM_RUN)\n",
-				t->first_run_ns && t->restore_state_ns
-					? (t->first_run_ns - t->restore_state_ns) / ms : -1.0);
-			fprintf(stderr, "minivm: timing restore_vmm_total %.3f ms (front start to VM running)\n",
-				times.started_ns ? (times.started_ns - times.create_ns) / ms : -1.0);
-			fprintf(stderr, "minivm: timing restore_agent_ready %.3f ms (guest: VM running to "
-					"HELLO answered)\n",
-				times.ready_ns && times.started_ns ? (times.ready_ns - times.started_ns) / ms : -1.0);
-			fprintf(stderr, "minivm: timing restore_fixup %.3f ms (guest: clock, reseed)\n",
-				times.fixed_ns && times.ready_ns ? (times.fixed_ns - times.ready_ns) / ms : -1.0);
-			fprintf(stderr, "minivm: timing restore_to_ready %.3f ms (total)\n",
-				times.ready_ns ? (times.ready_ns - times.create_ns) / ms : -1.0);
-		} else if (cli->print_timings) {
-			main_print_timings(&res.timings);
-		}
+		if (cli->print_timings && cli->restore_dir)
+			main_print_restore_timings(log, &res.timings, &times);
+		else if (cli->print_timings)
+			main_print_timings(log, &res.timings);
 	}
 out:
 	main_vm = NULL;
@@ -508,50 +549,54 @@ out:
 #define MAIN_API_LINGER_MS 2000
 
 /*
- * minivm --api-sock PATH [--no-jail | --jail] [--verbose]: the VM is
- * configured and driven through the control socket (vmm/API.md); minivm
- * exits once the VM ended (after MAIN_API_LINGER_MS) or on SIGINT, SIGTERM
- * or SIGHUP (the VM is stopped first). cli.c does not know the option
- * (another branch owns it): parsed here.
+ * minivm --api-sock's exit status, as a plain run's: a VM a client stopped
+ * (POST /stop) is a normal end, 0; a guest that powered off with a status,
+ * that status; a --vm-timeout (vm_timeout_ms) 122, a crash 123, a VMM
+ * failure 125.
  */
-static int main_api(int argc, char **argv)
+static int main_api_status(const struct log *log, struct api_front *f)
+{
+	struct minivm_result res;
+
+	if (!api_front_result(f, &res))
+		return 0;
+	if (res.outcome == MINIVM_STOPPED)
+		return 0;
+	if (res.outcome == MINIVM_TIMED_OUT)
+		log_error(log, "the VM ran past its vm_timeout_ms and was stopped");
+	else if (res.outcome == MINIVM_GUEST_CRASHED)
+		log_error(log, "the guest crashed: it reset without reporting an exit status "
+			       "(kernel panic, triple fault or init died)");
+	else if (res.outcome == MINIVM_VMM_ERROR)
+		log_error(log, "the VMM failed (see the vm_exit event)");
+	return minivm_exit_status(&res);
+}
+
+/*
+ * minivm --api-sock PATH [jail options] [--verbose]: the VM is configured
+ * and driven through the control socket (vmm/API.md); minivm exits once
+ * the VM ended (after MAIN_API_LINGER_MS) or on SIGINT, SIGTERM or SIGHUP
+ * (the VM is stopped first).
+ */
+static int main_api(const struct log *log, const struct cli *cli)
 {
 	struct minivm_vm_config base;
 	struct api_front *f;
-	const char *path = NULL;
 	char err[512];
 	long linger = -1;
-	int r;
+	int r, status;
 
-	minivm_vm_config_init(&base);
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--api-sock") && i + 1 < argc && !path)
-			path = argv[++i];
-		else if (!strcmp(argv[i], "--no-jail"))
-			base.jail = MINIVM_JAIL_OFF;
-		else if (!strcmp(argv[i], "--jail"))
-			base.jail = MINIVM_JAIL_REQUIRED;
-		else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v"))
-			base.vm.verbose++;
-		else {
-			fprintf(stderr, "minivm: with --api-sock the VM is configured through the socket: "
-					"only --no-jail, --jail and --verbose go with it, not '%s'\n",
-				argv[i]);
-			return MINIVM_EXIT_ERROR;
-		}
-	}
-	if (!path || !*path) {
-		fprintf(stderr, "minivm: --api-sock needs a path\n");
-		return MINIVM_EXIT_ERROR;
-	}
+	main_vm_config(cli, log, &base);
+	base.agent = true;
 	main_install_signals(false);
-	r = api_front_create(path, &base, &f, err, sizeof(err));
+	r = api_front_create(cli->api_sock, &base, &f, err, sizeof(err));
 	if (r) {
-		fprintf(stderr, "minivm: %s\n", err);
+		log_error(log, "%s", err);
 		return MINIVM_EXIT_ERROR;
 	}
-	if (base.vm.verbose)
-		fprintf(stderr, "minivm: serving the control socket %s\n", path);
+	if (cli->cfg.verbose)
+		log_event(log, MINIVM_LOG_INFO, "api_listening", &LOG_STR("path", cli->api_sock), 1,
+			  "serving the control socket %s", cli->api_sock);
 	while (!main_signal) {
 		struct timespec ts = { 0, 100 * 1000000L };
 
@@ -563,17 +608,34 @@ static int main_api(int argc, char **argv)
 		}
 		nanosleep(&ts, NULL);
 	}
+	status = main_signal ? 0 : main_api_status(log, f);
 	api_front_destroy(f);
-	if (main_signal) {
-		fprintf(stderr, "minivm: interrupted by signal %d; the VM was stopped\n", (int)main_signal);
-		return main_signal_status();
+	return main_signal ? main_interrupted(log) : status;
+}
+
+/* The --log-format of a command line cli_parse() refused (so that its error
+ * comes out as asked): the last valid one before "--", else text. */
+static enum log_format main_argv_log_format(int argc, char **argv)
+{
+	enum log_format fmt = LOG_TEXT, f;
+
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		const char *v = NULL;
+
+		if (!strcmp(argv[i], "--log-format") && i + 1 < argc)
+			v = argv[i + 1];
+		else if (!strncmp(argv[i], "--log-format=", 13))
+			v = argv[i] + 13;
+		if (v && log_parse_format(v, &f) == 0)
+			fmt = f;
 	}
-	return 0;
+	return fmt;
 }
 
 int main(int argc, char **argv)
 {
 	static struct cli cli; /* large (path buffers): not on the stack */
+	struct log log;
 	char err[512];
 
 	if (runc_selected(argc, argv)) /* minivm-runc / "minivm runc": the OCI runtime (vmm/runc.c) */
@@ -584,13 +646,13 @@ int main(int argc, char **argv)
 	/* "minivm image export|inspect|append ...": OCI images (vmm/oci_cli.c). */
 	if (argc >= 2 && strcmp(argv[1], "image") == 0)
 		return oci_image_main(argc - 1, argv + 1);
-	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
-		if (!strcmp(argv[i], "--api-sock"))
-			return main_api(argc, argv);
 	if (cli_parse(argc, argv, &cli, err, sizeof(err))) {
-		fprintf(stderr, "minivm: %s\n", err);
+		/* A bad --log-format is not known yet: the rest of the line says. */
+		log_init(&log, STDERR_FILENO, main_argv_log_format(argc, argv));
+		log_error(&log, "%s", err);
 		return MINIVM_EXIT_ERROR;
 	}
+	log_init(&log, STDERR_FILENO, cli.log_format);
 	if (cli.action == CLI_HELP) {
 		fputs(cli_usage, stdout);
 		return 0;
@@ -599,5 +661,7 @@ int main(int argc, char **argv)
 		printf("minivm %s\n", MINIVM_VERSION);
 		return 0;
 	}
-	return cli.agent ? main_agent(&cli) : main_boot(&cli);
+	if (cli.api_sock)
+		return main_api(&log, &cli);
+	return cli.agent ? main_agent(&log, &cli) : main_boot(&log, &cli);
 }

@@ -256,9 +256,10 @@ void minivm_destroy(struct minivm *vm);
  * (PR_SET_PDEATHSIG): call start() from a thread that outlives the VM.
  * No call installs a signal handler, changes the signal mask of a
  * caller's thread, reads or writes the caller's stdio fds unless given
- * them, calls exit() or abort(). (Diagnostics reach stderr only with
- * vm.verbose, except two warnings of vmm/vmm_proc.c: a VMM killed after
- * the stop grace, a VMM killed after its result; vmm/FRONT.md, "Left".) Threads the front makes (one per running exec) block every
+ * them, calls exit() or abort(). (The front's diagnostics go to
+ * config.log_fn, except two warnings of vmm/vmm_proc.c still on stderr:
+ * a VMM killed after the stop grace, a VMM killed after its result;
+ * vmm/FRONT.md, "Left".) Threads the front makes (one per running exec) block every
  * signal, so the caller's handlers run on the caller's threads; SIGPIPE
  * from writing to a caller's closed fd stays on such a thread and is
  * discarded (the write fails with EPIPE and the output is dropped).
@@ -307,6 +308,26 @@ enum minivm_scratch {
 	MINIVM_SCRATCH_NONE,
 };
 
+/* How much a message of the front's log callback matters. */
+enum minivm_log_level {
+	MINIVM_LOG_ERROR = 0,
+	MINIVM_LOG_WARN,
+	MINIVM_LOG_INFO,  /* what the front did: a summary, a saved image */
+	MINIVM_LOG_DEBUG, /* only with vm.verbose: the steps (restored disk copies, ...) */
+};
+
+/*
+ * The front's diagnostics (the library never prints): msg is one line
+ * without a trailing newline or "minivm: " prefix, valid during the call.
+ * Called on the thread of the minivm_vm_* (or private front_*) call that
+ * has something to say (create, wait_ready, destroy, the workspace and save
+ * helpers), never from a signal handler or the front's worker threads.
+ * Calls for different VMs may come at the same time from their threads:
+ * a log_fn shared between VMs must be thread-safe. It must not call back
+ * into the same VM.
+ */
+typedef void (*minivm_log_fn)(void *ctx, enum minivm_log_level level, const char *msg);
+
 struct minivm_vm_config {
 	/*
 	 * The machine, as minivm_config_init() sets it; its strings are
@@ -339,6 +360,12 @@ struct minivm_vm_config {
 	 * disks are copied into the run directory); after ready, the guest's
 	 * clock is set and its CRNG reseeded. NULL: boot. */
 	const char *restore_dir;
+	/* Where the front's diagnostics go (see minivm_log_fn); NULL: dropped.
+	 * log_ctx is passed back as is; both must outlive the VM. The
+	 * failures of calls are not logged: they are the calls' returns and
+	 * minivm_vm_error(). */
+	minivm_log_fn log_fn;
+	void *log_ctx;
 };
 
 /* Defaults: minivm_config_init() for vm, agent true, the jail's default

@@ -15,6 +15,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct cli cli;
 static char err[256];
 
+/* Whether s points into one of argv's strings (and is not empty). */
+static int in_argv(const char *s, int argc, char *const argv[])
+{
+	for (int i = 1; i < argc; i++)
+		if (s >= argv[i] && s <= argv[i] + strlen(argv[i]))
+			return *s != '\0';
+	return 0;
+}
+
+/* --api-sock: the socket's path from argv, fitting sun_path, and nothing of
+ * a run (the socket configures the machine and says what runs). */
+static void check_api(int argc, char *const argv[])
+{
+	const struct minivm_config *c = &cli.cfg;
+
+	if (!in_argv(cli.api_sock, argc, argv) || strlen(cli.api_sock) >= CLI_API_SOCK_MAX)
+		abort();
+	if (c->kernel || c->rootfs || c->run || c->cmdline || c->console || c->vsock_uds ||
+	    c->nr_disks || c->net.tap || c->net.nr_allow || c->net.allow_dns || c->net.policy_file ||
+	    c->vm_timeout_ms || c->timings || cli.print_timings)
+		abort();
+	if (cli.agent || cli.agent_argc || cli.nr_env || cli.env[0] || cli.workdir || cli.user ||
+	    cli.timeout_s || cli.tty || cli.save || cli.ws_host[0] || cli.changes || cli.apply ||
+	    cli.snapshot_dir || cli.restore_dir || cli.template_name || cli.template_create)
+		abort();
+	if (c->mem_bytes != 256ULL << 20 || c->cpus != 1)
+		abort();
+	if (cli.jail.mode == JAIL_OFF && (cli.jail.cpu_quota_pct ||
+					  cli.jail.uid != JAIL_DEFAULT_ID ||
+					  cli.jail.gid != JAIL_DEFAULT_ID))
+		abort();
+}
+
 static void check_result(int r, int argc, char *const argv[])
 {
 	const struct minivm_config *c = &cli.cfg;
@@ -28,6 +61,12 @@ static void check_result(int r, int argc, char *const argv[])
 	}
 	if (cli.action != CLI_RUN)
 		return;
+	if (cli.log_format != LOG_TEXT && cli.log_format != LOG_JSON)
+		abort();
+	if (cli.api_sock) {
+		check_api(argc, argv);
+		return;
+	}
 	/* A restore (--restore, --template) takes the kernel from the snapshot. */
 	if ((!c->kernel || !*c->kernel) && !cli.restore_dir && !cli.template_name)
 		abort();

@@ -841,6 +841,87 @@ START_TEST(usage_mentions_snapshots)
 }
 END_TEST
 
+START_TEST(parse_api_sock_good)
+{
+	ck_assert_int_eq(parse("--api-sock", "/run/m.sock", NULL), 0);
+	ck_assert_str_eq(t_cli.api_sock, "/run/m.sock");
+	ck_assert_int_eq(t_cli.action, CLI_RUN);
+	ck_assert(!t_cli.agent);
+	ck_assert_ptr_null(t_cli.cfg.kernel);
+	ck_assert_int_eq(t_cli.log_format, LOG_TEXT);
+	ck_assert_ptr_null(t_cli.env[0]);
+	ck_assert_int_eq(parse("--no-jail", "-v", "--api-sock=/s", "--log-format", "json", NULL), 0);
+	ck_assert_str_eq(t_cli.api_sock, "/s");
+	ck_assert_int_eq(t_cli.jail.mode, JAIL_OFF);
+	ck_assert_uint_eq(t_cli.cfg.verbose, 1);
+	ck_assert_int_eq(t_cli.log_format, LOG_JSON);
+	ck_assert_int_eq(parse("--api-sock", "s", "--jail", "--uid", "1000", "--gid=1000",
+			       "--cpu-quota", "50", "-vv", NULL), 0);
+	ck_assert_int_eq(t_cli.jail.mode, JAIL_REQUIRED);
+	ck_assert_uint_eq(t_cli.jail.uid, 1000);
+	ck_assert_uint_eq(t_cli.jail.cpu_quota_pct, 50);
+	ck_assert_int_eq(parse("--api-sock", "s", "--help", NULL), 0);
+	ck_assert_int_eq(t_cli.action, CLI_HELP);
+}
+END_TEST
+
+START_TEST(parse_api_sock_bad)
+{
+	static const struct {
+		const char *a[8], *needle;
+	} cases[] = {
+		{ { "--api-sock" }, "needs a value" },
+		{ { "--api-sock", "" }, "bad --api-sock ''" },
+		{ { "--api-sock",
+		    "/a/very/long/path/that/does/not/fit/into/sun_path/because/it/is/longer/than/"
+		    "one/hundred/and/seven/bytes/x.sock" }, "1 to 107 bytes" },
+		{ { "--api-sock", "a", "--api-sock", "b" }, "'--api-sock' given twice" },
+		{ { "--api-sock", "s", "--agent", "ls" }, "'--agent' does not go with it" },
+		{ { "--api-sock", "s", "--", "ls" }, "'--' does not go with it" },
+		{ { "--api-sock", "s", "--run", "x" }, "'--run' does not go with it" },
+		{ { "--kernel", "k", "--api-sock", "s" }, "'--kernel' does not go with it" },
+		{ { "--api-sock", "s", "--rootfs=r" }, "'--rootfs=r' does not go with it" },
+		{ { "--api-sock", "s", "--timings" }, "'--timings' does not go with it" },
+		{ { "--api-sock", "s", "--restore", "/d" }, "'--restore' does not go with it" },
+		{ { "--api-sock", "s", "--no-jail", "--uid", "5" }, "not with --no-jail" },
+		{ { "template", "create", "t", "--api-sock", "s" }, "not with template create" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *const *a = cases[i].a;
+		int r = parse(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], NULL);
+
+		ck_assert_msg(r == -EINVAL, "case %zu accepted", i);
+		ck_assert_msg(strstr(t_err, cases[i].needle) != NULL, "case %zu: message '%s' should "
+			      "mention '%s'", i, t_err, cases[i].needle);
+	}
+}
+END_TEST
+
+START_TEST(parse_log_format)
+{
+	ck_assert_int_eq(parse("--kernel", "k", "--log-format", "json", NULL), 0);
+	ck_assert_int_eq(t_cli.log_format, LOG_JSON);
+	ck_assert_int_eq(parse("--log-format=text", "--kernel", "k", "--rootfs", "r", "--", "ls",
+			       NULL), 0);
+	ck_assert_int_eq(t_cli.log_format, LOG_TEXT);
+	ck_assert_ptr_null(t_cli.api_sock);
+	/* After "--" it is the command's. */
+	ck_assert_int_eq(parse("--kernel", "k", "--rootfs", "r", "--", "ls", "--log-format", "x",
+			       NULL), 0);
+	ck_assert_int_eq(t_cli.log_format, LOG_TEXT);
+	ck_assert_str_eq(t_cli.agent_argv[2], "x");
+	ck_assert_rejected(parse("--kernel", "k", "--log-format", "xml", NULL),
+			   "bad --log-format 'xml' (expected text or json)");
+	ck_assert_rejected(parse("--kernel", "k", "--log-format", "json", "--log-format", "json",
+				 NULL), "'--log-format' given twice");
+	ck_assert_rejected(parse("--kernel", "k", "--log-format", NULL), "needs a value");
+	ck_assert_ptr_nonnull(strstr(cli_usage, "--log-format FMT"));
+	ck_assert_ptr_nonnull(strstr(cli_usage, "--api-sock PATH"));
+	ck_assert_ptr_nonnull(strstr(cli_usage, "With --api-sock: 0 when a client stopped"));
+}
+END_TEST
+
 static Suite *vmm_cli_suite(void)
 {
 	Suite *s = suite_create("vmm_cli");
@@ -878,6 +959,9 @@ static Suite *vmm_cli_suite(void)
 	tcase_add_test(args, parse_snapshot_bad);
 	tcase_add_test(args, template_names);
 	tcase_add_test(args, usage_mentions_snapshots);
+	tcase_add_test(args, parse_api_sock_good);
+	tcase_add_test(args, parse_api_sock_bad);
+	tcase_add_test(args, parse_log_format);
 	suite_add_tcase(s, size);
 	suite_add_tcase(s, args);
 	return s;
