@@ -1045,7 +1045,7 @@ START_TEST(test_python_client)
 	ck_assert_int_eq(api_listen(path, &a->lfd), 0);
 	a->api = api;
 	ck_assert_int_eq(pthread_create(&t, NULL, accept_thread, a), 0);
-	snprintf(cmd, sizeof(cmd), "python3 tests/integration/api_client.py %s --kernel /k/vmlinux --rootfs /r.img --stop",
+	snprintf(cmd, sizeof(cmd), "python3 tests/examples/api_client.py %s --kernel /k/vmlinux --rootfs /r.img --stop",
 		 path);
 	ck_assert_int_eq(system(cmd), 0);
 	ck_assert_int_eq(shutdown(a->lfd, SHUT_RDWR), 0);

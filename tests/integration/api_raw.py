@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Raw, malformed and out-of-state requests against a real minivm control socket.
+
+    api_raw.py SOCKET before|running RECORD.jsonl
+
+Sends each request as bytes on a connection of its own (a truncated one
+half-closes the socket), reads the answer to the end, checks its status and
+that an error carries a message, and appends the exchange to RECORD.jsonl
+(the input of api_check.py, which validates it against vmm/openapi.json).
+"before": the VM is not started yet; "running": it runs (after this phase
+it still does: a pause is resumed). Prints PASS/FAIL lines; exits 1 on a
+failure.
+"""
+import json
+import socket
+import sys
+
+failures = 0
+
+
+def check(name, cond, detail=""):
+    global failures
+    if cond:
+        print("PASS: %s" % name)
+    else:
+        failures += 1
+        print("FAIL: %s %s" % (name, detail))
+
+
+def dechunk(body):
+    out, rest = b"", body
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out, rest = out + rest[:size], rest[size + 2:]
+    return out
+
+
+def exchange(path, raw, half_close=False):
+    """Sends raw bytes, reads until the server closes: (status, headers, body)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(path)
+    try:
+        s.sendall(raw)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    if not lines[0].startswith("HTTP/1."):
+        return None, {}, b""
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    if headers.get("transfer-encoding") == "chunked":
+        body = dechunk(body)
+    elif "content-length" in headers:
+        body = body[:int(headers["content-length"])]
+    return status, headers, body
+
+
+def request(method, target, body=None, extra=b"", content_type=b"application/json"):
+    """A well-formed HTTP/1.1 request (Connection: close)."""
+    head = b"%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" % (method.encode(), target.encode())
+    if body is not None:
+        head += b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, len(body))
+    return head + extra + b"\r\n" + (body or b"")
+
+
+class Probe:
+    def __init__(self, sock, record):
+        self.sock = sock
+        self.record = record
+
+    def send(self, name, method, target, raw, want, needle=None, half_close=False, request_body=None):
+        status, headers, body = exchange(self.sock, raw, half_close)
+        text = body.decode("utf-8", "replace")
+        check("%s: %s (got %s)" % (name, want, status), status == want, text[:200])
+        if status is None:
+            return None
+        if status >= 400:
+            try:
+                msg = json.loads(body).get("error", "")
+            except ValueError:
+                msg = ""
+            check("%s: the answer says why (%r)" % (name, msg[:80]), bool(msg) and
+                  (needle is None or needle in msg), "wanted %r" % needle)
+        ex = {"method": method, "path": target, "status": status,
+              "content_type": headers.get("content-type", "").split(";")[0], "body": text}
+        if request_body is not None:
+            ex["request"] = request_body
+        self.record.write(json.dumps(ex) + "\n")
+        return body
+
+    def json_call(self, name, method, target, obj_text, want, needle=None):
+        raw = request(method, target, obj_text.encode())
+        return self.send(name, method, target, raw, want, needle, request_body=obj_text)
+
+    def alive(self, state):
+        body = self.send("still serving: GET /status", "GET", "/status", request("GET", "/status"), 200)
+        got = json.loads(body)["state"] if body else None
+        check("still serving: state %s (got %s)" % (state, got), got == state)
+
+
+def before(p):
+    p.send("truncated request line", "GET", "/status", b"GET /sta", 400, half_close=True)
+    p.send("truncated body", "PUT", "/machine",
+           b"PUT /machine HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+           b"Content-Length: 40\r\n\r\n{\"vcpus\": 1", 400, half_close=True)
+    big = b"{\"kernel\": \"" + b"x" * 70000 + b"\"}"
+    p.send("oversized body (70 kB)", "PUT", "/boot", request("PUT", "/boot", big), 413)
+    p.json_call("invalid JSON", "PUT", "/machine", "{vcpus: 1", 400)
+    p.json_call("unknown field", "PUT", "/machine", '{"vcpus": 1, "bogus": 2}', 400, "bogus")
+    p.json_call("wrong type", "PUT", "/machine", '{"vcpus": "two"}', 400, "vcpus")
+    p.json_call("out of range", "PUT", "/machine", '{"mem_mib": 1}', 400, "mem_mib")
+    p.send("form data, not JSON", "PUT", "/machine",
+           request("PUT", "/machine", b"vcpus=1", content_type=b"application/x-www-form-urlencoded"), 415)
+    p.json_call("exec before start", "POST", "/exec", '{"argv": ["true"]}', 409, "not allowed")
+    p.send("pause before start", "POST", "/pause", request("POST", "/pause", b""), 409, "not allowed")
+    p.send("unknown path", "GET", "/nope", request("GET", "/nope"), 404)
+    p.send("wrong method", "DELETE", "/status", request("DELETE", "/status"), 405)
+    p.alive("configuring")
+
+
+def running(p):
+    p.json_call("start twice", "POST", "/start", '{"wait_ready_ms": 0}', 409, "not allowed")
+    p.json_call("exec: argv of the wrong type", "POST", "/exec", '{"argv": "ls"}', 400, "argv")
+    p.json_call("exec: unknown field", "POST", "/exec", '{"argv": ["true"], "tty": 1}', 400, "tty")
+    p.json_call("machine after start", "PUT", "/machine", '{"vcpus": 1}', 409, "not allowed")
+    big = b"{\"argv\": [\"" + b"y" * 70000 + b"\"]}"
+    p.send("exec: oversized body", "POST", "/exec", request("POST", "/exec", big), 413)
+    p.send("truncated headers", "GET", "/status", b"GET /status HTTP/1.1\r\nHost: loc", 400, half_close=True)
+    p.send("pause", "POST", "/pause", request("POST", "/pause", b""), 200)
+    p.json_call("exec while paused", "POST", "/exec", '{"argv": ["true"]}', 409, "paused")
+    p.send("resume", "POST", "/resume", request("POST", "/resume", b""), 200)
+    p.alive("running")
+
+
+def main():
+    if len(sys.argv) != 4 or sys.argv[2] not in ("before", "running"):
+        sys.stderr.write(__doc__)
+        return 2
+    with open(sys.argv[3], "a") as record:
+        p = Probe(sys.argv[1], record)
+        (before if sys.argv[2] == "before" else running)(p)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
