@@ -189,7 +189,7 @@ $(BUILD)/examples/run_one: tests/examples/run_one.c $(BUILD)/minivm $(BUILD)/lib
 check-unit: $(UNIT_BINS)
 	@./tests/unit/run.sh $(UNIT_BINS)
 
-check-integration: all
+check-integration: all examples
 	@./tests/integration/run.sh $(BUILD)
 
 check: check-unit check-integration

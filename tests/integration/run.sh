@@ -603,6 +603,10 @@ check "python boot: no run directory left" [ -z "$(ls -A "$T/run8")" ]
 . "$(dirname "$0")/snapshot.sh"
 unset MINIVM_CACHE
 
+# 13: libminivm's examples (ASan, 2 VMs at once, 5 restore cycles) and the
+# control socket against a real VM (issue 11): three boots.
+. "$(dirname "$0")/api.sh"
+
 # 10: images in and out, the workspace (issue 9).
 . "$(dirname "$0")/images.sh"
 

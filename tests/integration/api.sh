@@ -1,0 +1,198 @@
+#!/bin/bash
+# libminivm's examples and the control socket against real VMs (issue 11).
+# Sourced by run.sh (uses $B, $T, $MINIVM, $BOOT_TIMEOUT, ok, bad, check),
+# or run alone: tests/integration/api.sh [BUILD [KERNEL ROOTFS]]. Needs
+# `make examples`. Three boots in all, each under /tmp/minivm-boot.lock:
+#  (a) tests/examples/three_commands under ASan+UBSan with leak detection:
+#      2 VMs booted at once in one process, three commands each, the first
+#      writing a snapshot; then 2 VMs restored at once, and 5 cycles of
+#      create, restore, three commands, destroy in one process: exit 0 and
+#      no sanitizer report. Then the CLI restores the snapshot with
+#      --log-format json --timings (every stderr line a JSON object).
+#  (b) minivm --api-sock driven by tests/examples/api_client.py (configure,
+#      start, three commands, pause/resume, metrics, stop, events) and by
+#      tests/integration/api_raw.py (truncated, oversized, invalid, unknown
+#      field, wrong type, wrong state: each its 4xx with a message, the
+#      server serving afterwards); every exchange validated against
+#      vmm/openapi.json by tests/integration/api_check.py; minivm's exit
+#      status and JSON log lines.
+
+if ! declare -F check >/dev/null; then
+	# Standalone.
+	set -uo pipefail
+	B=${1:-build}
+	MINIVM=$B/minivm
+	API_KERNEL=${2:-$B/vmlinux}
+	API_ROOTFS=${3:-$B/rootfs.img}
+	T=$(mktemp -d "${TMPDIR:-/tmp}/minivm-api.XXXXXX")
+	BOOT_TIMEOUT=${BOOT_TIMEOUT:-600}
+	pass=0
+	fail=0
+	ok() { pass=$((pass + 1)); echo "PASS: $*"; }
+	bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+	check() {
+		local name=$1
+		shift
+		if "$@"; then ok "$name"; else bad "$name"; fi
+	}
+	API_STANDALONE=1
+else
+	API_KERNEL=${API_KERNEL:-$B/vmlinux}
+	API_ROOTFS=${API_ROOTFS:-$B/rootfs.img}
+	API_STANDALONE=0
+fi
+
+API_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+API_TOP=$(cd "$API_DIR/../.." && pwd)
+API_LOCK=/tmp/minivm-boot.lock
+AT=$T/api
+mkdir -p "$AT/run"
+# The exec'd VMM, when the build has one (the front finds it next to
+# minivm, not next to the examples).
+[ -x "$B/minivm-vmm" ] && export MINIVM_VMM=${MINIVM_VMM:-$(realpath "$B/minivm-vmm")}
+
+# api_ex NAME ARGS...: an example under ASan+UBSan with leak detection;
+# $AT/NAME.{out,err,rc}.
+api_ex() {
+	local name=$1
+	shift
+	TMPDIR=$AT/run ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		timeout "$BOOT_TIMEOUT" "$@" </dev/null >"$AT/$name.out" 2>"$AT/$name.err"
+	echo $? >"$AT/$name.rc"
+}
+api_rc() { cat "$AT/$1.rc"; }
+api_clean() { ! grep -q -e 'LeakSanitizer' -e 'AddressSanitizer' -e 'runtime error' "$AT/$1.err"; }
+api_tail() { tail -n3 "$AT/$1.err" | tr '\n' ' '; }
+# api_count NAME TEXT: lines of NAME.out with TEXT.
+api_count() { grep -c -F -- "$2" "$AT/$1.out"; }
+# api_all_json FILE: every line of FILE is a JSON object with ts, level, msg.
+api_all_json() {
+	python3 -c 'import json,sys
+n = 0
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    assert {"ts", "level", "msg"} <= set(d), d
+    n += 1
+assert n > 0' "$1"
+}
+# api_relay FILE PREFIX: PASS/FAIL lines of a Python checker into ok/bad.
+api_relay() {
+	while IFS= read -r line; do
+		case $line in
+		PASS:*) ok "$2: ${line#PASS: }" ;;
+		FAIL:*) bad "$2: ${line#FAIL: }" ;;
+		esac
+	done <"$1"
+}
+
+echo "== libminivm's examples and the control socket (api.sh)"
+for f in "$B/examples/three_commands-san" "$B/examples/run_one" "$API_KERNEL" "$API_ROOTFS"; do
+	[ -e "$f" ] || bad "missing $f: run make examples"
+done
+
+# The README's C snippet is the example run_one.c, which make examples
+# builds against libminivm.so through pkg-config.
+awk '/^<!-- tests\/examples\/run_one.c -->$/ { on = 1; next } on && /^```c$/ { inside = 1; next }
+     inside && /^```$/ { exit } inside { print }' "$API_TOP/README.md" >"$AT/readme.c"
+check "README's C snippet is tests/examples/run_one.c" cmp -s "$AT/readme.c" "$API_DIR/../examples/run_one.c"
+"$B/examples/run_one" "$AT/nonexistent" "$API_ROOTFS" >"$AT/one.out" 2>"$AT/one.err"
+e=$?
+check "run_one (libminivm.so): a missing kernel is exit 125 with a message ($(head -c 200 "$AT/one.err"))" \
+	test "$e" = 125 -a -s "$AT/one.err"
+
+# (a) Boots 1 and 2: two VMs at once in one process; vm0 writes a snapshot.
+AS=$AT/snap
+api_ex two flock "$API_LOCK" "$B/examples/three_commands-san" --snapshot "$AS" \
+	"$API_KERNEL" "$API_ROOTFS" 2
+check "three_commands: 2 VMs at once under ASan+UBSan exit 0 ($(api_tail two))" test "$(api_rc two)" = 0
+check "three_commands: no sanitizer report (leaks checked)" api_clean two
+for n in 0 1; do
+	check "three_commands: vm$n ran its three commands" \
+		test "$(api_count two "[vm$n] hello from the host")" = 1 -a "$(api_count two "[vm$n] 5")" = 1
+done
+check "three_commands: vm0 wrote a snapshot" test -s "$AS/state"
+api_ex clones "$B/examples/three_commands-san" --restore "$AS" 2
+check "three_commands --restore: 2 clones at once exit 0 ($(api_tail clones))" test "$(api_rc clones)" = 0
+check "three_commands --restore: both ran their commands, no sanitizer report" \
+	test "$(api_count clones "hello from the host")" = 2 -a "$(api_count clones "5")" -ge 2
+check "three_commands --restore: clones, no sanitizer report" api_clean clones
+api_ex cycles "$B/examples/three_commands-san" --restore "$AS" 1 5
+check "three_commands --restore x5: 5 cycles in one process exit 0 ($(api_tail cycles))" \
+	test "$(api_rc cycles)" = 0
+check "three_commands --restore x5: 5 times three commands" \
+	test "$(api_count cycles "[vm0] hello from the host")" = 5
+check "three_commands --restore x5: no leak across cycles (LeakSanitizer on)" api_clean cycles
+check "three_commands: no run directory left" test -z "$(ls -A "$AT/run")"
+
+# The CLI's JSON log on a restore of that snapshot: timings and the command's own output.
+TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --restore "$AS" --log-format json --timings \
+	-- sh -c 'echo from-restore; echo own-stderr >&2; exit 3' </dev/null >"$AT/jr.out" 2>"$AT/jr.err"
+e=$?
+check "--log-format json restore: the command's status 3 (got $e)" test "$e" = 3
+check "--log-format json restore: the command's stdout is raw" grep -qx from-restore "$AT/jr.out"
+grep -v -x own-stderr "$AT/jr.err" >"$AT/jr.log"
+check "--log-format json restore: the command's stderr is raw" grep -qx own-stderr "$AT/jr.err"
+check "--log-format json restore: every other stderr line is a JSON object" api_all_json "$AT/jr.log"
+check "--log-format json restore: a timing event with its phase and ms" \
+	grep -q '"event":"timing","msg":"timing restore_to_ready [0-9.]* ms (total)","phase":"restore_to_ready","ms":[0-9]' "$AT/jr.log"
+"$MINIVM" --log-format json --mem 1 --kernel k >"$AT/je.out" 2>"$AT/je.err"
+e=$?
+check "--log-format json: a bad argument is exit 125 and one JSON error line" \
+	test "$e" = 125 -a "$(wc -l <"$AT/je.err")" = 1
+check "--log-format json: ...which parses" api_all_json "$AT/je.err"
+
+# (b) Boot 3: the control socket. The lock is held (fd 9) while the VM lives.
+SOCK=$AT/api.sock
+REC=$AT/exchanges.jsonl
+exec 9>"$API_LOCK"
+flock 9
+TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --api-sock "$SOCK" --log-format json -v \
+	</dev/null >"$AT/srv.out" 2>"$AT/srv.err" 9>&- &
+srv=$!
+for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+check "--api-sock: the socket is there" test -S "$SOCK"
+python3 "$API_DIR/api_raw.py" "$SOCK" before "$REC" >"$AT/raw1.out" 2>&1
+api_relay "$AT/raw1.out" "socket before start"
+python3 "$API_DIR/../examples/api_client.py" "$SOCK" --kernel "$(realpath "$API_KERNEL")" \
+	--rootfs "$(realpath "$API_ROOTFS")" --pause --record "$REC" 9>&- >"$AT/cl1.out" 2>"$AT/cl1.err"
+e=$?
+check "api_client.py: configure, start, three commands, pause/resume, metrics: exit 0 ($(tail -n1 "$AT/cl1.err"))" \
+	test "$e" = 0
+check "api_client.py: uname -a streamed, status 0" grep -q '^uname -a -> exited, status 0' "$AT/cl1.out"
+check "api_client.py: the command's stdout streamed to stdout" grep -qx 'out' "$AT/cl1.out"
+check "api_client.py: ...and its status 3" grep -q 'exit 3 -> exited, status 3' "$AT/cl1.out"
+check "api_client.py: the command's stderr streamed to stderr" grep -qx 'err' "$AT/cl1.err"
+check "api_client.py: stdin reached the command" grep -qx 'got hello from the host' "$AT/cl1.out"
+check "api_client.py: pause: paused" grep -q '^pause: paused' "$AT/cl1.out"
+check "api_client.py: resume: running" grep -q '^resume: running' "$AT/cl1.out"
+check "api_client.py: metrics count 3 agent commands" grep -q '^agent commands: 3 ' "$AT/cl1.out"
+python3 "$API_DIR/api_raw.py" "$SOCK" running "$REC" >"$AT/raw2.out" 2>&1
+api_relay "$AT/raw2.out" "socket running"
+python3 "$API_DIR/../examples/api_client.py" "$SOCK" --attach --stop --record "$REC" 9>&- \
+	>"$AT/cl2.out" 2>"$AT/cl2.err"
+e=$?
+check "api_client.py --attach --stop: three more commands, stop, events: exit 0 ($(tail -n1 "$AT/cl2.err"))" \
+	test "$e" = 0
+check "api_client.py: events ready, 6 command_exited, vm_exit stopped" \
+	test "$(grep -c '^event: ready' "$AT/cl2.out")" = 1 -a \
+	"$(grep -c '^event: command_exited' "$AT/cl2.out")" -ge 6 -a \
+	"$(grep -c '^event: vm_exit stopped' "$AT/cl2.out")" = 1
+wait "$srv"
+e=$?
+flock -u 9
+exec 9>&-
+check "minivm --api-sock: exit 0 after POST /stop (got $e)" test "$e" = 0
+check "minivm --api-sock: the socket file is removed" test ! -e "$SOCK"
+check "minivm --api-sock --log-format json: every stderr line is a JSON object" api_all_json "$AT/srv.err"
+check "minivm --api-sock -v: the api_listening event" grep -q '"event":"api_listening"' "$AT/srv.err"
+python3 "$API_DIR/api_check.py" "$API_TOP/vmm/openapi.json" "$REC" >"$AT/check.out" 2>&1
+e=$?
+check "api_check.py: every exchange valid against vmm/openapi.json ($(tail -n1 "$AT/check.out"))" test "$e" = 0
+check "api_check.py: 40 exchanges or more recorded ($(wc -l <"$REC"))" test "$(wc -l <"$REC")" -ge 40
+
+if [ "$API_STANDALONE" = 1 ]; then
+	echo "$pass passed, $fail failed"
+	[ "$fail" -eq 0 ] && rm -rf "$T" || echo "logs kept in $T"
+	[ "$fail" -eq 0 ]
+fi
