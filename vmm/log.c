@@ -165,27 +165,33 @@ static void log_write(const struct log *log, enum minivm_log_level level, const 
 	}
 }
 
+__attribute__((format(printf, 6, 0))) static void
+log_vevent(const struct log *log, enum minivm_log_level level, const char *event,
+	   const struct log_field *fields, size_t nr, const char *fmt, va_list ap)
+{
+	char msg[LOG_LINE_MAX];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_write(log, level, event, fields, nr, msg);
+}
+
 void log_event(const struct log *log, enum minivm_log_level level, const char *event,
 	       const struct log_field *fields, size_t nr, const char *fmt, ...)
 {
-	char msg[LOG_LINE_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_vevent(log, level, event, fields, nr, fmt, ap);
 	va_end(ap);
-	log_write(log, level, event, fields, nr, msg);
 }
 
 void log_msg(const struct log *log, enum minivm_log_level level, const char *fmt, ...)
 {
-	char msg[LOG_LINE_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_vevent(log, level, NULL, NULL, 0, fmt, ap);
 	va_end(ap);
-	log_write(log, level, NULL, NULL, 0, msg);
 }
 
 void log_from_front(void *ctx, enum minivm_log_level level, const char *msg)
