@@ -26,6 +26,8 @@
 #define MAIN_SHUTDOWN_MS 60000
 /* Lines of the console log shown when the guest fails. */
 #define MAIN_CONSOLE_TAIL_LINES 25
+/* ...and at most so many bytes of them (a JSON line escapes some bytes to 6). */
+#define MAIN_CONSOLE_TAIL_MAX 3000
 
 /* Signal handlers need these (this file is the body of one process, never
  * a library call); main() sets them before installing them. */
@@ -196,7 +198,9 @@ static void main_console_tail(const struct log *log, const char *path)
 	if (*p == '\n')
 		p++;
 	if (buf[n - 1] == '\n')
-		buf[n - 1] = '\0';
+		buf[--n] = '\0';
+	if (buf + n - p > MAIN_CONSOLE_TAIL_MAX) /* the end must fit in one log line */
+		p = buf + n - MAIN_CONSOLE_TAIL_MAX;
 	log_event(log, MINIVM_LOG_ERROR, "console_tail", &LOG_STR("path", path), 1,
 		  "the end of the guest console (%s):\n%s", path, p);
 }

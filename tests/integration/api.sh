@@ -7,7 +7,8 @@
 #      2 VMs booted at once in one process, three commands each, the first
 #      writing a snapshot; then 2 VMs restored at once, and 5 cycles of
 #      create, restore, three commands, destroy in one process: exit 0 and
-#      no sanitizer report. Then the CLI restores the snapshot with
+#      no sanitizer report (API_BOOT_CYCLES=5: also 5 cycles that boot,
+#      5 boots more). Then the CLI restores the snapshot with
 #      --log-format json --timings (every stderr line a JSON object).
 #  (b) minivm --api-sock driven by tests/examples/api_client.py (configure,
 #      start, three commands, pause/resume, metrics, stop, events) and by
@@ -123,17 +124,29 @@ check "three_commands --restore x5: 5 cycles in one process exit 0 ($(api_tail c
 check "three_commands --restore x5: 5 times three commands" \
 	test "$(api_count cycles "[vm0] hello from the host")" = 5
 check "three_commands --restore x5: no leak across cycles (LeakSanitizer on)" api_clean cycles
+# API_BOOT_CYCLES=N: also N cycles that boot (not restore), N boots more.
+if [ "${API_BOOT_CYCLES:-0}" -gt 0 ]; then
+	api_ex bcycles flock "$API_LOCK" "$B/examples/three_commands-san" "$API_KERNEL" "$API_ROOTFS" \
+		1 "$API_BOOT_CYCLES"
+	check "three_commands x$API_BOOT_CYCLES boots: exit 0, no sanitizer report ($(api_tail bcycles))" \
+		test "$(api_rc bcycles)" = 0 -a "$(api_count bcycles "[vm0] hello from the host")" = "$API_BOOT_CYCLES"
+	check "three_commands x$API_BOOT_CYCLES boots: no leak across cycles" api_clean bcycles
+fi
 check "three_commands: no run directory left" test -z "$(ls -A "$AT/run")"
 
 # The CLI's JSON log on a restore of that snapshot: timings and the command's own output.
-TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --restore "$AS" --log-format json --timings \
+# (-v: the VMM process's own lines stay text, "minivm: ...": not the CLI's log.)
+TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --restore "$AS" --log-format json --timings -v \
 	-- sh -c 'echo from-restore; echo own-stderr >&2; exit 3' </dev/null >"$AT/jr.out" 2>"$AT/jr.err"
 e=$?
 check "--log-format json restore: the command's status 3 (got $e)" test "$e" = 3
 check "--log-format json restore: the command's stdout is raw" grep -qx from-restore "$AT/jr.out"
-grep -v -x own-stderr "$AT/jr.err" >"$AT/jr.log"
+grep -v -x -e own-stderr -e 'minivm: .*' "$AT/jr.err" >"$AT/jr.log"
 check "--log-format json restore: the command's stderr is raw" grep -qx own-stderr "$AT/jr.err"
-check "--log-format json restore: every other stderr line is a JSON object" api_all_json "$AT/jr.log"
+check "--log-format json restore: every line of minivm's log is a JSON object" api_all_json "$AT/jr.log"
+check "--log-format json -v: the vm_ready event with its ms" grep -q '"event":"vm_ready",.*"ms":[0-9]' "$AT/jr.log"
+check "--log-format json -v: the command_exited event, status 3" \
+	grep -q '"event":"command_exited",.*"status":3}' "$AT/jr.log"
 check "--log-format json restore: a timing event with its phase and ms" \
 	grep -q '"event":"timing","msg":"timing restore_to_ready [0-9.]* ms (total)","phase":"restore_to_ready","ms":[0-9]' "$AT/jr.log"
 "$MINIVM" --log-format json --mem 1 --kernel k >"$AT/je.out" 2>"$AT/je.err"
