@@ -1126,3 +1126,23 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 	out->env[out->nr_env] = NULL;
 	return 0;
 }
+
+void cli_vm_config(const struct cli *cli, struct minivm_vm_config *vc)
+{
+	minivm_vm_config_init(vc);
+	vc->vm = cli->cfg;
+	vc->jail = cli->jail.mode == JAIL_OFF	     ? MINIVM_JAIL_OFF
+		   : cli->jail.mode == JAIL_REQUIRED ? MINIVM_JAIL_REQUIRED
+						     : MINIVM_JAIL_AUTO;
+	vc->jail_uid = cli->jail.uid;
+	vc->jail_gid = cli->jail.gid;
+	vc->cpu_quota_pct = cli->jail.cpu_quota_pct;
+	vc->agent = cli->agent;
+	vc->scratch = cli->scratch == SCRATCH_DISK    ? MINIVM_SCRATCH_DISK
+		      : cli->scratch == SCRATCH_TMPFS ? MINIVM_SCRATCH_TMPFS
+		      : cli->scratch == SCRATCH_NONE  ? MINIVM_SCRATCH_NONE
+						      : MINIVM_SCRATCH_DEFAULT;
+	vc->scratch_size = cli->scratch_size;
+	vc->snapshot_dir = cli->snapshot_dir;
+	vc->restore_dir = cli->restore_dir;
+}

@@ -99,6 +99,10 @@ int cli_parse(int argc, char *const argv[], struct cli *out, char *err, size_t e
 
 /* Parses a size: digits with an optional K, M, G or T suffix (binary,
  * optionally followed by "iB" or "B"); 0 or -EINVAL (garbage, overflow). */
+/* The library front's config (minivm.h) for cli: the machine, the jail,
+ * the agent, the scratch layer, snapshot/restore dirs; no log callback. */
+void cli_vm_config(const struct cli *cli, struct minivm_vm_config *vc);
+
 int cli_parse_size(const char *s, uint64_t *out) __attribute__((warn_unused_result));
 
 /* The --help text. */

@@ -205,28 +205,13 @@ static void main_console_tail(const struct log *log, const char *path)
 		  "the end of the guest console (%s):\n%s", path, p);
 }
 
-/* The library's config from the command line's. */
+/* The library's config from the command line's, logging through log. */
 static void main_vm_config(const struct cli *cli, const struct log *log,
 			   struct minivm_vm_config *vc)
 {
-	minivm_vm_config_init(vc);
+	cli_vm_config(cli, vc);
 	vc->log_fn = log_from_front;
 	vc->log_ctx = (void *)log;
-	vc->vm = cli->cfg;
-	vc->jail = cli->jail.mode == JAIL_OFF	     ? MINIVM_JAIL_OFF
-		   : cli->jail.mode == JAIL_REQUIRED ? MINIVM_JAIL_REQUIRED
-						     : MINIVM_JAIL_AUTO;
-	vc->jail_uid = cli->jail.uid;
-	vc->jail_gid = cli->jail.gid;
-	vc->cpu_quota_pct = cli->jail.cpu_quota_pct;
-	vc->agent = cli->agent;
-	vc->scratch = cli->scratch == SCRATCH_DISK    ? MINIVM_SCRATCH_DISK
-		      : cli->scratch == SCRATCH_TMPFS ? MINIVM_SCRATCH_TMPFS
-		      : cli->scratch == SCRATCH_NONE  ? MINIVM_SCRATCH_NONE
-						      : MINIVM_SCRATCH_DEFAULT;
-	vc->scratch_size = cli->scratch_size;
-	vc->snapshot_dir = cli->snapshot_dir;
-	vc->restore_dir = cli->restore_dir;
 }
 
 /* --run and plain boots: the guest's init runs the program itself. */
