@@ -171,7 +171,7 @@ int runc_front_main(int argc, char **argv)
 		goto out;
 	}
 	runc_front_ctl_wr = ctl[1];
-	r = vmm_proc_start(&cli.cfg, &cli.jail, jail_dir, &vm, err, sizeof(err));
+	r = vmm_proc_start(&cli.cfg, &cli.jail, jail_dir, NULL, &vm, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "minivm-runc: %s\n", err);
 		goto out;
