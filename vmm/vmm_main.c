@@ -1,16 +1,15 @@
 /* minivm-vmm: the VMM process libminivm exec's (vmm/vmm_proc.h): as the keeper it reads the configuration, enters the cgroup and namespaces and forks the VMM, which builds, jails and runs the VM. Not part of the library: every exit of those processes is here. */
+#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
-#include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -244,7 +243,8 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 /* ---- the keeper ---- */
 
 /* The cgroup (its directory into cg, "" when none) and the namespaces,
- * for a root keeper with a jail. 0, or exits after telling the front. */
+ * for a root keeper with a jail. A step JAIL_REQUIRED cannot do without:
+ * tells the front and exits. */
 static void vmm_keeper_jail(const struct minivm_config *cfg, const struct jail_config *jail,
 			    int sock, char *cg, size_t cglen, bool *have_ns)
 {

@@ -1,11 +1,9 @@
 /* The VMM process, the front's side: spawns minivm-vmm, sends it the configuration, follows it over a socket. */
 #include "vmm/vmm_proc.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>

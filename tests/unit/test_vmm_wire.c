@@ -352,49 +352,37 @@ START_TEST(test_oversized)
 }
 END_TEST
 
-START_TEST(test_bad_counts_and_values)
+/* One field of the small message patched: width 1 or 4 bytes at off. */
+struct patch {
+	size_t off;
+	unsigned int width;
+	uint32_t val;
+	const char *want; /* in the message */
+};
+
+static const struct patch t_patches[] = {
+	{ OFF_NR_DISKS, 4, MINIVM_MAX_DISKS + 1, "9 disks: at most 8" },
+	{ OFF_NR_DISKS, 4, 0xffffffffu, "4294967295 disks: at most 8" },
+	{ OFF_ROOTFS_RW, 1, 2, "rootfs_rw is 2, not a bool" },
+	{ OFF_JAIL_MODE, 4, 3, "jail mode 3 is none of 0..2" },
+	{ OFF_VERSION, 4, VMM_WIRE_VERSION + 1, "version 2, this minivm-vmm reads 1" },
+	{ 0, 1, 'X', "bad magic" },
+	/* "/rx": no NUL; "/\0\0": a NUL inside. */
+	{ OFF_JAIL_DIR_END, 1, 'x', "the run directory is not a terminated string" },
+	{ OFF_JAIL_DIR_END - 1, 1, 0, "the run directory is not a terminated string" },
+};
+
+START_TEST(test_bad_fields)
 {
+	const struct patch *t = &t_patches[_i];
 	size_t len;
 	uint8_t *buf = small_message(&len);
 
-	put_le32(buf + OFF_NR_DISKS, MINIVM_MAX_DISKS + 1);
-	assert_refused(buf, len, "9 disks: at most 8");
-	put_le32(buf + OFF_NR_DISKS, 0xffffffffu);
-	assert_refused(buf, len, "4294967295 disks: at most 8");
-	put_le32(buf + OFF_NR_DISKS, 0);
-	buf[OFF_ROOTFS_RW] = 2;
-	assert_refused(buf, len, "rootfs_rw is 2, not a bool");
-	buf[OFF_ROOTFS_RW] = 0;
-	put_le32(buf + OFF_JAIL_MODE, 3);
-	assert_refused(buf, len, "jail mode 3 is none of 0..2");
-	free(buf);
-}
-END_TEST
-
-START_TEST(test_bad_header)
-{
-	size_t len;
-	uint8_t *buf = small_message(&len);
-
-	put_le32(buf + OFF_VERSION, VMM_WIRE_VERSION + 1);
-	assert_refused(buf, len, "version 2, this minivm-vmm reads 1");
-	put_le32(buf + OFF_VERSION, VMM_WIRE_VERSION);
-	buf[0] ^= 0xff;
-	assert_refused(buf, len, "bad magic");
-	free(buf);
-}
-END_TEST
-
-START_TEST(test_unterminated_string)
-{
-	size_t len;
-	uint8_t *buf = small_message(&len);
-
-	buf[OFF_JAIL_DIR_END] = 'x'; /* "/rx", no NUL */
-	assert_refused(buf, len, "the run directory is not a terminated string");
-	buf[OFF_JAIL_DIR_END] = '\0';
-	buf[OFF_JAIL_DIR_END - 1] = '\0'; /* "/\0\0": a NUL inside */
-	assert_refused(buf, len, "the run directory is not a terminated string");
+	if (t->width == 4)
+		put_le32(buf + t->off, t->val);
+	else
+		buf[t->off] = (uint8_t)t->val;
+	assert_refused(buf, len, t->want);
 	free(buf);
 }
 END_TEST
@@ -488,9 +476,7 @@ static Suite *wire_suite(void)
 	tcase_add_test(tc, test_encode_refuses);
 	tcase_add_test(tc, test_truncated);
 	tcase_add_test(tc, test_oversized);
-	tcase_add_test(tc, test_bad_counts_and_values);
-	tcase_add_test(tc, test_bad_header);
-	tcase_add_test(tc, test_unterminated_string);
+	tcase_add_loop_test(tc, test_bad_fields, 0, sizeof(t_patches) / sizeof(t_patches[0]));
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(sp, 60);
 	tcase_add_test(sp, test_spawn_missing);
