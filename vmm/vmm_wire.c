@@ -9,6 +9,12 @@
 #include <string.h>
 
 _Static_assert(VMM_WIRE_MAX_STR <= SNAPSHOT_MAX_PATH, "a snapshot disk's path fits");
+/* Every field of these crosses (x86_64 sizes): a field added to one of them
+ * must be added to the encoder and the decoder below, then here. */
+_Static_assert(sizeof(struct minivm_config) == 880, "struct minivm_config changed: see vmm_wire.c");
+_Static_assert(sizeof(struct minivm_net) == 160, "struct minivm_net changed: see vmm_wire.c");
+_Static_assert(sizeof(struct jail_config) == 16, "struct jail_config changed: see vmm_wire.c");
+_Static_assert(sizeof(struct snapshot_disk) == 4176, "struct snapshot_disk changed: see vmm_wire.c");
 
 /* ---- encoding ---- */
 
