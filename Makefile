@@ -5,7 +5,8 @@
 #   make check    unit tests (ASan+UBSan) then integration tests (real VMs)
 #   make fuzz     run every fuzz target for FUZZ_TIME seconds each
 #   make install  PREFIX=/usr/local DESTDIR=: the minivm command, libminivm
-#                 (.so and .a), its header and its pkg-config file
+#                 (.so and .a), its header and its pkg-config file, and the
+#                 VMM process's executable in LIBEXECDIR
 
 BUILD     ?= build
 CC        ?= gcc
@@ -16,6 +17,10 @@ DESTDIR   ?=
 BINDIR    ?= $(PREFIX)/bin
 LIBDIR    ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+# minivm-vmm, the VMM process libminivm starts (vmm/vmm_proc.h): its path is
+# compiled into the library as the default, so build with the PREFIX (or
+# LIBEXECDIR) you install with.
+LIBEXECDIR ?= $(PREFIX)/libexec/minivm
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 INSTALL   ?= install
 
@@ -28,7 +33,7 @@ SONAME    := libminivm.so.$(SOMAJOR)
 WARN   := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
           -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS ?= -O2 -g
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -pthread $(WARN)
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -pthread $(WARN) -DMINIVM_LIBEXECDIR='"$(LIBEXECDIR)"'
 # libext2fs + com_err: `minivm rootfs verify` reads ext4 images (vmm/rootfs_verify.c).
 # libseccomp: the jailed VMM process's per-thread syscall allowlists (vmm/jail.c).
 LDLIBS := -pthread -luring -lfdt -lcap-ng -lseccomp -lz -lext2fs -lcom_err
@@ -42,7 +47,10 @@ SHARED_SRCS := rootfs/agent/cmdline.c rootfs/agent/agent_proto.c rootfs/agent/ta
 # clients of the library, not part of it: they exit the process, and
 # minivm-runc's signal forwarding needs file-level state for its handlers.
 CLI_SRCS   := vmm/main.c $(wildcard vmm/runc*.c)
-LIB_SRCS   := $(filter-out $(CLI_SRCS),$(wildcard vmm/*.c boot/*.c devices/*.c)) $(SHARED_SRCS)
+# The VMM process's executable (keeper and VMM): it forks and exits, and its
+# SIGSYS handler needs process-wide state; libminivm spawns it.
+VMM_SRCS   := vmm/vmm_main.c
+LIB_SRCS   := $(filter-out $(CLI_SRCS) $(VMM_SRCS),$(wildcard vmm/*.c boot/*.c devices/*.c)) $(SHARED_SRCS)
 AGENT_SRCS := $(filter-out rootfs/agent/init.c $(SHARED_SRCS),$(wildcard rootfs/agent/*.c))
 HDRS       := $(wildcard vmm/*.h boot/*.h devices/*.h rootfs/agent/*.h)
 
@@ -51,6 +59,7 @@ HDRS       := $(wildcard vmm/*.h boot/*.h devices/*.h rootfs/agent/*.h)
 # make the shared and the static library.
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/pic/%.o)
 CLI_OBJS   := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+VMM_OBJS   := $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
 # Tests and fuzz targets also cover the command's sources but main.c.
 TESTED_SRCS := $(LIB_SRCS) $(filter-out vmm/main.c,$(CLI_SRCS)) $(AGENT_SRCS)
 SAN_OBJS   := $(TESTED_SRCS:%.c=$(BUILD)/san/%.o)
@@ -68,7 +77,7 @@ all: minivm kernel rootfs
 deps:
 	@./.ci/deps.sh
 
-minivm: $(BUILD)/minivm $(BUILD)/minivm-runc lib $(BUILD)/agentctl
+minivm: $(BUILD)/minivm $(BUILD)/minivm-vmm $(BUILD)/minivm-runc lib $(BUILD)/agentctl
 
 lib: $(BUILD)/libminivm.a $(BUILD)/libminivm.so $(BUILD)/minivm.pc
 
@@ -129,6 +138,10 @@ $(BUILD)/minivm.pc: Makefile vmm/main.c
 $(BUILD)/minivm: $(CLI_OBJS) $(BUILD)/libminivm.a
 	$(CC) $(CFLAGS) -pthread -o $@ $^ $(LDLIBS)
 
+# The VMM process (vmm/vmm_main.c): build/minivm finds it beside itself.
+$(BUILD)/minivm-vmm: $(VMM_OBJS) $(BUILD)/libminivm.a
+	$(CC) $(CFLAGS) -pthread -o $@ $^ $(LDLIBS)
+
 # The OCI runtime containerd's runc shim calls: minivm selected by its name (vmm/runc.c).
 $(BUILD)/minivm-runc: $(BUILD)/minivm
 	ln -sf minivm $@
@@ -154,7 +167,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(SAN_OBJS) $(HDRS)
 
 # test_libminivm inspects the built library and installs it in a temporary tree.
 $(BUILD)/tests/test_libminivm: TEST_DEFS = -DMINIVM_TEST_BUILD='"$(BUILD)"' -DMINIVM_TEST_VERSION='"$(VERSION)"'
-$(BUILD)/tests/test_libminivm: $(BUILD)/minivm $(BUILD)/libminivm.a $(BUILD)/libminivm.so $(BUILD)/minivm.pc
+$(BUILD)/tests/test_libminivm: $(BUILD)/minivm $(BUILD)/minivm-vmm $(BUILD)/libminivm.a $(BUILD)/libminivm.so $(BUILD)/minivm.pc
 
 # The examples of tests/examples/ (run by tests/integration/api.sh):
 # three_commands against libminivm.a, and again over the library's objects
@@ -186,8 +199,13 @@ $(BUILD)/examples/run_one: tests/examples/run_one.c $(BUILD)/minivm $(BUILD)/lib
 		$(CC) -std=c11 $(WARN) $(CFLAGS) $$(pkg-config --cflags minivm) -o $@ $< \
 		$$(pkg-config --libs minivm) -Wl,-rpath,$(EXAMPLES_PREFIX)/lib
 
-check-unit: $(UNIT_BINS)
-	@./tests/unit/run.sh $(UNIT_BINS)
+# test_vmm_wire starts the VMM process's executable (a failing VM, no KVM).
+$(BUILD)/tests/test_vmm_wire: TEST_DEFS = -DMINIVM_TEST_BUILD='"$(BUILD)"'
+$(BUILD)/tests/test_vmm_wire: $(BUILD)/minivm-vmm
+
+# Every test that starts a VM finds the VMM process's executable here.
+check-unit: $(UNIT_BINS) $(BUILD)/minivm-vmm
+	@MINIVM_VMM="$${MINIVM_VMM:-$(abspath $(BUILD))/minivm-vmm}" ./tests/unit/run.sh $(UNIT_BINS)
 
 check-integration: all examples
 	@./tests/integration/run.sh $(BUILD)
@@ -223,10 +241,11 @@ bench-quick: all
 
 # Only what a user of the command or the library needs: the guest kernel,
 # rootfs and agent stay in build/ (they are passed by path).
-install: $(BUILD)/minivm lib
+install: $(BUILD)/minivm $(BUILD)/minivm-vmm lib
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-		$(DESTDIR)$(INCLUDEDIR)/minivm
+		$(DESTDIR)$(INCLUDEDIR)/minivm $(DESTDIR)$(LIBEXECDIR)
 	$(INSTALL) -m 755 $(BUILD)/minivm $(DESTDIR)$(BINDIR)/minivm
+	$(INSTALL) -m 755 $(BUILD)/minivm-vmm $(DESTDIR)$(LIBEXECDIR)/minivm-vmm
 	ln -sf minivm $(DESTDIR)$(BINDIR)/minivm-runc
 	$(INSTALL) -m 755 $(BUILD)/libminivm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libminivm.so.$(VERSION)
 	ln -sf libminivm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -240,8 +259,9 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/minivm $(DESTDIR)$(BINDIR)/minivm-runc \
 		$(DESTDIR)$(LIBDIR)/libminivm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/libminivm.so $(DESTDIR)$(LIBDIR)/libminivm.a \
-		$(DESTDIR)$(PKGCONFIGDIR)/minivm.pc $(DESTDIR)$(INCLUDEDIR)/minivm/minivm.h
-	-rmdir $(DESTDIR)$(INCLUDEDIR)/minivm
+		$(DESTDIR)$(PKGCONFIGDIR)/minivm.pc $(DESTDIR)$(INCLUDEDIR)/minivm/minivm.h \
+		$(DESTDIR)$(LIBEXECDIR)/minivm-vmm
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/minivm $(DESTDIR)$(LIBEXECDIR)
 
 clean:
 	rm -rf $(BUILD)

@@ -58,6 +58,7 @@ struct minivm_vm {
 	volatile sig_atomic_t stop_requested;
 	volatile sig_atomic_t paused;
 	pid_t vmm_pid;            /* for pause (SIGSTOP) and a stop while paused (SIGCONT) */
+	const char *vmm_path;     /* cfg.vmm_path, copied (NULL: the default) */
 	bool ready;
 	bool restored;
 	bool have_result;
@@ -545,6 +546,8 @@ int minivm_vm_create(const struct minivm_vm_config *cfg, struct minivm_vm **out,
 	vm->jail.gid = cfg->jail_gid;
 	vm->jail.cpu_quota_pct = cfg->cpu_quota_pct;
 	r = front_copy_config(vm, &cfg->vm);
+	if (!r)
+		r = front_strdup(vm, cfg->vmm_path, &vm->vmm_path);
 	if (r) {
 		front_fail(vm, "out of memory");
 		goto fail;
@@ -644,7 +647,8 @@ int minivm_vm_start(struct minivm_vm *vm)
 		r = -ECANCELED;
 		goto out;
 	}
-	r = vmm_proc_start(&vm->cfg, &vm->jail, vm->dir, &vm->proc, why, sizeof(why));
+	r = vmm_proc_start(&vm->cfg, &vm->jail, vm->dir, vm->vmm_path, &vm->proc, why,
+			   sizeof(why));
 	if (r) {
 		front_fail(vm, "%s", why);
 		goto out;

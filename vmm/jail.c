@@ -485,33 +485,32 @@ int jail_enter(const struct jail_config *j, const struct jail_setup *s, bool hav
 
 /* ---- seccomp ---- */
 
-static void (*jail_report)(int nr);
-
-static void jail_on_sigsys(int sig, siginfo_t *si, void *uc)
+bool jail_sigsys_is_seccomp(const siginfo_t *si)
 {
-	(void)sig;
-	(void)uc;
-	if (si->si_code == SYS_SECCOMP) {
-		if (jail_report)
-			jail_report(si->si_syscall);
-		/* SIGSYS is blocked while this handler runs, so another
+	return si->si_code == SYS_SECCOMP;
+}
+
+void jail_sigsys_kill(const siginfo_t *si)
+{
+	if (jail_sigsys_is_seccomp(si)) {
+		/* SIGSYS is blocked while the handler runs, so another
 		 * filtered syscall makes the kernel kill the whole process with
 		 * SIGSYS (no handler, no core: RLIMIT_CORE is 0). getppid is in
 		 * no allowlist. */
 		syscall(SYS_getppid);
 	}
-	/* Not reached under a filter (a SIGSYS from kill(2)): die of it too. */
+	/* Not reached under a filter (a SIGSYS from kill(2)): die of it too,
+	 * once the handler returns. */
 	signal(SIGSYS, SIG_DFL);
 	raise(SIGSYS);
 }
 
-int jail_sigsys_install(void (*report)(int nr))
+int jail_sigsys_install(void (*handler)(int sig, siginfo_t *si, void *uc))
 {
 	struct sigaction sa;
 
-	jail_report = report;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = jail_on_sigsys;
+	sa.sa_sigaction = handler;
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	return sigaction(SIGSYS, &sa, NULL) < 0 ? -errno : 0;

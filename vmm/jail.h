@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -172,11 +173,21 @@ int jail_seccomp_thread(const struct jail_filters *filters, enum jail_thread kin
 	__attribute__((warn_unused_result));
 
 /*
- * Process-wide, before the filters: SIGSYS runs a handler that calls
- * report(syscall number) (which must be async-signal-safe), then makes the
- * kernel kill the process with SIGSYS. report may be NULL.
+ * Process-wide, before the filters: SIGSYS runs handler, which the VMM
+ * process owns (vmm/vmm_main.c: where it reports to is its own state, not
+ * the library's). The handler must be async-signal-safe and end with
+ * jail_sigsys_kill(si). 0 or -errno.
  */
-int jail_sigsys_install(void (*report)(int nr)) __attribute__((warn_unused_result));
+int jail_sigsys_install(void (*handler)(int sig, siginfo_t *si, void *uc))
+	__attribute__((warn_unused_result));
+
+/* In a SIGSYS handler: whether a seccomp filter raised it (the syscall
+ * number is then si->si_syscall). Async-signal-safe. */
+bool jail_sigsys_is_seccomp(const siginfo_t *si);
+
+/* The end of a SIGSYS handler: the kernel kills the process with SIGSYS,
+ * at once under a filter, else when the handler returns. Async-signal-safe. */
+void jail_sigsys_kill(const siginfo_t *si);
 
 /*
  * The name of syscall nr on this architecture, into out ("?" when

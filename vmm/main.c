@@ -1,6 +1,7 @@
 /* The minivm command: a thin CLI over libminivm's front (vmm/front.c): options in, signals, the terminal and exit statuses here. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "vmm/oci.h"
 #include "vmm/rootfs_verify.h"
 #include "vmm/runc.h"
+#include "vmm/vmm_proc.h"
 
 #define MINIVM_VERSION "0.2.0"
 
@@ -621,12 +623,34 @@ static enum log_format main_argv_log_format(int argc, char **argv)
 	return fmt;
 }
 
+/* The minivm-vmm beside this executable (the build tree, or an install
+ * that puts both in one directory) becomes $MINIVM_VMM unless that is set
+ * already: every VM this process starts (the CLI, --api-sock, minivm-runc)
+ * then uses it. Called before any thread exists. */
+static void main_find_vmm(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (getenv(VMM_PROC_PATH_ENV) || n <= 0)
+		return;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash || (size_t)(slash + 1 - exe) + sizeof("minivm-vmm") > sizeof(exe))
+		return;
+	memcpy(slash + 1, "minivm-vmm", sizeof("minivm-vmm"));
+	if (access(exe, X_OK) == 0)
+		(void)setenv(VMM_PROC_PATH_ENV, exe, 1);
+}
+
 int main(int argc, char **argv)
 {
 	static struct cli cli; /* large (path buffers): not on the stack */
 	struct log log;
 	char err[512];
 
+	main_find_vmm();
 	if (runc_selected(argc, argv)) /* minivm-runc / "minivm runc": the OCI runtime (vmm/runc.c) */
 		return runc_main(argc, argv);
 	/* "minivm rootfs verify IMAGE SBOM": a subcommand, not a VM (rootfs/README.md). */

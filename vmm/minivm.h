@@ -251,9 +251,11 @@ void minivm_destroy(struct minivm *vm);
  * -ECANCELED (after minivm_vm_stop()) or -ECHILD (the VM has ended) with
  * a message, never crashes.
  *
- * Processes and signals: minivm_vm_start() forks (a keeper, which forks
- * the VMM); both get SIGKILL when the thread that called start() exits
- * (PR_SET_PDEATHSIG): call start() from a thread that outlives the VM.
+ * Processes and signals: minivm_vm_start() starts the executable
+ * minivm-vmm with posix_spawn() (no fork of the caller: safe in a
+ * multi-threaded program), as a keeper which forks the VMM; both get
+ * SIGKILL when the thread that called start() exits (PR_SET_PDEATHSIG):
+ * call start() from a thread that outlives the VM.
  * No call installs a signal handler, changes the signal mask of a
  * caller's thread, reads or writes the caller's stdio fds unless given
  * them, calls exit() or abort(). (The front's diagnostics go to
@@ -266,9 +268,6 @@ void minivm_destroy(struct minivm *vm);
  * Children are reaped by pid (waitpid on the keeper only): a caller's
  * SIGCHLD handler that reaps with waitpid(-1) steals that status (the
  * VM's result still arrives over the socket; only the wait status is lost).
- * Because start() forks a possibly multi-threaded caller and the child
- * goes on without exec(), call it while no other caller thread holds a
- * lock the child needs (malloc's is safe with glibc).
  *
  * Threading: a struct minivm_vm may be used from several threads:
  *   - minivm_vm_exec(), put_file(), get_file() run concurrently from any
@@ -366,6 +365,10 @@ struct minivm_vm_config {
 	 * minivm_vm_error(). */
 	minivm_log_fn log_fn;
 	void *log_ctx;
+	/* The VMM process's executable, minivm-vmm (vmm/vmm_proc.h). NULL:
+	 * $MINIVM_VMM (ignored in a set-uid process), else the one installed
+	 * in the Makefile's LIBEXECDIR. */
+	const char *vmm_path;
 };
 
 /* Defaults: minivm_config_init() for vm, agent true, the jail's default

@@ -1,53 +1,25 @@
-/* The VMM process: the front forks it, it creates the VM, jails itself and runs it; the front follows it over a socket. */
+/* The VMM process, the front's side: spawns minivm-vmm, sends it the configuration, follows it over a socket. */
 #include "vmm/vmm_proc.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
-#include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "devices/virtio_vsock.h"
-#include "vmm/snap.h"
-#include "vmm/vm.h"
+#include "vmm/vmm_wire.h"
 
 #define VMM_PROC_STOP_GRACE_MS 30000
-#define VMM_PROC_STOP_BYTE 'S'
-#define VMM_PROC_SNAPSHOT_BYTE 'P' /* pause and write the snapshot; stay paused */
-#define VMM_PROC_RESUME_BYTE 'R'
-
-/* Two channels, so that a VMM taken over by its guest cannot speak for the
- * keeper (a forged pid would have the front kill another process). */
-enum vmm_msg_type {
-	VMM_MSG_PID = 1, /* keeper: val = the VMM's pid */
-	VMM_MSG_STARTED, /* VMM: the VM runs, jailed */
-	VMM_MSG_READY,   /* VMM: the guest signalled ready */
-	VMM_MSG_RESULT,  /* VMM: val = minivm_wait()'s return, res, text = its error */
-	VMM_MSG_ERROR,   /* VMM or keeper: setup failed, text says why */
-	VMM_MSG_SECCOMP, /* VMM's SIGSYS handler: val = the syscall number */
-	VMM_MSG_EXIT,    /* keeper: val = the VMM's wait status */
-	VMM_MSG_SNAPSHOT, /* VMM: minivm_snapshot()'s return in val, text = its error */
-};
-
-struct vmm_msg {
-	uint32_t type;
-	int32_t val;
-	struct minivm_result res;
-	char text[480];
-};
 
 struct vmm_proc {
 	int sock;  /* with the VMM: its events in, stop requests out */
@@ -73,337 +45,6 @@ struct vmm_proc {
 	bool snap_done;   /* a VMM_MSG_SNAPSHOT arrived */
 	int snap_r;
 };
-
-/* ---- the VMM side ---- */
-
-/* The SIGSYS handler's channel to the front (one VMM per process). */
-static int vmm_report_fd = -1;
-
-static void vmm_send(int fd, uint32_t type, int32_t val, const struct minivm_result *res,
-		     const char *text)
-{
-	struct vmm_msg m;
-
-	memset(&m, 0, sizeof(m));
-	m.type = type;
-	m.val = val;
-	if (res)
-		m.res = *res;
-	if (text)
-		snprintf(m.text, sizeof(m.text), "%s", text);
-	if (send(fd, &m, sizeof(m), MSG_NOSIGNAL) < 0) {
-		/* The front is gone: nothing to tell. */
-	}
-}
-
-/* Async-signal-safe: write(2) is in every thread's allowlist. */
-static void vmm_report_seccomp(int nr)
-{
-	struct vmm_msg m;
-
-	memset(&m, 0, sizeof(m));
-	m.type = VMM_MSG_SECCOMP;
-	m.val = nr;
-	if (vmm_report_fd >= 0 && write(vmm_report_fd, &m, sizeof(m)) < 0) {
-		/* Dying anyway. */
-	}
-}
-
-static int vmm_max_fd(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int max = -1;
-
-	if (!d)
-		return 1023;
-	while ((e = readdir(d))) {
-		int fd = atoi(e->d_name);
-
-		if (fd > max)
-			max = fd;
-	}
-	closedir(d);
-	return max;
-}
-
-static uint64_t vmm_max_writable(const struct minivm_config *c)
-{
-	uint64_t max = 0;
-	struct stat st;
-
-	if (c->rootfs && c->rootfs_rw && stat(c->rootfs, &st) == 0 && (uint64_t)st.st_size > max)
-		max = (uint64_t)st.st_size;
-	for (unsigned int i = 0; i < c->nr_disks && i < MINIVM_MAX_DISKS; i++)
-		if (!c->disks[i].read_only && stat(c->disks[i].path, &st) == 0 &&
-		    (uint64_t)st.st_size > max)
-			max = (uint64_t)st.st_size;
-	return max;
-}
-
-/* jail_prepare() on a thread of its own, beside minivm_create(). */
-struct vmm_prep {
-	const struct jail_config *jail;
-	bool have_ns, seccomp;
-	int netns_fd;
-	struct jail_filters filters;
-	pthread_t thread;
-	bool started;
-};
-
-static void *vmm_prep_thread(void *arg)
-{
-	struct vmm_prep *p = arg;
-
-	jail_prepare(p->jail, p->have_ns, p->seccomp, &p->netns_fd, &p->filters);
-	return NULL;
-}
-
-/* The VMM process: PID 1 of its namespace when jailed. Never returns. */
-static void vmm_child(const struct minivm_config *cfg_in, const struct jail_config *jail,
-		      const char *jail_dir, int sock, bool have_ns)
-{
-	struct minivm_config cfg = *cfg_in;
-	struct jail_setup setup;
-	struct minivm_result res;
-	struct minivm *vm;
-	char err[480], jpath[256];
-	bool seccomp = jail->mode != JAIL_OFF && jail_seccomp_supported();
-	bool ready_sent = false, front_gone = false;
-	struct vmm_prep prep = { .jail = jail, .have_ns = have_ns, .seccomp = seccomp,
-				 .netns_fd = -1 };
-	const char *test;
-	int r;
-
-	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	(void)prctl(PR_SET_NAME, "minivm-vmm", 0, 0, 0);
-	vmm_report_fd = sock;
-	cfg.seccomp = seccomp;
-	cfg.vsock_uds_jailed = NULL;
-	if (have_ns && geteuid() == 0 && cfg.vsock_uds) {
-		if (jail_vsock_path(jail_dir, cfg.vsock_uds, jpath, sizeof(jpath))) {
-			vmm_send(sock, VMM_MSG_ERROR, 0, NULL, "jail: the vsock path does not fit");
-			_exit(1);
-		}
-		cfg.vsock_uds_jailed = jpath;
-	}
-	/* The jail's network namespace and seccomp filters are made beside
-	 * the VM (joined before the jail: no thread but this one then). */
-	if (jail->mode != JAIL_OFF)
-		prep.started = pthread_create(&prep.thread, NULL, vmm_prep_thread, &prep) == 0;
-	r = minivm_create(&cfg, &vm, err, sizeof(err));
-	if (prep.started)
-		pthread_join(prep.thread, NULL);
-	if (r) {
-		vmm_send(sock, VMM_MSG_ERROR, r, NULL, err);
-		_exit(1);
-	}
-	/* prep lives in this frame, which never returns (_exit below). */
-	if (prep.started)
-		vm->seccomp_filters = &prep.filters;
-	memset(&setup, 0, sizeof(setup));
-	setup.netns_fd = prep.netns_fd;
-	setup.dir = jail_dir;
-	setup.vsock_uds = cfg.vsock_uds;
-	setup.mem_bytes = cfg.mem_bytes;
-	setup.cpus = cfg.cpus;
-	setup.max_writable_file = vmm_max_writable(&cfg);
-	/* The snapshot's memory file is written through its fd, up to the RAM size. */
-	if (cfg.snapshot_mem_fd >= 0 && setup.max_writable_file < cfg.mem_bytes + SNAP_MAX_FILE)
-		setup.max_writable_file = cfg.mem_bytes + SNAP_MAX_FILE;
-	setup.max_fd = vmm_max_fd();
-	setup.verbose = cfg.verbose;
-	if (seccomp && jail_sigsys_install(vmm_report_seccomp)) {
-		vmm_send(sock, VMM_MSG_ERROR, -errno, NULL, "jail: cannot handle SIGSYS");
-		_exit(1);
-	}
-	r = jail_enter(jail, &setup, have_ns, err, sizeof(err));
-	if (r) {
-		vmm_send(sock, VMM_MSG_ERROR, r, NULL, err);
-		_exit(1);
-	}
-	r = minivm_start(vm);
-	if (r == 0 && seccomp) {
-		r = jail_seccomp_thread(vm->seccomp_filters, JAIL_THREAD_CONTROL, err, sizeof(err));
-		if (r) {
-			minivm_stop(vm);
-			if (minivm_wait(vm, &res)) {
-				/* Reported as the setup error below. */
-			}
-			vmm_send(sock, VMM_MSG_ERROR, r, NULL, err);
-			_exit(1);
-		}
-	}
-	if (r == 0) {
-		vmm_send(sock, VMM_MSG_STARTED, 0, NULL, NULL);
-		/* Test-only: a syscall no thread is allowed gets the VMM killed. */
-		test = getenv(VMM_PROC_TEST_ENV);
-		if (test && *test) {
-			if (!seccomp)
-				fprintf(stderr, "minivm: warning: %s ignored: no seccomp filter\n",
-					VMM_PROC_TEST_ENV);
-			else
-				fprintf(stderr, "minivm: warning: %s=%s: attempted, not stopped (%d)\n",
-					VMM_PROC_TEST_ENV, test, jail_test_forbidden(test));
-		}
-	}
-	while (r == 0 && !minivm_ended(vm)) {
-		struct pollfd pfd[2] = {
-			{ .fd = front_gone ? -1 : sock, .events = POLLIN },
-			{ .fd = minivm_event_fd(vm), .events = POLLIN },
-		};
-
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (pfd[0].revents) {
-			char b;
-			ssize_t n = recv(sock, &b, 1, MSG_DONTWAIT);
-
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
-			    (pfd[0].revents & (POLLHUP | POLLERR))) {
-				front_gone = true;
-				minivm_stop(vm);
-			} else if (n == 1 && b == VMM_PROC_STOP_BYTE) {
-				minivm_stop(vm);
-			} else if (n == 1 && b == VMM_PROC_SNAPSHOT_BYTE) {
-				int sr = minivm_snapshot(vm);
-
-				vmm_send(sock, VMM_MSG_SNAPSHOT, sr, NULL, sr ? minivm_error(vm) : NULL);
-			} else if (n == 1 && b == VMM_PROC_RESUME_BYTE) {
-				minivm_resume(vm);
-			}
-		}
-		if (!ready_sent && minivm_wait_ready(vm, 0) == 0) {
-			ready_sent = true;
-			vmm_send(sock, VMM_MSG_READY, 0, NULL, NULL);
-		}
-	}
-	r = minivm_wait(vm, &res);
-	vmm_send(sock, VMM_MSG_RESULT, r, &res, r ? minivm_error(vm) : NULL);
-	minivm_destroy(vm);
-	_exit(0);
-}
-
-/* Closes every fd from 3 up except those in keep (-1 entries ignored). */
-static void vmm_close_fds_except(int *keep, unsigned int n)
-{
-	unsigned int from = 3;
-
-	/* Sorted, so the gaps between them are ranges to close. */
-	for (unsigned int i = 1; i < n; i++)
-		for (unsigned int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-			int t = keep[j];
-
-			keep[j] = keep[j - 1];
-			keep[j - 1] = t;
-		}
-	for (unsigned int i = 0; i < n; i++) {
-		if (keep[i] < (int)from)
-			continue;
-		if ((unsigned int)keep[i] > from)
-			(void)close_range(from, (unsigned int)keep[i] - 1, 0);
-		from = (unsigned int)keep[i] + 1;
-	}
-	(void)close_range(from, ~0U, 0);
-}
-
-/* The keeper: cgroup, namespaces, then forks the VMM and reports its end. */
-static void vmm_keeper(const struct minivm_config *cfg, const struct jail_config *jail,
-		       const char *jail_dir, int vsock_fd, int sock, pid_t front)
-{
-	bool root = geteuid() == 0, have_ns = false;
-	struct jail_setup setup;
-	struct sigaction sa;
-	char err[400], cg[320];
-	pid_t vmm;
-	int st, nul;
-
-	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	if (getppid() != front)
-		_exit(1);
-	(void)prctl(PR_SET_NAME, "minivm-keeper", 0, 0, 0);
-	/* Nothing of the front's but stderr, the two channels and the
-	 * snapshot files the config names. */
-	{
-		int keep[6] = { vsock_fd, sock, cfg->snapshot_mem_fd, cfg->snapshot_state_fd,
-				cfg->restore_state_fd, cfg->restore_mem_fd };
-
-		vmm_close_fds_except(keep, 6);
-	}
-	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (nul >= 0) {
-		(void)dup2(nul, STDIN_FILENO);
-		(void)dup2(nul, STDOUT_FILENO);
-		if (nul > STDERR_FILENO)
-			close(nul);
-	}
-	/* Terminal signals go to the front, which stops the VM itself. */
-	(void)setpgid(0, 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	for (int s = 1; s < NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP)
-			(void)sigaction(s, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	(void)sigaction(SIGPIPE, &sa, NULL);
-	/* Out of the foreground group, the console and logs still go to a
-	 * terminal with TOSTOP set. */
-	(void)sigaction(SIGTTOU, &sa, NULL);
-	{
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-	}
-	cg[0] = '\0';
-	if (jail->mode != JAIL_OFF && root) {
-		memset(&setup, 0, sizeof(setup));
-		setup.mem_bytes = cfg->mem_bytes;
-		setup.cpus = cfg->cpus;
-		setup.verbose = cfg->verbose;
-		if (jail_cgroup_enter(jail, &setup, cg, sizeof(cg), err, sizeof(err))) {
-			if (jail->mode == JAIL_REQUIRED) {
-				vmm_send(sock, VMM_MSG_ERROR, -EPERM, NULL, err);
-				_exit(1);
-			}
-			fprintf(stderr, "minivm: warning: jail: %s; continuing without a cgroup\n",
-				err);
-		}
-		if (unshare(jail_unshare_flags()) == 0) {
-			have_ns = true;
-		} else if (jail->mode == JAIL_REQUIRED) {
-			snprintf(err, sizeof(err), "jail: cannot make new namespaces: %s",
-				 strerror(errno));
-			vmm_send(sock, VMM_MSG_ERROR, -EPERM, NULL, err);
-			_exit(1);
-		} else {
-			fprintf(stderr, "minivm: warning: jail: cannot make new namespaces (%s): no "
-					"pivot_root either; continuing without them\n",
-				strerror(errno));
-		}
-	}
-	vmm = fork();
-	if (vmm < 0) {
-		snprintf(err, sizeof(err), "fork: %s", strerror(errno));
-		vmm_send(sock, VMM_MSG_ERROR, -errno, NULL, err);
-		_exit(1);
-	}
-	if (vmm == 0) {
-		close(sock);
-		vmm_child(cfg, jail, jail_dir, vsock_fd, have_ns);
-	}
-	close(vsock_fd);
-	vmm_send(sock, VMM_MSG_PID, (int32_t)vmm, NULL, cg);
-	while (waitpid(vmm, &st, 0) < 0) {
-		if (errno != EINTR) {
-			st = 0x7f00; /* "exited 127": should not happen */
-			break;
-		}
-	}
-	vmm_send(sock, VMM_MSG_EXIT, st, NULL, NULL);
-	_exit(0);
-}
 
 /* ---- the front side ---- */
 
@@ -543,12 +184,174 @@ static void vmm_death_message(struct vmm_proc *p, char *out, size_t len)
 	}
 }
 
+/* The executable: vmm_path, else $MINIVM_VMM (not for a set-uid caller),
+ * else the installed one. */
+static const char *vmm_exe_path(const char *vmm_path)
+{
+	const char *env;
+
+	if (vmm_path && *vmm_path)
+		return vmm_path;
+	env = secure_getenv(VMM_PROC_PATH_ENV);
+	return env && *env ? env : VMM_PROC_DEFAULT_PATH;
+}
+
+/*
+ * The fds the executable needs, indexed by their VMM_FD_* number (-1:
+ * none). The console fd only when the VMM writes to it (no console path)
+ * and it is open: a closed one is discarded output, as before.
+ */
+static void vmm_spawn_fds(const struct minivm_config *cfg, int sock, int ksock,
+			  int src[VMM_FD_FIRST_FREE])
+{
+	for (int i = 0; i < VMM_FD_FIRST_FREE; i++)
+		src[i] = -1;
+	src[VMM_FD_EVENTS] = sock;
+	src[VMM_FD_KEEPER] = ksock;
+	if (!cfg->console && cfg->console_fd >= 0 && fcntl(cfg->console_fd, F_GETFD) >= 0)
+		src[VMM_FD_CONSOLE] = cfg->console_fd;
+	src[VMM_FD_SNAPSHOT_MEM] = cfg->snapshot_mem_fd;
+	src[VMM_FD_SNAPSHOT_STATE] = cfg->snapshot_state_fd;
+	src[VMM_FD_RESTORE_STATE] = cfg->restore_state_fd;
+	src[VMM_FD_RESTORE_MEM] = cfg->restore_mem_fd;
+}
+
+/*
+ * File actions: stdin and stdout /dev/null, stderr inherited, each fd of
+ * tmp (copies above VMM_FD_FIRST_FREE, so that no dup2 overwrites a source
+ * still to be placed) at its number, every other fd closed. A positive
+ * errno, as posix_spawn's calls return.
+ */
+static int vmm_spawn_actions(posix_spawn_file_actions_t *fa, const int tmp[VMM_FD_FIRST_FREE])
+{
+	int r;
+
+	r = posix_spawn_file_actions_addopen(fa, STDIN_FILENO, "/dev/null", O_RDWR, 0);
+	if (!r)
+		r = posix_spawn_file_actions_adddup2(fa, STDIN_FILENO, STDOUT_FILENO);
+	for (int i = STDERR_FILENO + 1; !r && i < VMM_FD_FIRST_FREE; i++)
+		r = tmp[i] >= 0 ? posix_spawn_file_actions_adddup2(fa, tmp[i], i) :
+				  posix_spawn_file_actions_addclose(fa, i);
+	if (!r)
+		r = posix_spawn_file_actions_addclosefrom_np(fa, VMM_FD_FIRST_FREE);
+	return r;
+}
+
+/* Signals at their defaults, none blocked, its own process group (terminal
+ * signals go to the front, which stops the VM itself). Positive errno. */
+static int vmm_spawn_attrs(posix_spawnattr_t *at)
+{
+	sigset_t all, none;
+	int r;
+
+	sigfillset(&all);
+	sigemptyset(&none);
+	r = posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+						 POSIX_SPAWN_SETPGROUP);
+	if (!r)
+		r = posix_spawnattr_setsigmask(at, &none);
+	if (!r)
+		r = posix_spawnattr_setsigdefault(at, &all);
+	if (!r)
+		r = posix_spawnattr_setpgroup(at, 0);
+	return r;
+}
+
+/* posix_spawn()s the executable as the keeper (p->keeper), with src's fds at their numbers. */
+static int vmm_spawn(struct vmm_proc *p, const char *path, const int src[VMM_FD_FIRST_FREE],
+		     char *err, size_t errlen)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	int tmp[VMM_FD_FIRST_FREE];
+	char front[24];
+	char *argv[] = { "minivm-vmm", VMM_WIRE_ARG, front, NULL };
+	int r = 0;
+
+	snprintf(front, sizeof(front), "%d", (int)getpid());
+	for (int i = 0; i < VMM_FD_FIRST_FREE; i++) {
+		tmp[i] = -1;
+		if (src[i] >= 0 && !r) {
+			tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, VMM_FD_FIRST_FREE);
+			if (tmp[i] < 0)
+				r = errno;
+		}
+	}
+	if (!r)
+		r = posix_spawn_file_actions_init(&fa);
+	if (!r) {
+		r = posix_spawnattr_init(&at);
+		if (!r) {
+			r = vmm_spawn_actions(&fa, tmp);
+			if (!r)
+				r = vmm_spawn_attrs(&at);
+			if (!r)
+				r = posix_spawn(&p->keeper, path, &fa, &at, argv, environ);
+			posix_spawnattr_destroy(&at);
+		}
+		posix_spawn_file_actions_destroy(&fa);
+	}
+	for (int i = 0; i < VMM_FD_FIRST_FREE; i++)
+		if (tmp[i] >= 0)
+			close(tmp[i]);
+	if (r) {
+		p->keeper = 0;
+		snprintf(err, errlen, "cannot start the VMM process %s: %s", path, strerror(r));
+		return -r;
+	}
+	return 0;
+}
+
+/*
+ * Sends the configuration to the keeper in records of VMM_WIRE_CHUNK
+ * bytes. A keeper that died meanwhile is not an error here: its report,
+ * or its end, says why.
+ */
+static void vmm_send_config(struct vmm_proc *p, const uint8_t *buf, size_t len)
+{
+	for (size_t off = 0; off < len;) {
+		size_t n = len - off < VMM_WIRE_CHUNK ? len - off : VMM_WIRE_CHUNK;
+		ssize_t w = send(p->ksock, buf + off, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return;
+		off += (size_t)w;
+	}
+}
+
+/* The two channels, the front's ends in p; the others in *sock, *ksock. */
+static int vmm_channels(struct vmm_proc *p, int *sock, int *ksock, char *err, size_t errlen)
+{
+	int sv[2], kv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		return -EIO;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, kv) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return -EIO;
+	}
+	p->sock = sv[0];
+	p->ksock = kv[0];
+	*sock = sv[1];
+	*ksock = kv[1];
+	return 0;
+}
+
 int vmm_proc_start(const struct minivm_config *cfg, const struct jail_config *jail,
-		   const char *jail_dir, struct vmm_proc **out, char *err, size_t errlen)
+		   const char *jail_dir, const char *vmm_path, struct vmm_proc **out, char *err,
+		   size_t errlen)
 {
 	struct vmm_proc *p;
-	pid_t front = getpid();
-	int sv[2], kv[2];
+	int src[VMM_FD_FIRST_FREE];
+	uint8_t *msg;
+	size_t msg_len;
+	int sock, ksock, r;
 
 	*out = NULL;
 	if (!jail_dir || strlen(jail_dir) >= sizeof(p->jail_dir) ||
@@ -556,45 +359,36 @@ int vmm_proc_start(const struct minivm_config *cfg, const struct jail_config *ja
 		snprintf(err, errlen, "the run directory or vsock path is too long");
 		return -ENAMETOOLONG;
 	}
+	r = vmm_wire_encode(cfg, jail, jail_dir, &msg, &msg_len, err, errlen);
+	if (r)
+		return r;
 	p = calloc(1, sizeof(*p));
 	if (!p) {
+		free(msg);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	snprintf(p->jail_dir, sizeof(p->jail_dir), "%s", jail_dir);
 	if (cfg->vsock_uds)
 		snprintf(p->vsock_uds, sizeof(p->vsock_uds), "%s", cfg->vsock_uds);
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+	r = vmm_channels(p, &sock, &ksock, err, errlen);
+	if (r) {
+		free(msg);
 		free(p);
-		return -EIO;
+		return r;
 	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, kv) < 0) {
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
-		close(sv[0]);
-		close(sv[1]);
-		free(p);
-		return -EIO;
+	vmm_spawn_fds(cfg, sock, ksock, src);
+	r = vmm_spawn(p, vmm_exe_path(vmm_path), src, err, errlen);
+	close(sock);
+	close(ksock);
+	if (r) {
+		free(msg);
+		p->keeper_reaped = true;
+		vmm_proc_destroy(p);
+		return r;
 	}
-	p->sock = sv[0];
-	p->ksock = kv[0];
-	p->keeper = fork();
-	if (p->keeper < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		close(sv[0]);
-		close(sv[1]);
-		close(kv[0]);
-		close(kv[1]);
-		free(p);
-		return -EAGAIN;
-	}
-	if (p->keeper == 0) {
-		close(sv[0]);
-		close(kv[0]);
-		vmm_keeper(cfg, jail, jail_dir, sv[1], kv[1], front);
-	}
-	close(sv[1]);
-	close(kv[1]);
+	vmm_send_config(p, msg, msg_len);
+	free(msg);
 	/* Until the VM runs (both reports in), fails, or its process ends. */
 	while (!(p->started && p->vmm > 0) && !p->have_error && !vmm_gone(p) && !p->eof)
 		if (vmm_pump(p, -1) < 0 && errno != EINTR)

@@ -1,28 +1,37 @@
-/* The VMM process: the front forks it, it creates the VM, jails itself and runs it; the front follows it over a socket. */
+/* The VMM process: the front starts minivm-vmm, which creates the VM, jails itself and runs it; the front follows it over a socket. */
 #ifndef MINIVM_VMM_PROC_H
 #define MINIVM_VMM_PROC_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "vmm/jail.h"
 #include "vmm/minivm.h"
 
 /*
- * Processes: the front (the caller, never jailed) forks a keeper, which
- * enters the cgroup and unshares the namespaces (a new PID namespace only
- * applies to children), then forks the VMM process, PID 1 of its
- * namespace, and waits for it; the VMM calls minivm_create(), jails itself
- * (jail_enter()), minivm_start(), installs the seccomp filter of its own
- * thread, and then serves the front until the VM ends. The keeper reports
- * the VMM's wait status, so that a seccomp kill (SIGSYS) reaches the front.
- * Both die with the front (PR_SET_PDEATHSIG: the thread that called
- * vmm_proc_start() must outlive them).
+ * Processes: the front (the caller, never jailed) starts the executable
+ * minivm-vmm (vmm/vmm_main.c) with posix_spawn(), never fork(): the front
+ * may be multi-threaded, and a forked copy of it could block on a lock
+ * another thread held. What the executable needs crosses as fds at fixed
+ * numbers and one configuration message (vmm/vmm_wire.h). It runs first as
+ * the keeper, which enters the cgroup and unshares the namespaces (a new
+ * PID namespace only applies to children), then forks the VMM process
+ * (itself single-threaded then), PID 1 of its namespace, and waits for it;
+ * the VMM calls minivm_create(), jails itself (jail_enter()),
+ * minivm_start(), installs the seccomp filter of its own thread, and then
+ * serves the front until the VM ends. The keeper reports the VMM's wait
+ * status, so that a seccomp kill (SIGSYS) reaches the front. Both die with
+ * the front (PR_SET_PDEATHSIG, set by the keeper first thing after exec,
+ * then getppid() checked against the front's pid: the thread that called
+ * vmm_proc_start() must outlive them). Every exit of those processes is in
+ * the executable; the library only spawns, talks and reaps.
  *
- * One SOCK_SEQPACKET socketpair joins them: the VMM and the keeper send
- * events (pid, started, ready, result, seccomp kill, exit status), the
- * front sends stop requests.
+ * Two SOCK_SEQPACKET socketpairs join them: the front sends the
+ * configuration to the keeper on the keeper's; the VMM and the keeper send
+ * events (pid, started, ready, result, seccomp kill, exit status), each on
+ * its own; the front sends requests (stop, snapshot, resume) to the VMM.
  *
  * Call order mirrors libminivm: vmm_proc_start() -> [vmm_proc_wait_ready()]
  * -> vmm_proc_wait() (once) -> vmm_proc_destroy(). Only vmm_proc_stop() may
@@ -30,22 +39,61 @@
  * the socket and are used from one thread at a time.
  */
 
+/* ---- the protocol, shared with vmm/vmm_main.c ---- */
+
+#define VMM_PROC_STOP_BYTE 'S'
+#define VMM_PROC_SNAPSHOT_BYTE 'P' /* pause and write the snapshot; stay paused */
+#define VMM_PROC_RESUME_BYTE 'R'
+
+/* Two channels, so that a VMM taken over by its guest cannot speak for the
+ * keeper (a forged pid would have the front kill another process). */
+enum vmm_msg_type {
+	VMM_MSG_PID = 1, /* keeper: val = the VMM's pid */
+	VMM_MSG_STARTED, /* VMM: the VM runs, jailed */
+	VMM_MSG_READY,   /* VMM: the guest signalled ready */
+	VMM_MSG_RESULT,  /* VMM: val = minivm_wait()'s return, res, text = its error */
+	VMM_MSG_ERROR,   /* VMM or keeper: setup failed, text says why */
+	VMM_MSG_SECCOMP, /* VMM's SIGSYS handler: val = the syscall number */
+	VMM_MSG_EXIT,    /* keeper: val = the VMM's wait status */
+	VMM_MSG_SNAPSHOT, /* VMM: minivm_snapshot()'s return in val, text = its error */
+};
+
+struct vmm_msg {
+	uint32_t type;
+	int32_t val;
+	struct minivm_result res;
+	char text[480];
+};
+
+/* ---- the front's side ---- */
+
 struct vmm_proc;
 
 /* The test-only switch: the VMM attempts this forbidden syscall right after
  * its setup ("execve", "ptrace", "mount" or "open"): see README. */
 #define VMM_PROC_TEST_ENV "MINIVM_TEST_FORBIDDEN_SYSCALL"
 
+/* Where the executable is looked for when vmm_path is NULL and
+ * $MINIVM_VMM is unset (the Makefile's LIBEXECDIR). */
+#ifndef MINIVM_LIBEXECDIR
+#define MINIVM_LIBEXECDIR "/usr/local/libexec/minivm"
+#endif
+#define VMM_PROC_DEFAULT_PATH MINIVM_LIBEXECDIR "/minivm-vmm"
+#define VMM_PROC_PATH_ENV "MINIVM_VMM"
+
 /*
- * Forks the VMM process for cfg, jailed by jail into jail_dir (the per-VM
- * run directory: it must exist, hold the vsock socket and console log if
- * they are to be reachable by path, and be removable by the caller), and
- * returns once the VM runs. cfg's vsock_uds_jailed and seccomp are set here.
- * On failure returns -errno with a message in err and *out is NULL.
+ * Starts the VMM process for cfg: the executable vmm_path, or when NULL
+ * $MINIVM_VMM (ignored in a set-uid process), else VMM_PROC_DEFAULT_PATH.
+ * It is jailed by jail into jail_dir (the per-VM run directory: it must
+ * exist, hold the vsock socket and console log if they are to be reachable
+ * by path, and be removable by the caller); returns once the VM runs.
+ * cfg's vsock_uds_jailed and seccomp are set there. On failure returns
+ * -errno with a message in err (e.g. "cannot start the VMM process PATH:
+ * No such file or directory") and *out is NULL.
  */
 int vmm_proc_start(const struct minivm_config *cfg, const struct jail_config *jail,
-		   const char *jail_dir, struct vmm_proc **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+		   const char *jail_dir, const char *vmm_path, struct vmm_proc **out, char *err,
+		   size_t errlen) __attribute__((warn_unused_result));
 
 /* The VMM process's pid (in the caller's PID namespace). */
 pid_t vmm_proc_pid(const struct vmm_proc *p);
