@@ -395,6 +395,20 @@ enum minivm_scratch {
 	MINIVM_SCRATCH_NONE,
 };
 
+/*
+ * Events from the VM (struct minivm_event: policy denials, guest errors),
+ * as the VMM raises them (at most MINIVM_EVENTS_PER_S a second; the rest
+ * are counted in minivm_metrics.events_suppressed). Threading: called on
+ * whichever caller thread is inside a front call that takes in the VMM's
+ * messages (minivm_vm_wait(), wait_ready(), ended(), metrics(), a running
+ * exec's checks every second), one call at a time, with the VM's lock
+ * held: it must return quickly and must not call any minivm_vm_*
+ * function on the same VM but minivm_vm_stop(). Events come in only while
+ * some thread makes such calls: keep one in minivm_vm_wait() (or call
+ * minivm_vm_ended() now and then). ev is valid during the call only.
+ */
+typedef void (*minivm_event_fn)(void *opaque, const struct minivm_event *ev);
+
 struct minivm_vm_config {
 	/*
 	 * The machine, as minivm_config_init() sets it; its strings are
@@ -427,6 +441,8 @@ struct minivm_vm_config {
 	 * disks are copied into the run directory); after ready, the guest's
 	 * clock is set and its CRNG reseeded. NULL: boot. */
 	const char *restore_dir;
+	minivm_event_fn event_fn;     /* NULL: events are only counted */
+	void *event_opaque;           /* passed to event_fn */
 };
 
 /* Defaults: minivm_config_init() for vm, agent true, the jail's default
@@ -576,6 +592,18 @@ bool minivm_vm_ended(struct minivm_vm *vm);
  * then it is killed. Again after the first: the same result at once.
  */
 int minivm_vm_wait(struct minivm_vm *vm, struct minivm_result *res)
+	__attribute__((warn_unused_result));
+
+/*
+ * The VM's counters (struct minivm_metrics: KVM exits, devices, denials,
+ * throttles, events) from its VMM process, plus the front's own command
+ * counts. Asks the VMM and waits up to 2 s for the answer, under the VM's
+ * lock. Any state: zeros (but the command counts) before start; after the
+ * end, the VMM's final counts; while paused, the last counts received.
+ * 0, or -ETIMEDOUT (the VMM did not answer: *out holds the last counts
+ * received) with a message. Any thread.
+ */
+int minivm_vm_metrics(struct minivm_vm *vm, struct minivm_metrics *out)
 	__attribute__((warn_unused_result));
 
 /* Front-side times, CLOCK_MONOTONIC ns (0: not reached). */

@@ -28,6 +28,7 @@
 #define VMM_PROC_STOP_BYTE 'S'
 #define VMM_PROC_SNAPSHOT_BYTE 'P' /* pause and write the snapshot; stay paused */
 #define VMM_PROC_RESUME_BYTE 'R'
+#define VMM_PROC_METRICS_BYTE 'M' /* send the VM's counters (VMM_MSG_METRICS) */
 
 /* Two channels, so that a VMM taken over by its guest cannot speak for the
  * keeper (a forged pid would have the front kill another process). */
@@ -40,6 +41,8 @@ enum vmm_msg_type {
 	VMM_MSG_SECCOMP, /* VMM's SIGSYS handler: val = the syscall number */
 	VMM_MSG_EXIT,    /* keeper: val = the VMM's wait status */
 	VMM_MSG_SNAPSHOT, /* VMM: minivm_snapshot()'s return in val, text = its error */
+	VMM_MSG_METRICS,  /* VMM: struct vmm_msg_metrics (asked for, and before the result) */
+	VMM_MSG_EVENT,    /* VMM: struct vmm_msg_event, one per minivm_next_event() */
 };
 
 struct vmm_msg {
@@ -72,7 +75,116 @@ struct vmm_proc {
 	bool sock_known;
 	bool snap_done;   /* a VMM_MSG_SNAPSHOT arrived */
 	int snap_r;
+	/* Metrics and events (the block "metrics and events" below). */
+	struct minivm_metrics metrics; /* the last VMM_MSG_METRICS, sanitised */
+	uint64_t metrics_seq;          /* how many arrived */
+	vmm_proc_event_fn event_fn;
+	void *event_opaque;
+	uint64_t events_lost;          /* front side: arrived before event_fn was set */
 };
+
+/* ---- metrics and events: both sides ---- */
+
+/* Their own message types, larger than struct vmm_msg: told apart by size. */
+struct vmm_msg_metrics {
+	uint32_t type; /* VMM_MSG_METRICS */
+	uint32_t pad;
+	struct minivm_metrics m;
+};
+
+struct vmm_msg_event {
+	uint32_t type; /* VMM_MSG_EVENT */
+	uint32_t pad;
+	struct minivm_event ev;
+};
+
+/* vmm_drain() tells messages apart by size first. */
+_Static_assert(sizeof(struct vmm_msg_metrics) != sizeof(struct vmm_msg) &&
+		       sizeof(struct vmm_msg_event) != sizeof(struct vmm_msg),
+	       "the message sizes differ");
+
+/* Events the VMM could not send (the front not reading: it never blocks).
+ * One VMM per process, as vmm_report_fd. */
+static uint64_t vmm_events_unsent;
+
+/* VMM side: the VM's counters to the front. */
+static void vmm_send_metrics(int fd, struct minivm *vm)
+{
+	struct vmm_msg_metrics m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = VMM_MSG_METRICS;
+	if (minivm_metrics(vm, &m.m))
+		return;
+	m.m.events_suppressed += vmm_events_unsent;
+	if (send(fd, &m, sizeof(m), MSG_NOSIGNAL) < 0) {
+		/* The front is gone: nothing to tell. */
+	}
+}
+
+/* VMM side: consumes minivm_event_fd()'s wake-up and forwards every queued
+ * event. Non-blocking: a front that does not read loses events (counted),
+ * never the control thread's stop requests. */
+static void vmm_forward_events(int fd, struct minivm *vm)
+{
+	struct vmm_msg_event m;
+	uint64_t cnt;
+
+	if (read(minivm_event_fd(vm), &cnt, sizeof(cnt)) < 0) {
+		/* EAGAIN: nothing pending; the queue is looked at anyway. */
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = VMM_MSG_EVENT;
+	while (minivm_next_event(vm, &m.ev) == 1)
+		if (send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			vmm_events_unsent++;
+}
+
+/* Front side: a string from the VMM made a C string of its own buffer. */
+static void vmm_terminate(char *s, size_t size)
+{
+	s[size - 1] = '\0';
+}
+
+/* Front side: the VMM is not trusted: bound its counts, end its strings. */
+static void vmm_sanitize_metrics(struct minivm_metrics *m)
+{
+	if (m->nr_exits > MINIVM_METRICS_MAX_EXITS)
+		m->nr_exits = MINIVM_METRICS_MAX_EXITS;
+	if (m->nr_devices > MINIVM_METRICS_MAX_DEVICES)
+		m->nr_devices = MINIVM_METRICS_MAX_DEVICES;
+	for (unsigned int i = 0; i < MINIVM_METRICS_MAX_EXITS; i++)
+		vmm_terminate(m->exits[i].name, sizeof(m->exits[i].name));
+	for (unsigned int i = 0; i < MINIVM_METRICS_MAX_DEVICES; i++) {
+		vmm_terminate(m->devices[i].name, sizeof(m->devices[i].name));
+		vmm_terminate(m->devices[i].kind, sizeof(m->devices[i].kind));
+	}
+	m->commands_started = m->commands_exited = m->commands_failed = 0; /* the front's */
+}
+
+/* Front side: a message of a type of this block (n bytes). */
+static void vmm_take_counters(struct vmm_proc *p, const void *buf, size_t n)
+{
+	uint32_t type;
+
+	memcpy(&type, buf, sizeof(type));
+	if (type == VMM_MSG_METRICS && n == sizeof(struct vmm_msg_metrics)) {
+		memcpy(&p->metrics, &((const struct vmm_msg_metrics *)buf)->m, sizeof(p->metrics));
+		vmm_sanitize_metrics(&p->metrics);
+		p->metrics_seq++;
+	} else if (type == VMM_MSG_EVENT && n == sizeof(struct vmm_msg_event)) {
+		struct minivm_event ev;
+
+		memcpy(&ev, &((const struct vmm_msg_event *)buf)->ev, sizeof(ev));
+		vmm_terminate(ev.reason, sizeof(ev.reason));
+		vmm_terminate(ev.message, sizeof(ev.message));
+		if (p->event_fn && (ev.type == MINIVM_EVENT_POLICY_DENIED ||
+				    ev.type == MINIVM_EVENT_GUEST_ERROR))
+			p->event_fn(p->event_opaque, &ev);
+		else
+			p->events_lost++;
+	}
+}
 
 /* ---- the VMM side ---- */
 
@@ -271,14 +383,20 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 				vmm_send(sock, VMM_MSG_SNAPSHOT, sr, NULL, sr ? minivm_error(vm) : NULL);
 			} else if (n == 1 && b == VMM_PROC_RESUME_BYTE) {
 				minivm_resume(vm);
+			} else if (n == 1 && b == VMM_PROC_METRICS_BYTE) {
+				vmm_send_metrics(sock, vm);
 			}
 		}
+		if (pfd[1].revents & POLLIN)
+			vmm_forward_events(sock, vm);
 		if (!ready_sent && minivm_wait_ready(vm, 0) == 0) {
 			ready_sent = true;
 			vmm_send(sock, VMM_MSG_READY, 0, NULL, NULL);
 		}
 	}
 	r = minivm_wait(vm, &res);
+	vmm_forward_events(sock, vm);
+	vmm_send_metrics(sock, vm); /* the final counts, before the result */
 	vmm_send(sock, VMM_MSG_RESULT, r, &res, r ? minivm_error(vm) : NULL);
 	minivm_destroy(vm);
 	_exit(0);
@@ -468,10 +586,15 @@ static void vmm_take(struct vmm_proc *p, const struct vmm_msg *m, bool from_keep
 /* Takes in one channel's pending messages. */
 static void vmm_drain(struct vmm_proc *p, int fd, bool *eof, bool from_keeper)
 {
+	union {
+		struct vmm_msg m;
+		struct vmm_msg_metrics mm;
+		struct vmm_msg_event me;
+	} u;
 	struct vmm_msg m;
 
 	while (!*eof) {
-		ssize_t n = recv(fd, &m, sizeof(m), MSG_DONTWAIT);
+		ssize_t n = recv(fd, &u, sizeof(u), MSG_DONTWAIT);
 
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			*eof = true;
@@ -479,8 +602,12 @@ static void vmm_drain(struct vmm_proc *p, int fd, bool *eof, bool from_keeper)
 		}
 		if (n < 0)
 			return;
-		if ((size_t)n == sizeof(m))
+		if ((size_t)n == sizeof(m)) {
+			memcpy(&m, &u.m, sizeof(m));
 			vmm_take(p, &m, from_keeper);
+		} else if (!from_keeper && (size_t)n >= sizeof(uint32_t)) {
+			vmm_take_counters(p, &u, (size_t)n);
+		}
 	}
 }
 
@@ -764,6 +891,39 @@ int vmm_proc_wait(struct vmm_proc *p, struct minivm_result *res)
 	res->outcome = MINIVM_VMM_ERROR;
 	vmm_death_message(p, p->err, sizeof(p->err));
 	return -EIO;
+}
+
+void vmm_proc_set_event_fn(struct vmm_proc *p, vmm_proc_event_fn fn, void *opaque)
+{
+	p->event_fn = fn;
+	p->event_opaque = opaque;
+}
+
+int vmm_proc_metrics(struct vmm_proc *p, struct minivm_metrics *out, int timeout_ms)
+{
+	uint64_t seq = p->metrics_seq;
+	long deadline = vmm_now_ms() + timeout_ms;
+	char b = VMM_PROC_METRICS_BYTE;
+	bool asked = false;
+
+	if (!(p->have_result || p->eof || vmm_gone(p)))
+		asked = send(p->sock, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1;
+	while (asked && p->metrics_seq == seq && !(p->have_result || p->eof || vmm_gone(p))) {
+		long left = deadline - vmm_now_ms();
+
+		if (left <= 0)
+			break;
+		if (vmm_pump(p, (int)left) < 0 && errno != EINTR)
+			break;
+	}
+	*out = p->metrics;
+	out->events_suppressed += p->events_lost;
+	if (p->metrics_seq != seq)
+		return 0;
+	/* The VM ended: its last counts (sent before the result) stand. */
+	if (p->have_result || p->eof || vmm_gone(p))
+		return p->metrics_seq ? 0 : -ECHILD;
+	return -ETIMEDOUT;
 }
 
 const char *vmm_proc_error(const struct vmm_proc *p)

@@ -85,6 +85,27 @@ void vmm_proc_stop(struct vmm_proc *p);
  */
 int vmm_proc_wait(struct vmm_proc *p, struct minivm_result *res) __attribute__((warn_unused_result));
 
+/*
+ * The VM's counters: asks the VMM and takes in its messages until the
+ * answer comes, at most timeout_ms. 0 with *out filled (after the VM's
+ * end: the final counts it sent before its result); -ETIMEDOUT (a paused
+ * or busy VMM) or -ECHILD (ended without counts) with *out holding the
+ * last counts received (zeros when none). From the thread that reads the
+ * events. The front's command counters are left 0.
+ */
+int vmm_proc_metrics(struct vmm_proc *p, struct minivm_metrics *out, int timeout_ms)
+	__attribute__((warn_unused_result));
+
+/*
+ * Events from the VMM (policy denials, guest errors: minivm_next_event()
+ * on its side) go to fn, on the thread that takes the VMM's messages in
+ * (any vmm_proc call that reads them), as they arrive. Their strings are
+ * terminated; nothing else in them is checked. Until set, events are
+ * dropped and counted (metrics' events_suppressed).
+ */
+typedef void (*vmm_proc_event_fn)(void *opaque, const struct minivm_event *ev);
+void vmm_proc_set_event_fn(struct vmm_proc *p, vmm_proc_event_fn fn, void *opaque);
+
 const char *vmm_proc_error(const struct vmm_proc *p);
 
 /* Kills the processes if still running, reaps them, removes the cgroup, the
