@@ -108,6 +108,16 @@ void vmm_proc_set_event_fn(struct vmm_proc *p, vmm_proc_event_fn fn, void *opaqu
 
 const char *vmm_proc_error(const struct vmm_proc *p);
 
+/* The VMM side's messages of counters and events, as the VMM process sends
+ * them on the front's socket fd (the event one never blocks). 0 or -errno. */
+int vmm_proc_send_metrics(int fd, const struct minivm_metrics *m) __attribute__((warn_unused_result));
+int vmm_proc_send_event(int fd, const struct minivm_event *ev) __attribute__((warn_unused_result));
+
+/* For tests: a vmm_proc with no process behind it, whose VMM and keeper
+ * ends of the sockets are *vmm_fd and *keeper_fd (the caller's to close).
+ * NULL on failure. */
+struct vmm_proc *vmm_proc_test_pair(int *vmm_fd, int *keeper_fd);
+
 /* Kills the processes if still running, reaps them, removes the cgroup, the
  * vsock mount point and a vsock socket the jailed VMM could not remove. */
 void vmm_proc_destroy(struct vmm_proc *p);
