@@ -53,28 +53,33 @@ static const char *api_front_proto(uint8_t p)
 	}
 }
 
+void api_front_event_from(struct api_event *a, const struct minivm_event *ev)
+{
+	uint32_t ip = ev->dst_ip;
+
+	memset(a, 0, sizeof(*a));
+	snprintf(a->message, sizeof(a->message), "%s", ev->message);
+	if (ev->type != MINIVM_EVENT_POLICY_DENIED) {
+		a->type = API_EV_GUEST_ERROR;
+		return;
+	}
+	a->type = API_EV_POLICY_DENIED;
+	if (ip)
+		snprintf(a->dst, sizeof(a->dst), "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff,
+			 (ip >> 8) & 0xff, ip & 0xff);
+	a->port = ev->dst_port;
+	snprintf(a->proto, sizeof(a->proto), "%s", ip ? api_front_proto(ev->ip_proto) : "other");
+	snprintf(a->reason, sizeof(a->reason), "%s", ev->reason);
+}
+
 /* The VM's events (minivm_event_fn: the VM's lock held, never blocks)
  * become the socket's. */
 static void api_front_on_event(void *opaque, const struct minivm_event *ev)
 {
 	struct api_front *f = opaque;
 	struct api_event a;
-	uint32_t ip = ev->dst_ip;
 
-	memset(&a, 0, sizeof(a));
-	snprintf(a.message, sizeof(a.message), "%s", ev->message);
-	if (ev->type == MINIVM_EVENT_POLICY_DENIED) {
-		a.type = API_EV_POLICY_DENIED;
-		if (ip)
-			snprintf(a.dst, sizeof(a.dst), "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff,
-				 (ip >> 8) & 0xff, ip & 0xff);
-		a.port = ev->dst_port;
-		snprintf(a.proto, sizeof(a.proto), "%s",
-			 ip ? api_front_proto(ev->ip_proto) : "other");
-		snprintf(a.reason, sizeof(a.reason), "%s", ev->reason);
-	} else {
-		a.type = API_EV_GUEST_ERROR;
-	}
+	api_front_event_from(&a, ev);
 	(void)!api_post_event(f->api, &a);
 }
 
@@ -418,8 +423,7 @@ static void api_front_device(struct api_device_metrics *d, const struct minivm_d
 	d->errors = s->errors;
 }
 
-/* minivm_metrics into the API's (names it cannot print as keys dropped). */
-static void api_front_copy_metrics(struct api_metrics *m, const struct minivm_metrics *s)
+void api_front_metrics_from(struct api_metrics *m, const struct minivm_metrics *s)
 {
 	for (unsigned int i = 0; i < s->nr_exits && m->nr_exits < API_METRICS_MAX_EXITS; i++) {
 		if (!api_front_name_ok(s->exits[i].name))
@@ -454,7 +458,7 @@ static int api_front_metrics(void *ctx, struct api_metrics *m, char *err, size_t
 		snprintf(err, errlen, "%s", minivm_vm_error(vm));
 		return r;
 	}
-	api_front_copy_metrics(m, &mm);
+	api_front_metrics_from(m, &mm);
 	return 0;
 }
 
