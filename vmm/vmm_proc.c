@@ -103,10 +103,6 @@ _Static_assert(sizeof(struct vmm_msg_metrics) != sizeof(struct vmm_msg) &&
 		       sizeof(struct vmm_msg_event) != sizeof(struct vmm_msg),
 	       "the message sizes differ");
 
-/* Events the VMM could not send (the front not reading: it never blocks).
- * One VMM per process, as vmm_report_fd. */
-static uint64_t vmm_events_unsent;
-
 int vmm_proc_send_metrics(int fd, const struct minivm_metrics *metrics)
 {
 	struct vmm_msg_metrics m;
@@ -127,23 +123,24 @@ int vmm_proc_send_event(int fd, const struct minivm_event *ev)
 	return send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
-/* VMM side: the VM's counters to the front. */
-static void vmm_send_metrics(int fd, struct minivm *vm)
+/* VMM side: the VM's counters to the front; unsent: events the VMM could
+ * not send (vmm_forward_events). */
+static void vmm_send_metrics(int fd, struct minivm *vm, uint64_t unsent)
 {
 	struct minivm_metrics m;
 
 	if (minivm_metrics(vm, &m))
 		return;
-	m.events_suppressed += vmm_events_unsent;
+	m.events_suppressed += unsent;
 	if (vmm_proc_send_metrics(fd, &m)) {
 		/* The front is gone: nothing to tell. */
 	}
 }
 
 /* VMM side: consumes minivm_event_fd()'s wake-up and forwards every queued
- * event. Non-blocking: a front that does not read loses events (counted),
- * never the control thread's stop requests. */
-static void vmm_forward_events(int fd, struct minivm *vm)
+ * event. Non-blocking: a front that does not read loses events (counted in
+ * *unsent), never the control thread's stop requests. */
+static void vmm_forward_events(int fd, struct minivm *vm, uint64_t *unsent)
 {
 	struct minivm_event ev;
 	uint64_t cnt;
@@ -153,7 +150,7 @@ static void vmm_forward_events(int fd, struct minivm *vm)
 	}
 	while (minivm_next_event(vm, &ev) == 1)
 		if (vmm_proc_send_event(fd, &ev))
-			vmm_events_unsent++;
+			(*unsent)++;
 }
 
 /* Front side: a string from the VMM made a C string of its own buffer. */
@@ -298,6 +295,7 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 	char err[480], jpath[256];
 	bool seccomp = jail->mode != JAIL_OFF && jail_seccomp_supported();
 	bool ready_sent = false, front_gone = false;
+	uint64_t unsent = 0; /* events not sent: metrics' events_suppressed */
 	struct vmm_prep prep = { .jail = jail, .have_ns = have_ns, .seccomp = seccomp,
 				 .netns_fd = -1 };
 	const char *test;
@@ -400,19 +398,19 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 			} else if (n == 1 && b == VMM_PROC_RESUME_BYTE) {
 				minivm_resume(vm);
 			} else if (n == 1 && b == VMM_PROC_METRICS_BYTE) {
-				vmm_send_metrics(sock, vm);
+				vmm_send_metrics(sock, vm, unsent);
 			}
 		}
 		if (pfd[1].revents & POLLIN)
-			vmm_forward_events(sock, vm);
+			vmm_forward_events(sock, vm, &unsent);
 		if (!ready_sent && minivm_wait_ready(vm, 0) == 0) {
 			ready_sent = true;
 			vmm_send(sock, VMM_MSG_READY, 0, NULL, NULL);
 		}
 	}
 	r = minivm_wait(vm, &res);
-	vmm_forward_events(sock, vm);
-	vmm_send_metrics(sock, vm); /* the final counts, before the result */
+	vmm_forward_events(sock, vm, &unsent);
+	vmm_send_metrics(sock, vm, unsent); /* the final counts, before the result */
 	vmm_send(sock, VMM_MSG_RESULT, r, &res, r ? minivm_error(vm) : NULL);
 	minivm_destroy(vm);
 	_exit(0);
