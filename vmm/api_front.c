@@ -38,6 +38,7 @@ struct api_front {
 	bool monitor_joined;       /* under mon_lock */
 	struct api_front_conn conns[API_FRONT_MAX_CONNS];
 	atomic_uint_fast64_t commands;
+	atomic_bool vm_started;    /* start() succeeded: vm lives until destroy */
 };
 
 /* ---- the backend ---- */
@@ -221,6 +222,7 @@ static int api_front_start(void *ctx, const struct api_config *cfg, char *err, s
 		goto out;
 	}
 	f->monitor_started = true;
+	atomic_store(&f->vm_started, true);
 out:
 	pthread_mutex_unlock(&f->lock);
 	return r;
@@ -446,13 +448,18 @@ void api_front_metrics_from(struct api_metrics *m, const struct minivm_metrics *
 static int api_front_metrics(void *ctx, struct api_metrics *m, char *err, size_t errlen)
 {
 	struct api_front *f = ctx;
-	struct minivm_vm *vm = atomic_load(&f->vm);
 	struct minivm_metrics mm;
+	struct minivm_vm *vm;
 	int r;
 
 	m->agent_commands = atomic_load(&f->commands);
+	/* Before a start succeeded there is nothing to count, and a failing
+	 * start frees its VM under us: the flag first, then the VM. */
+	if (!atomic_load(&f->vm_started))
+		return 0;
+	vm = atomic_load(&f->vm);
 	if (!vm)
-		return 0; /* not started: nothing counted yet */
+		return 0;
 	r = minivm_vm_metrics(vm, &mm);
 	if (r) {
 		snprintf(err, errlen, "%s", minivm_vm_error(vm));
