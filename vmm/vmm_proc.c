@@ -401,6 +401,8 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 				vmm_send_metrics(sock, vm, unsent);
 			}
 		}
+		/* Reading the event fd there also keeps this poll from spinning
+		 * once the guest is ready (nothing else reads it after that). */
 		if (pfd[1].revents & POLLIN)
 			vmm_forward_events(sock, vm, &unsent);
 		if (!ready_sent && minivm_wait_ready(vm, 0) == 0) {
