@@ -1,5 +1,6 @@
 /* A real-VM check of the VMM's metrics through the front: boots one VM, runs a command that reads the root disk, and checks exits, blk bytes and command counts (tests/integration/metrics.sh builds and runs it). */
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,20 +67,83 @@ static int check(const struct minivm_metrics *m)
 	return bad ? 1 : 0;
 }
 
-int main(int argc, char **argv)
+/* Mode "read": one command reads 4 MiB of the root disk; the counters
+ * after it and after the end. */
+static int run_read(struct minivm_vm *vm)
 {
 	const char *cmd[] = { "sh", "-c", "dd if=/dev/vda of=/dev/null bs=64k count=64 2>/dev/null; echo read", NULL };
-	struct minivm_vm_config c;
 	struct minivm_exec_result xr;
 	struct minivm_metrics m;
 	struct minivm_result res;
 	struct minivm_exec x;
+	int rc;
+
+	if (minivm_vm_metrics(vm, &m) == 0)
+		print_metrics("ready", &m);
+	minivm_exec_init(&x);
+	x.argv = cmd;
+	x.stdout_fd = 1;
+	if (minivm_vm_exec(vm, &x, &xr) || xr.status != 0) {
+		fprintf(stderr, "exec: %s (status %d)\n", minivm_vm_error(vm), xr.status);
+		return 1;
+	}
+	if (minivm_vm_metrics(vm, &m)) {
+		fprintf(stderr, "metrics: %s\n", minivm_vm_error(vm));
+		return 1;
+	}
+	print_metrics("after the command", &m);
+	rc = check(&m);
+	minivm_vm_stop(vm);
+	if (minivm_vm_wait(vm, &res))
+		fprintf(stderr, "wait: %s\n", minivm_vm_error(vm));
+	if (minivm_vm_metrics(vm, &m)) {
+		printf("FAIL: no metrics after the end: %s\n", minivm_vm_error(vm));
+		return 1;
+	}
+	print_metrics("after the end", &m);
+	return rc;
+}
+
+/* Mode "crash": the guest kernel panics (minivm-crash); a guest_error
+ * event must come through the front, and the final counts hold it. */
+static int run_crash(struct minivm_vm *vm)
+{
+	const char *cmd[] = { "minivm-crash", NULL };
+	struct minivm_exec_result xr;
+	struct minivm_metrics m;
+	struct minivm_result res;
+	struct minivm_exec x;
+	int rc = 0;
+
+	minivm_exec_init(&x);
+	x.argv = cmd;
+	printf("exec minivm-crash: %d\n", minivm_vm_exec(vm, &x, &xr));
+	if (minivm_vm_wait(vm, &res))
+		fprintf(stderr, "wait: %s\n", minivm_vm_error(vm));
+	printf("outcome %d\n", (int)res.outcome);
+	if (minivm_vm_metrics(vm, &m)) {
+		printf("FAIL: no metrics after the end: %s\n", minivm_vm_error(vm));
+		return 1;
+	}
+	print_metrics("after the crash", &m);
+	if (res.outcome != MINIVM_GUEST_CRASHED)
+		rc = printf("FAIL: outcome %d, not GUEST_CRASHED\n", (int)res.outcome) > 0;
+	if (m.guest_errors != 1 || atomic_load(&nr_events) != 1)
+		rc = printf("FAIL: guest_errors %llu, events %u (want 1, 1)\n",
+			    (unsigned long long)m.guest_errors, atomic_load(&nr_events)) > 0;
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct minivm_vm_config c;
 	struct minivm_vm *vm = NULL;
+	bool crash = argc == 4 && strcmp(argv[3], "crash") == 0;
 	char err[512];
 	int rc = 1;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s VMLINUX ROOTFS\n", argv[0]);
+	if (argc != 3 && !crash) {
+		fprintf(stderr, "usage: %s VMLINUX ROOTFS [crash]\n", argv[0]);
 		return 2;
 	}
 	minivm_vm_config_init(&c);
@@ -90,34 +154,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "create: %s\n", err);
 		return 1;
 	}
-	if (minivm_vm_start(vm) || minivm_vm_wait_ready(vm, 600000)) {
+	if (minivm_vm_start(vm) || minivm_vm_wait_ready(vm, 600000))
 		fprintf(stderr, "boot: %s\n", minivm_vm_error(vm));
-		goto out;
-	}
-	if (minivm_vm_metrics(vm, &m) == 0)
-		print_metrics("ready", &m);
-	minivm_exec_init(&x);
-	x.argv = cmd;
-	x.stdout_fd = 1;
-	if (minivm_vm_exec(vm, &x, &xr) || xr.status != 0) {
-		fprintf(stderr, "exec: %s (status %d)\n", minivm_vm_error(vm), xr.status);
-		goto out;
-	}
-	if (minivm_vm_metrics(vm, &m)) {
-		fprintf(stderr, "metrics: %s\n", minivm_vm_error(vm));
-		goto out;
-	}
-	print_metrics("after the command", &m);
-	rc = check(&m);
-	minivm_vm_stop(vm);
-	if (minivm_vm_wait(vm, &res))
-		fprintf(stderr, "wait: %s\n", minivm_vm_error(vm));
-	if (minivm_vm_metrics(vm, &m) == 0)
-		print_metrics("after the end", &m);
 	else
-		rc = printf("FAIL: no metrics after the end: %s\n", minivm_vm_error(vm)) ? 1 : 1;
+		rc = crash ? run_crash(vm) : run_read(vm);
 	printf("events: %u\n", atomic_load(&nr_events));
-out:
 	minivm_vm_destroy(vm);
 	printf("%s\n", rc ? "metrics_vm: FAILED" : "metrics_vm: OK");
 	return rc;
