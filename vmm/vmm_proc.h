@@ -22,7 +22,9 @@
  *
  * One SOCK_SEQPACKET socketpair joins them: the VMM and the keeper send
  * events (pid, started, ready, result, seccomp kill, exit status), the
- * front sends stop requests.
+ * VMM also its counters (asked for, and once more before its result) and
+ * the VM's events (policy denials, guest errors), the front sends stop,
+ * snapshot, resume and metrics requests.
  *
  * Call order mirrors libminivm: vmm_proc_start() -> [vmm_proc_wait_ready()]
  * -> vmm_proc_wait() (once) -> vmm_proc_destroy(). Only vmm_proc_stop() may
