@@ -213,6 +213,7 @@ struct blk_io {
 	uint64_t len;       /* fallocate length */
 	int mode;           /* fallocate mode */
 	uint32_t remaining; /* read/write bytes still to transfer */
+	uint32_t data_len;  /* the request's data bytes, for metrics */
 	unsigned int iov_first, niov;
 	struct iovec iov[VIRTQ_MAX_SIZE];
 };
@@ -316,6 +317,33 @@ static void finish(struct blk_dev *b, uint16_t head, uint64_t status_gpa, uint8_
 		virtio_dev_log(&b->vdev, "returning chain %u: %s", head, vq->error);
 }
 
+/* Counts a request that ended with status for metrics: reads, writes and
+ * flushes that succeeded, and every failure. Lock held. */
+static void blk_account(struct blk_dev *b, uint32_t type, uint32_t data_len, uint8_t status)
+{
+	struct virtio_stats *s = &b->vdev.stats;
+
+	if (status != VIRTIO_BLK_S_OK) {
+		virtio_stat_add(&s->errors, 1);
+		return;
+	}
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		virtio_stat_add(&s->reads, 1);
+		virtio_stat_add(&s->read_bytes, data_len);
+		break;
+	case VIRTIO_BLK_T_OUT:
+		virtio_stat_add(&s->writes, 1);
+		virtio_stat_add(&s->write_bytes, data_len);
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		virtio_stat_add(&s->flushes, 1);
+		break;
+	default:
+		break;
+	}
+}
+
 /* O_DIRECT when the offset and every buffer suit it, else the page cache. */
 static int choose_slot(const struct blk_dev *b, const struct blk_io *io)
 {
@@ -348,6 +376,7 @@ static bool blk_start(struct blk_dev *b, struct blk_io *io, const struct blk_req
 
 	io->head = head;
 	io->type = req->type;
+	io->data_len = req->data_len;
 	io->status_gpa = req->status_gpa;
 	io->gen = b->gen;
 	io->used_len = 1;
@@ -413,6 +442,7 @@ static bool blk_start(struct blk_dev *b, struct blk_io *io, const struct blk_req
 	virtio_dev_log(&b->vdev, "cannot submit a request: %s", strerror(-r));
 	status = VIRTIO_BLK_S_IOERR;
 done:
+	blk_account(b, io->type, io->data_len, status);
 	finish(b, head, io->status_gpa, status, io->used_len);
 	io_put(b, io);
 	return true;
@@ -480,12 +510,14 @@ static void blk_process(struct blk_dev *b)
 		r = blk_req_parse(vq->gm, &b->chain, &g, &b->req);
 		if (r < 0) {
 			virtio_dev_log(&b->vdev, "request %u dropped: %s", b->chain.head, b->req.error);
+			virtio_stat_add(&b->vdev.stats.errors, 1);
 			if (virtq_push(vq, b->chain.head, 0))
 				virtio_dev_log(&b->vdev, "%s", vq->error);
 			pushed = true;
 		} else if (r > 0) {
 			virtio_dev_log(&b->vdev, "request type %u failed (%s): %s", b->req.type,
 				       r == VIRTIO_BLK_S_UNSUPP ? "UNSUPP" : "IOERR", b->req.error);
+			blk_account(b, b->req.type, 0, (uint8_t)r);
 			finish(b, b->chain.head, b->req.status_gpa, (uint8_t)r, 1);
 			pushed = true;
 		} else if (b->limited && !blk_admit(b, &b->req)) {
@@ -494,6 +526,7 @@ static void blk_process(struct blk_dev *b)
 			b->parked = true;
 			b->parked_head = b->chain.head;
 			b->throttled++;
+			virtio_stat_add(&b->vdev.stats.throttled, 1);
 			break;
 		} else if (blk_start(b, io, &b->req, b->chain.head)) {
 			pushed = true;
@@ -567,6 +600,7 @@ static void blk_io_done(struct evl_io *eio, int res)
 		}
 		break;
 	}
+	blk_account(b, io->type, io->data_len, status);
 	finish(b, io->head, io->status_gpa, status, io->used_len);
 	virtio_dev_notify(&b->vdev, 0);
 	io_put(b, io);

@@ -2,12 +2,14 @@
 #ifndef MINIVM_VIRTIO_DEV_H
 #define MINIVM_VIRTIO_DEV_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "devices/virtq.h"
+#include "vmm/minivm.h"
 
 #define VIRTIO_MAX_QUEUES 8
 
@@ -81,6 +83,34 @@ struct virtio_ratelimit {
 };
 
 /*
+ * A device's counters for metrics (minivm.h, struct minivm_device_metrics,
+ * says what reads and writes mean per kind). Relaxed atomics: the device
+ * adds under its own lock, on whichever thread serves it, and a reader on
+ * another thread (the VMM's control thread) takes a snapshot without the
+ * lock; a counter is exact, a set of them is not taken atomically.
+ */
+struct virtio_stats {
+	_Atomic uint64_t reads, writes, read_bytes, write_bytes;
+	_Atomic uint64_t flushes, throttled, denied, errors;
+};
+
+static inline void virtio_stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Copies the counters into out's counter fields (its names are left alone). Any thread. */
+void virtio_stats_read(const struct virtio_stats *s, struct minivm_device_metrics *out);
+
+/*
+ * Where a device reports what the VM's owner should hear about as events
+ * (minivm.h, struct minivm_event): a policy denial, a device the guest
+ * broke. Called with the device's lock held, on the thread serving it: it
+ * must not block nor call back into the device. NULL: nobody listens.
+ */
+typedef void (*virtio_event_fn)(void *opaque, const struct minivm_event *ev);
+
+/*
  * A device as the transport sees it. The device fills the first block at
  * creation; the transport fills the second when it binds the device.
  */
@@ -99,6 +129,11 @@ struct virtio_dev {
 	uint64_t acked;        /* negotiated features, valid from activate until reset */
 	struct virtq *vqs;     /* num_queues queues, owned by the transport */
 	struct virtio_ratelimit rl; /* under the transport lock */
+
+	/* Metrics and events: any time before the VM runs (vm_devices.c). */
+	struct virtio_stats stats;
+	virtio_event_fn event_fn;
+	void *event_opaque;
 };
 
 /* Takes/releases the transport lock: for device work that does not come
@@ -126,6 +161,9 @@ static inline void virtio_dev_notify(struct virtio_dev *dev, unsigned int q)
  * stops delivering notifications until the driver resets. Lock held.
  */
 void virtio_dev_fail(struct virtio_dev *dev, const char *why);
+
+/* Hands ev to dev->event_fn when set. Lock held. */
+void virtio_dev_event(struct virtio_dev *dev, const struct minivm_event *ev);
 
 /* A rate-limited log line about guest behaviour: "minivm: <name>: ...".
  * At most a burst of lines per few seconds per device, then a count of the

@@ -265,17 +265,22 @@ static enum rx_result rx_start(struct net_dev *d, uint32_t len)
 static bool rx_account(struct net_dev *d, enum rx_result r)
 {
 	if (r == RX_DONE) {
-		if (d->rx_is_reply)
+		if (d->rx_is_reply) {
 			d->ctr.replies++;
-		else
+		} else {
 			d->ctr.rx_frames++;
+			virtio_stat_add(&d->vdev.stats.reads, 1);
+			virtio_stat_add(&d->vdev.stats.read_bytes, d->rx_len - NET_VNET_HDR_LEN);
+		}
 		return true;
 	}
 	if (r == RX_DROPPED) {
-		if (d->rx_is_reply)
+		if (d->rx_is_reply) {
 			d->ctr.replies_dropped++;
-		else
+		} else {
 			d->ctr.rx_dropped++;
+			virtio_stat_add(&d->vdev.stats.errors, 1);
+		}
 	}
 	return false;
 }
@@ -340,6 +345,7 @@ static void rx_pump(struct net_dev *d)
 			if ((size_t)got < NET_VNET_HDR_LEN + NET_ETH_HLEN || (size_t)got > NET_BUF_MAX ||
 			    (d->rxbuf[0] & NET_VNET_F_NEEDS_CSUM) || d->rxbuf[1] != NET_VNET_GSO_NONE) {
 				d->ctr.rx_dropped++;
+				virtio_stat_add(&d->vdev.stats.errors, 1);
 				continue;
 			}
 			if (d->rxl.limited && !net_admit(d, &d->rxl, (uint32_t)got)) {
@@ -349,6 +355,7 @@ static void rx_pump(struct net_dev *d)
 				d->rx_park_len = (uint32_t)got;
 				d->rx_parked = true;
 				d->ctr.rx_throttled++;
+				virtio_stat_add(&d->vdev.stats.throttled, 1);
 				break;
 			}
 		}
@@ -388,6 +395,26 @@ static uint32_t tx_copy(struct net_dev *d, const struct virtq_chain *c)
 	return c->read_len;
 }
 
+/* Counts a denied frame and tells the VM's owner (an event, rate-limited
+ * by the VM). f may hold only what the parser got before an error. */
+static void tx_denied(struct net_dev *d, const struct net_decision *dec, const struct net_frame *f)
+{
+	struct minivm_event ev;
+
+	virtio_stat_add(&d->vdev.stats.denied, 1);
+	memset(&ev, 0, sizeof(ev));
+	ev.type = MINIVM_EVENT_POLICY_DENIED;
+	if (f->is_ipv4) {
+		ev.dst_ip = f->ip.dst;
+		ev.ip_proto = f->ip.proto;
+		if (f->has_l4 && (f->ip.proto == NET_IPPROTO_TCP || f->ip.proto == NET_IPPROTO_UDP))
+			ev.dst_port = f->l4.dport;
+	}
+	snprintf(ev.reason, sizeof(ev.reason), "%s", net_deny_reason_name(dec->reason));
+	snprintf(ev.message, sizeof(ev.message), "%s", d->vdev.name);
+	virtio_dev_event(&d->vdev, &ev);
+}
+
 /* One guest frame: parse, decide, act. Returns whether an rx buffer was used. */
 static bool tx_frame(struct net_dev *d, uint32_t len)
 {
@@ -415,10 +442,14 @@ static bool tx_frame(struct net_dev *d, uint32_t len)
 
 			if (w < 0 && errno == EINTR)
 				continue;
-			if (w == (ssize_t)len)
+			if (w == (ssize_t)len) {
 				d->ctr.tx_frames++;
-			else
+				virtio_stat_add(&d->vdev.stats.writes, 1);
+				virtio_stat_add(&d->vdev.stats.write_bytes, len - NET_VNET_HDR_LEN);
+			} else {
 				d->ctr.tx_errors++; /* EAGAIN/ENOBUFS: dropped, as a full NIC queue would */
+				virtio_stat_add(&d->vdev.stats.errors, 1);
+			}
 			break;
 		}
 		return false;
@@ -426,6 +457,7 @@ static bool tx_frame(struct net_dev *d, uint32_t len)
 		n = net_build_arp_reply(d->reply, sizeof(d->reply), &f, d->guest.gw_mac, d->guest.gw);
 		break;
 	case NET_VERDICT_DENY:
+		tx_denied(d, &dec, &f);
 		if (dec.answer == NET_ANSWER_TCP_RST)
 			n = net_build_tcp_rst(d->reply, sizeof(d->reply), d->txbuf, &f);
 		else if (dec.answer == NET_ANSWER_ICMP_UNREACH)
@@ -472,8 +504,10 @@ static void tx_process(struct net_dev *d)
 		 * guest memory; the frame is copied only once admitted. */
 		if (d->txl.limited && !net_admit(d, &d->txl, d->tx_chain.read_len)) {
 			/* Out of tokens: keep this chain, pop nothing more. */
-			if (!d->tx_parked)
+			if (!d->tx_parked) {
 				d->ctr.tx_throttled++;
+				virtio_stat_add(&d->vdev.stats.throttled, 1);
+			}
 			d->tx_parked = true;
 			break;
 		}

@@ -71,6 +71,7 @@ static void rng_queue_notify(struct virtio_dev *dev, unsigned int q)
 		return;
 	for (;;) {
 		int ret = virtq_pop(vq, &r->chain);
+		uint32_t n;
 
 		if (ret < 0) {
 			r->broken = true;
@@ -82,8 +83,11 @@ static void rng_queue_notify(struct virtio_dev *dev, unsigned int q)
 				continue;
 			break;
 		}
-		if (virtq_push(vq, r->chain.head, serve(r, &r->chain)))
+		n = serve(r, &r->chain);
+		if (virtq_push(vq, r->chain.head, n))
 			virtio_dev_log(dev, "%s", vq->error);
+		virtio_stat_add(&dev->stats.reads, 1);
+		virtio_stat_add(&dev->stats.read_bytes, n);
 		pushed = true;
 	}
 	if (pushed)

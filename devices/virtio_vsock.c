@@ -709,6 +709,7 @@ static void handle_tx(struct vsock_dev *d, const struct virtq_chain *chain)
 	if (chain->read_len < VSOCK_HDR_SIZE) {
 		virtio_dev_log(&d->vdev, "tx packet of %u bytes, shorter than a header; dropped",
 			       chain->read_len);
+		virtio_stat_add(&d->vdev.stats.errors, 1);
 		return;
 	}
 	niov = chain_iov(gm, chain, false, 0, VSOCK_HDR_SIZE, iov, &got);
@@ -718,6 +719,7 @@ static void handle_tx(struct vsock_dev *d, const struct virtq_chain *chain)
 	r = vsock_hdr_parse(raw, d->guest_cid, &h, &why);
 	if (r == -EADDRNOTAVAIL) {
 		virtio_dev_log(&d->vdev, "%s packet dropped: %s", vsock_op_name(h.op), why);
+		virtio_stat_add(&d->vdev.stats.errors, 1);
 		return;
 	}
 	if (r == 0 && h.len > chain->read_len - VSOCK_HDR_SIZE) {
@@ -728,6 +730,7 @@ static void handle_tx(struct vsock_dev *d, const struct virtq_chain *chain)
 	if (r) {
 		virtio_dev_log(&d->vdev, "bad %s packet from guest port %u: %s", vsock_op_name(h.op),
 			       h.src_port, why);
+		virtio_stat_add(&d->vdev.stats.errors, 1);
 		if (h.op == VIRTIO_VSOCK_OP_RST)
 			return; /* never answer an RST */
 		if (c)
@@ -736,6 +739,8 @@ static void handle_tx(struct vsock_dev *d, const struct virtq_chain *chain)
 			push_rst(d, h.dst_port, h.src_port);
 		return;
 	}
+	virtio_stat_add(&d->vdev.stats.writes, 1);
+	virtio_stat_add(&d->vdev.stats.write_bytes, h.len);
 	act = vsock_conn_action(c ? c->st : VSOCK_ST_NONE, h.op);
 	/* Every header carries the guest's credit (5.10.6.3); conn_refresh
 	 * below resumes a sender that was blocked on it. */
@@ -836,6 +841,8 @@ static void rx_send(struct vsock_dev *d, struct vsock_hdr *h)
 	iov_copy_in(iov, niov, raw); /* got == 44: rx_take checked write_len */
 	if (virtq_push(vq, d->rx_chain.head, VSOCK_HDR_SIZE + h->len))
 		virtio_dev_log(&d->vdev, "%s", vq->error);
+	virtio_stat_add(&d->vdev.stats.reads, 1);
+	virtio_stat_add(&d->vdev.stats.read_bytes, h->len);
 	d->rx_held = false;
 }
 

@@ -1266,6 +1266,74 @@ static void api_h_status(struct api_req *q)
 	pthread_mutex_unlock(&api->lock);
 }
 
+/* A counter as "key": value. */
+static void api_json_count(struct jsonw *w, const char *key, uint64_t v)
+{
+	jsonw_key(w, key);
+	jsonw_u64(w, v);
+}
+
+/* GET /metrics' "exits": {name: count}. */
+static void api_metrics_exits(struct jsonw *w, const struct api_metrics *m)
+{
+	jsonw_key(w, "exits");
+	jsonw_obj_begin(w);
+	for (unsigned int i = 0; i < m->nr_exits && i < API_METRICS_MAX_EXITS; i++) {
+		char name[API_METRIC_NAME_MAX + 1];
+
+		snprintf(name, sizeof(name), "%.*s", API_METRIC_NAME_MAX, m->exits[i].name);
+		api_json_count(w, name, m->exits[i].count);
+	}
+	jsonw_obj_end(w);
+}
+
+/* One entry of GET /metrics' "devices". */
+static void api_metrics_device(struct jsonw *w, const struct api_device_metrics *d)
+{
+	jsonw_obj_begin(w);
+	jsonw_key(w, "name");
+	jsonw_strn(w, d->name, strnlen(d->name, sizeof(d->name)));
+	jsonw_key(w, "kind");
+	jsonw_strn(w, d->kind, strnlen(d->kind, sizeof(d->kind)));
+	api_json_count(w, "reads", d->reads);
+	api_json_count(w, "writes", d->writes);
+	api_json_count(w, "read_bytes", d->read_bytes);
+	api_json_count(w, "write_bytes", d->write_bytes);
+	api_json_count(w, "flushes", d->flushes);
+	api_json_count(w, "throttled", d->throttled);
+	api_json_count(w, "denied", d->denied);
+	api_json_count(w, "errors", d->errors);
+	jsonw_obj_end(w);
+}
+
+/* GET /metrics' totals. */
+static void api_metrics_totals(struct jsonw *w, const struct api_metrics *m)
+{
+	api_json_count(w, "exits_total", m->exits_total);
+	api_json_count(w, "policy_denials", m->policy_denials);
+	api_json_count(w, "ratelimit_throttles", m->ratelimit_throttles);
+	api_json_count(w, "guest_errors", m->guest_errors);
+	api_json_count(w, "events_suppressed", m->events_suppressed);
+	api_json_count(w, "agent_commands", m->agent_commands);
+	api_json_count(w, "commands_started", m->commands_started);
+	api_json_count(w, "commands_exited", m->commands_exited);
+	api_json_count(w, "commands_failed", m->commands_failed);
+}
+
+/* GET /metrics' "api": the server's own counters. */
+static void api_metrics_server(struct api *api, struct jsonw *w)
+{
+	pthread_mutex_lock(&api->lock);
+	jsonw_key(w, "api");
+	jsonw_obj_begin(w);
+	api_json_count(w, "requests", api->requests);
+	api_json_count(w, "errors_4xx", api->errors_4xx);
+	api_json_count(w, "errors_5xx", api->errors_5xx);
+	api_json_count(w, "commands", api->commands_total);
+	jsonw_obj_end(w);
+	pthread_mutex_unlock(&api->lock);
+}
+
 static void api_h_metrics(struct api_req *q)
 {
 	struct api *api = q->api;
@@ -1286,60 +1354,14 @@ static void api_h_metrics(struct api_req *q)
 	}
 	q->resp->status = 200;
 	jsonw_obj_begin(w);
-	jsonw_key(w, "exits");
-	jsonw_obj_begin(w);
-	for (unsigned int i = 0; i < m->nr_exits && i < API_METRICS_MAX_EXITS; i++) {
-		char name[API_METRIC_NAME_MAX + 1];
-
-		snprintf(name, sizeof(name), "%.*s", API_METRIC_NAME_MAX, m->exits[i].name);
-		jsonw_key(w, name);
-		jsonw_u64(w, m->exits[i].count);
-	}
-	jsonw_obj_end(w);
+	api_metrics_exits(w, m);
 	jsonw_key(w, "devices");
 	jsonw_arr_begin(w);
-	for (unsigned int i = 0; i < m->nr_devices && i < API_METRICS_MAX_DEVICES; i++) {
-		const struct api_device_metrics *d = &m->devices[i];
-
-		jsonw_obj_begin(w);
-		jsonw_key(w, "name");
-		jsonw_strn(w, d->name, strnlen(d->name, sizeof(d->name)));
-		jsonw_key(w, "kind");
-		jsonw_strn(w, d->kind, strnlen(d->kind, sizeof(d->kind)));
-		jsonw_key(w, "reads");
-		jsonw_u64(w, d->reads);
-		jsonw_key(w, "writes");
-		jsonw_u64(w, d->writes);
-		jsonw_key(w, "read_bytes");
-		jsonw_u64(w, d->read_bytes);
-		jsonw_key(w, "write_bytes");
-		jsonw_u64(w, d->write_bytes);
-		jsonw_key(w, "throttled");
-		jsonw_u64(w, d->throttled);
-		jsonw_key(w, "errors");
-		jsonw_u64(w, d->errors);
-		jsonw_obj_end(w);
-	}
+	for (unsigned int i = 0; i < m->nr_devices && i < API_METRICS_MAX_DEVICES; i++)
+		api_metrics_device(w, &m->devices[i]);
 	jsonw_arr_end(w);
-	jsonw_key(w, "policy_denials");
-	jsonw_u64(w, m->policy_denials);
-	jsonw_key(w, "ratelimit_throttles");
-	jsonw_u64(w, m->ratelimit_throttles);
-	jsonw_key(w, "agent_commands");
-	jsonw_u64(w, m->agent_commands);
-	pthread_mutex_lock(&api->lock);
-	jsonw_key(w, "api");
-	jsonw_obj_begin(w);
-	jsonw_key(w, "requests");
-	jsonw_u64(w, api->requests);
-	jsonw_key(w, "errors_4xx");
-	jsonw_u64(w, api->errors_4xx);
-	jsonw_key(w, "errors_5xx");
-	jsonw_u64(w, api->errors_5xx);
-	jsonw_key(w, "commands");
-	jsonw_u64(w, api->commands_total);
-	jsonw_obj_end(w);
-	pthread_mutex_unlock(&api->lock);
+	api_metrics_totals(w, m);
+	api_metrics_server(api, w);
 	jsonw_obj_end(w);
 	free(m);
 }

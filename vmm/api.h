@@ -171,8 +171,10 @@ struct api_device_metrics {
 	/* blk: reads/writes are requests; net: reads are frames to the guest
 	 * (rx), writes frames from it (tx); vsock: packets each way. */
 	uint64_t reads, writes, read_bytes, write_bytes;
+	uint64_t flushes;   /* blk: flush requests */
 	uint64_t throttled; /* times its rate limiter held the queue */
-	uint64_t errors;    /* requests failed, device resets */
+	uint64_t denied;    /* net: frames the egress policy dropped */
+	uint64_t errors;    /* requests failed, frames lost, device failed by the guest */
 };
 
 struct api_metrics {
@@ -180,9 +182,15 @@ struct api_metrics {
 	unsigned int nr_exits;
 	struct api_device_metrics devices[API_METRICS_MAX_DEVICES];
 	unsigned int nr_devices;
+	uint64_t exits_total;         /* all exits, every vCPU */
 	uint64_t policy_denials;      /* frames the egress policy dropped */
 	uint64_t ratelimit_throttles; /* all devices together */
+	uint64_t guest_errors;        /* guest errors raised (events, delivered or not) */
+	uint64_t events_suppressed;   /* events over the VMM's rate limit or lost */
 	uint64_t agent_commands;      /* commands the agent ran (any client) */
+	/* minivm_vm_exec() calls (any client of the front): started, ended
+	 * with the command's fate, failed (did not start, or no fate) */
+	uint64_t commands_started, commands_exited, commands_failed;
 };
 
 /* ---- the backend ---- */

@@ -40,9 +40,51 @@ struct api_front {
 	atomic_uint_fast64_t commands;
 	struct minivm_result res;  /* the VM's end: written before ended is set */
 	atomic_bool ended;
+	atomic_bool vm_started;    /* start() succeeded: vm lives until destroy */
 };
 
 /* ---- the backend ---- */
+
+/* The name of an IP protocol in a policy_denied event. */
+static const char *api_front_proto(uint8_t p)
+{
+	switch (p) {
+	case 1: return "icmp";
+	case 6: return "tcp";
+	case 17: return "udp";
+	default: return "other";
+	}
+}
+
+void api_front_event_from(struct api_event *a, const struct minivm_event *ev)
+{
+	uint32_t ip = ev->dst_ip;
+
+	memset(a, 0, sizeof(*a));
+	snprintf(a->message, sizeof(a->message), "%s", ev->message);
+	if (ev->type != MINIVM_EVENT_POLICY_DENIED) {
+		a->type = API_EV_GUEST_ERROR;
+		return;
+	}
+	a->type = API_EV_POLICY_DENIED;
+	if (ip)
+		snprintf(a->dst, sizeof(a->dst), "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff,
+			 (ip >> 8) & 0xff, ip & 0xff);
+	a->port = ev->dst_port;
+	snprintf(a->proto, sizeof(a->proto), "%s", ip ? api_front_proto(ev->ip_proto) : "other");
+	snprintf(a->reason, sizeof(a->reason), "%s", ev->reason);
+}
+
+/* The VM's events (minivm_event_fn: the VM's lock held, never blocks)
+ * become the socket's. */
+static void api_front_on_event(void *opaque, const struct minivm_event *ev)
+{
+	struct api_front *f = opaque;
+	struct api_event a;
+
+	api_front_event_from(&a, ev);
+	(void)!api_post_event(f->api, &a);
+}
 
 /* The VM's config from the socket's, over the base. */
 static int api_front_config(struct api_front *f, const struct api_config *a,
@@ -91,6 +133,8 @@ static int api_front_config(struct api_front *f, const struct api_config *a,
 		}
 	}
 	c->agent = true;
+	c->event_fn = api_front_on_event;
+	c->event_opaque = f;
 	return 0;
 }
 
@@ -193,6 +237,7 @@ static int api_front_start(void *ctx, const struct api_config *cfg, char *err, s
 		goto out;
 	}
 	f->monitor_started = true;
+	atomic_store(&f->vm_started, true);
 out:
 	pthread_mutex_unlock(&f->lock);
 	return r;
@@ -369,13 +414,73 @@ static int api_front_stop(void *ctx, char *err, size_t errlen)
 	return 0;
 }
 
+/* Whether a name from the VMM may be a JSON key of /metrics: [a-z0-9_]+. */
+static bool api_front_name_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+/* minivm_metrics' device counters into the API's. */
+static void api_front_device(struct api_device_metrics *d, const struct minivm_device_metrics *s)
+{
+	snprintf(d->name, sizeof(d->name), "%s", s->name);
+	snprintf(d->kind, sizeof(d->kind), "%s", s->kind);
+	d->reads = s->reads;
+	d->writes = s->writes;
+	d->read_bytes = s->read_bytes;
+	d->write_bytes = s->write_bytes;
+	d->flushes = s->flushes;
+	d->throttled = s->throttled;
+	d->denied = s->denied;
+	d->errors = s->errors;
+}
+
+void api_front_metrics_from(struct api_metrics *m, const struct minivm_metrics *s)
+{
+	for (unsigned int i = 0; i < s->nr_exits && m->nr_exits < API_METRICS_MAX_EXITS; i++) {
+		if (!api_front_name_ok(s->exits[i].name))
+			continue;
+		snprintf(m->exits[m->nr_exits].name, API_METRIC_NAME_MAX, "%s", s->exits[i].name);
+		m->exits[m->nr_exits++].count = s->exits[i].count;
+	}
+	for (unsigned int i = 0; i < s->nr_devices && m->nr_devices < API_METRICS_MAX_DEVICES; i++)
+		api_front_device(&m->devices[m->nr_devices++], &s->devices[i]);
+	m->exits_total = s->exits_total;
+	m->policy_denials = s->policy_denials;
+	m->ratelimit_throttles = s->ratelimit_throttles;
+	m->guest_errors = s->guest_errors;
+	m->events_suppressed = s->events_suppressed;
+	m->commands_started = s->commands_started;
+	m->commands_exited = s->commands_exited;
+	m->commands_failed = s->commands_failed;
+}
+
 static int api_front_metrics(void *ctx, struct api_metrics *m, char *err, size_t errlen)
 {
 	struct api_front *f = ctx;
+	struct minivm_metrics mm;
+	struct minivm_vm *vm;
+	int r;
 
-	/* The VMM's counters (exits, devices, denials) do not cross
-	 * vmm_proc's socket yet: only what the front counts itself. */
 	m->agent_commands = atomic_load(&f->commands);
+	/* Before a start succeeded there is nothing to count, and a failing
+	 * start frees its VM under us: the flag first, then the VM. */
+	if (!atomic_load(&f->vm_started))
+		return 0;
+	vm = atomic_load(&f->vm);
+	if (!vm)
+		return 0;
+	r = minivm_vm_metrics(vm, &mm);
+	if (r) {
+		snprintf(err, errlen, "%s", minivm_vm_error(vm));
+		return r;
+	}
+	api_front_metrics_from(m, &mm);
 	return 0;
 }
 

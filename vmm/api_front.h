@@ -41,4 +41,11 @@ void api_front_stop_vm(struct api_front *f);
  */
 void api_front_destroy(struct api_front *f);
 
+/* The conversions the backend makes (pure; exposed for tests): the VM's
+ * counters into GET /metrics' (exit names other than [a-z0-9_]+ dropped;
+ * agent_commands and the api's own left alone), and a VM event into a
+ * policy_denied or guest_error event. */
+void api_front_metrics_from(struct api_metrics *m, const struct minivm_metrics *s);
+void api_front_event_from(struct api_event *a, const struct minivm_event *ev);
+
 #endif

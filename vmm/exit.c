@@ -35,6 +35,38 @@ const char *exit_reason_name(unsigned int reason)
 	return NULL;
 }
 
+enum exit_kind exit_kind_of(unsigned int reason)
+{
+	switch (reason) {
+	case KVM_EXIT_IO: return EXIT_K_IO;
+	case KVM_EXIT_MMIO: return EXIT_K_MMIO;
+	case KVM_EXIT_INTR: return EXIT_K_INTR;
+	case KVM_EXIT_HLT: return EXIT_K_HLT;
+	case KVM_EXIT_SHUTDOWN: return EXIT_K_SHUTDOWN;
+	case KVM_EXIT_SYSTEM_EVENT: return EXIT_K_SYSTEM_EVENT;
+	case KVM_EXIT_INTERNAL_ERROR: return EXIT_K_INTERNAL_ERROR;
+	case KVM_EXIT_FAIL_ENTRY: return EXIT_K_FAIL_ENTRY;
+	default: return EXIT_K_OTHER;
+	}
+}
+
+const char *exit_kind_name(enum exit_kind k)
+{
+	static const char *const names[EXIT_K_COUNT] = {
+		[EXIT_K_IO] = "io",
+		[EXIT_K_MMIO] = "mmio",
+		[EXIT_K_INTR] = "intr",
+		[EXIT_K_HLT] = "hlt",
+		[EXIT_K_SHUTDOWN] = "shutdown",
+		[EXIT_K_SYSTEM_EVENT] = "system_event",
+		[EXIT_K_INTERNAL_ERROR] = "internal_error",
+		[EXIT_K_FAIL_ENTRY] = "fail_entry",
+		[EXIT_K_OTHER] = "other",
+	};
+
+	return (unsigned int)k < EXIT_K_COUNT ? names[k] : "other";
+}
+
 static enum exit_action exit_io(struct kvm_run *run, size_t run_size, const struct exit_env *env,
 				char *msg, size_t msglen)
 {

@@ -33,4 +33,25 @@ enum exit_action exit_handle(struct kvm_run *run, size_t run_size, const struct 
 /* A name for a KVM exit reason ("IO", "MMIO", "SHUTDOWN", ...), or NULL. */
 const char *exit_reason_name(unsigned int reason);
 
+/* The exit kinds metrics count: one per reason exit_handle() dispatches,
+ * the rest together as "other". */
+enum exit_kind {
+	EXIT_K_IO = 0,
+	EXIT_K_MMIO,
+	EXIT_K_INTR,
+	EXIT_K_HLT,
+	EXIT_K_SHUTDOWN,
+	EXIT_K_SYSTEM_EVENT,
+	EXIT_K_INTERNAL_ERROR,
+	EXIT_K_FAIL_ENTRY,
+	EXIT_K_OTHER,
+	EXIT_K_COUNT,
+};
+
+/* The kind a KVM exit reason is counted as. */
+enum exit_kind exit_kind_of(unsigned int reason);
+
+/* The kind's metric name: "io", "mmio", ..., "other" (never NULL). */
+const char *exit_kind_name(enum exit_kind k);
+
 #endif

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@
 /* How often a running exec looks at whether the VM ended. */
 #define FRONT_EXEC_CHECK_MS 1000
 #define FRONT_IO_CHUNK 16384
+/* How long minivm_vm_metrics() waits for the VMM's answer. */
+#define FRONT_METRICS_WAIT_MS 2000
 
 _Static_assert(MINIVM_JAIL_DEFAULT_ID == JAIL_DEFAULT_ID, "minivm.h and jail.h agree");
 
@@ -59,6 +62,9 @@ struct minivm_vm {
 	volatile sig_atomic_t paused;
 	pid_t vmm_pid;            /* for pause (SIGSTOP) and a stop while paused (SIGCONT) */
 	const char *vmm_path;     /* cfg.vmm_path, copied (NULL: the default) */
+	minivm_event_fn event_fn; /* the config's, given to vmm_proc at start */
+	void *event_opaque;
+	_Atomic uint64_t commands_started, commands_exited, commands_failed;
 	bool ready;
 	bool restored;
 	bool have_result;
@@ -532,6 +538,8 @@ int minivm_vm_create(const struct minivm_vm_config *cfg, struct minivm_vm **out,
 	vm->agent = cfg->agent;
 	vm->ff.log.fn = cfg->log_fn;
 	vm->ff.log.ctx = cfg->log_ctx;
+	vm->event_fn = cfg->event_fn;
+	vm->event_opaque = cfg->event_opaque;
 	r = pthread_mutex_init(&vm->lock, NULL);
 	if (r) {
 		free(vm);
@@ -654,6 +662,7 @@ int minivm_vm_start(struct minivm_vm *vm)
 		goto out;
 	}
 	vm->vmm_pid = vmm_proc_pid(vm->proc);
+	vmm_proc_set_event_fn(vm->proc, vm->event_fn, vm->event_opaque);
 	vm->state = FRONT_RUNNING;
 	vm->times.started_ns = front_now_ns();
 	/* A stop that came meanwhile (it could not reach the process yet). */
@@ -853,7 +862,8 @@ static enum minivm_exec_kind front_exec_kind(enum agent_exit_kind k)
 	}
 }
 
-int minivm_vm_exec(struct minivm_vm *vm, const struct minivm_exec *cmd, struct minivm_exec_result *res)
+static int front_exec_run(struct minivm_vm *vm, const struct minivm_exec *cmd,
+			  struct minivm_exec_result *res)
 {
 	const struct oci_config *oc = vm->ff.img ? oci_image_config(vm->ff.img) : NULL;
 	struct front_exec x;
@@ -1079,6 +1089,19 @@ out_msg:
 		snprintf(vm->err, sizeof(vm->err), "%s", res->message);
 		pthread_mutex_unlock(&vm->lock);
 	}
+	return r;
+}
+
+int minivm_vm_exec(struct minivm_vm *vm, const struct minivm_exec *cmd, struct minivm_exec_result *res)
+{
+	int r;
+
+	atomic_fetch_add_explicit(&vm->commands_started, 1, memory_order_relaxed);
+	r = front_exec_run(vm, cmd, res);
+	if (r == 0 && res->kind != MINIVM_EXEC_START_FAILED)
+		atomic_fetch_add_explicit(&vm->commands_exited, 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&vm->commands_failed, 1, memory_order_relaxed);
 	return r;
 }
 
@@ -1490,6 +1513,30 @@ int minivm_vm_wait(struct minivm_vm *vm, struct minivm_result *res)
 	*res = vm->res;
 	r = vm->result_r;
 	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+/* ---- metrics ---- */
+
+int minivm_vm_metrics(struct minivm_vm *vm, struct minivm_metrics *out)
+{
+	int r = 0;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&vm->lock);
+	if (vm->proc) {
+		/* A paused VMM cannot answer: its last counts stand. */
+		r = vmm_proc_metrics(vm->proc, out, vm->paused ? 0 : FRONT_METRICS_WAIT_MS);
+		if (r == -ECHILD || (r == -ETIMEDOUT && vm->paused))
+			r = 0;
+		if (r)
+			front_fail(vm, "metrics: the VMM did not answer within %d ms",
+				   FRONT_METRICS_WAIT_MS);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	out->commands_started = atomic_load_explicit(&vm->commands_started, memory_order_relaxed);
+	out->commands_exited = atomic_load_explicit(&vm->commands_exited, memory_order_relaxed);
+	out->commands_failed = atomic_load_explicit(&vm->commands_failed, memory_order_relaxed);
 	return r;
 }
 

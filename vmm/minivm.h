@@ -191,9 +191,10 @@ int minivm_start(struct minivm *vm) __attribute__((warn_unused_result));
 int minivm_wait_ready(struct minivm *vm, int timeout_ms) __attribute__((warn_unused_result));
 
 /*
- * An eventfd that becomes readable when the guest signals ready and when
- * the VM ends, for a caller's own poll loop: read it (8 bytes) to reset
- * it, then look at minivm_ended() / minivm_wait_ready(vm, 0). It has one
+ * An eventfd that becomes readable when the guest signals ready, when an
+ * event is queued (minivm_next_event()) and when the VM ends, for a
+ * caller's own poll loop: read it (8 bytes) to reset it, then look at
+ * minivm_ended() / minivm_wait_ready(vm, 0) / minivm_next_event(). It has one
  * reader at a time (minivm_wait_ready() reads it too). Non-blocking; owned
  * by vm, valid until minivm_destroy().
  */
@@ -231,6 +232,93 @@ int minivm_exit_status(const struct minivm_result *res);
 
 /* Releases everything; vm may be NULL. */
 void minivm_destroy(struct minivm *vm);
+
+/* ---- metrics and events ---- */
+
+#define MINIVM_METRICS_NAME_MAX 16
+#define MINIVM_METRICS_MAX_EXITS 16
+#define MINIVM_METRICS_MAX_DEVICES 16
+
+/* KVM exits of one kind, summed over the vCPUs. */
+struct minivm_exit_count {
+	char name[MINIVM_METRICS_NAME_MAX]; /* "io", "mmio", "intr", "hlt", "shutdown",
+					     * "system_event", "internal_error",
+					     * "fail_entry", "other" */
+	uint64_t count;
+};
+
+/* One device's counters since the VM was created. */
+struct minivm_device_metrics {
+	char name[MINIVM_METRICS_NAME_MAX]; /* "vda", "vdb", ..., "net0", "vsock", "rng" */
+	char kind[MINIVM_METRICS_NAME_MAX]; /* "blk", "net", "vsock", "rng" */
+	/* blk: read and write requests and their data bytes; net: frames to
+	 * the guest (reads, rx) and from it (writes, tx) with their Ethernet
+	 * bytes; vsock: packets to the guest (reads) and from it (writes)
+	 * with their payload bytes; rng: requests and bytes given (reads). */
+	uint64_t reads, writes, read_bytes, write_bytes;
+	uint64_t flushes;   /* blk: flush requests */
+	uint64_t throttled; /* times the rate limiter held a request or frame back */
+	uint64_t denied;    /* net: frames from the guest the egress policy dropped */
+	uint64_t errors;    /* failed requests, frames lost, the guest broke the device */
+};
+
+/* Fixed-size, no pointers: it crosses the VMM process's socket as is. */
+struct minivm_metrics {
+	struct minivm_exit_count exits[MINIVM_METRICS_MAX_EXITS]; /* every kind, zeros too */
+	unsigned int nr_exits;
+	struct minivm_device_metrics devices[MINIVM_METRICS_MAX_DEVICES]; /* in slot order */
+	unsigned int nr_devices;
+	uint64_t exits_total;
+	uint64_t policy_denials;      /* the NICs' denied, summed */
+	uint64_t ratelimit_throttles; /* every device's throttled, summed */
+	uint64_t guest_errors;        /* MINIVM_EVENT_GUEST_ERROR events raised */
+	uint64_t events_suppressed;   /* events dropped: over MINIVM_EVENTS_PER_S or
+				       * the queue full (counted, never delivered) */
+	/* The front's own (minivm_vm_metrics(); 0 from minivm_metrics()):
+	 * agent commands started, exited (any status, signal or timeout)
+	 * and failed to start (not found, the connection failed, ...). */
+	uint64_t commands_started, commands_exited, commands_failed;
+};
+
+/*
+ * Fills *out with the VM's counters: cheap (relaxed atomic loads, no lock
+ * a vCPU or the event loop waits on), any thread, any time between
+ * minivm_create() and minivm_destroy(). Each counter is exact; the set is
+ * not one instant's. 0, or -EINVAL for a NULL argument.
+ */
+int minivm_metrics(struct minivm *vm, struct minivm_metrics *out) __attribute__((warn_unused_result));
+
+enum minivm_event_type {
+	MINIVM_EVENT_POLICY_DENIED = 1, /* the egress policy dropped a frame from the guest */
+	MINIVM_EVENT_GUEST_ERROR,       /* the guest crashed, broke a device, or the VMM failed */
+};
+
+/* At most this many events a second are queued; the rest are only counted
+ * (events_suppressed). The queue holds MINIVM_EVENT_QUEUE. */
+#define MINIVM_EVENTS_PER_S 20
+#define MINIVM_EVENT_QUEUE 64
+
+/* Fixed-size, no pointers (it crosses the VMM process's socket). */
+struct minivm_event {
+	uint32_t type;        /* enum minivm_event_type */
+	/* POLICY_DENIED: the frame's IPv4 destination (host byte order; 0:
+	 * not IPv4), its TCP/UDP port (0: none), IP protocol (6 tcp, 17 udp,
+	 * 1 icmp, 0 not IPv4) and the reason ("dest", "src-ip", "malformed",
+	 * ...: net_deny_reason_name()). */
+	uint32_t dst_ip;
+	uint16_t dst_port;
+	uint8_t ip_proto;
+	char reason[16];
+	char message[216];    /* GUEST_ERROR: what happened; POLICY_DENIED: the device */
+	uint64_t time_ns;     /* since minivm_create(), CLOCK_MONOTONIC */
+};
+
+/*
+ * Takes the oldest queued event: 1 with *ev filled, 0 when none. Events
+ * are queued by the vCPU and event-loop threads; minivm_event_fd()
+ * becomes readable when one is. Any thread (one consumer at a time).
+ */
+int minivm_next_event(struct minivm *vm, struct minivm_event *ev) __attribute__((warn_unused_result));
 
 /* ======================================================================
  * The front: a VM in its own jailed VMM process, driven from the caller's
@@ -326,6 +414,19 @@ enum minivm_log_level {
  * into the same VM.
  */
 typedef void (*minivm_log_fn)(void *ctx, enum minivm_log_level level, const char *msg);
+/*
+ * Events from the VM (struct minivm_event: policy denials, guest errors),
+ * as the VMM raises them (at most MINIVM_EVENTS_PER_S a second; the rest
+ * are counted in minivm_metrics.events_suppressed). Threading: called on
+ * whichever caller thread is inside a front call that takes in the VMM's
+ * messages (minivm_vm_wait(), wait_ready(), ended(), metrics(), a running
+ * exec's checks every second), one call at a time, with the VM's lock
+ * held: it must return quickly and must not call any minivm_vm_*
+ * function on the same VM but minivm_vm_stop(). Events come in only while
+ * some thread makes such calls: keep one in minivm_vm_wait() (or call
+ * minivm_vm_ended() now and then). ev is valid during the call only.
+ */
+typedef void (*minivm_event_fn)(void *opaque, const struct minivm_event *ev);
 
 struct minivm_vm_config {
 	/*
@@ -369,6 +470,8 @@ struct minivm_vm_config {
 	 * $MINIVM_VMM (ignored in a set-uid process), else the one installed
 	 * in the Makefile's LIBEXECDIR. */
 	const char *vmm_path;
+	minivm_event_fn event_fn;     /* NULL: events are only counted */
+	void *event_opaque;           /* passed to event_fn */
 };
 
 /* Defaults: minivm_config_init() for vm, agent true, the jail's default
@@ -518,6 +621,18 @@ bool minivm_vm_ended(struct minivm_vm *vm);
  * then it is killed. Again after the first: the same result at once.
  */
 int minivm_vm_wait(struct minivm_vm *vm, struct minivm_result *res)
+	__attribute__((warn_unused_result));
+
+/*
+ * The VM's counters (struct minivm_metrics: KVM exits, devices, denials,
+ * throttles, events) from its VMM process, plus the front's own command
+ * counts. Asks the VMM and waits up to 2 s for the answer, under the VM's
+ * lock. Any state: zeros (but the command counts) before start; after the
+ * end, the VMM's final counts; while paused, the last counts received.
+ * 0, or -ETIMEDOUT (the VMM did not answer: *out holds the last counts
+ * received) with a message. Any thread.
+ */
+int minivm_vm_metrics(struct minivm_vm *vm, struct minivm_metrics *out)
 	__attribute__((warn_unused_result));
 
 /* Front-side times, CLOCK_MONOTONIC ns (0: not reached). */

@@ -124,6 +124,26 @@ static void vm_signal_event(struct minivm *vm)
 	}
 }
 
+void vm_post_event(struct minivm *vm, const struct minivm_event *ev)
+{
+	if (evq_post(&vm->events, ev, vm_elapsed(vm)))
+		vm_signal_event(vm);
+}
+
+/* A GUEST_ERROR event with a printf message. */
+__attribute__((format(printf, 2, 3))) static void vm_guest_error(struct minivm *vm, const char *fmt, ...)
+{
+	struct minivm_event ev;
+	va_list ap;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = MINIVM_EVENT_GUEST_ERROR;
+	va_start(ap, fmt);
+	vsnprintf(ev.message, sizeof(ev.message), fmt, ap);
+	va_end(ap);
+	vm_post_event(vm, &ev);
+}
+
 /* Ends the VM once (first caller wins) and kicks every vCPU out of KVM_RUN. */
 static void vm_end(struct minivm *vm, enum minivm_outcome outcome)
 {
@@ -206,6 +226,8 @@ static void vm_guest_reset(void *opaque)
 	exited = vm->status_written;
 	vm->result.status = vm->status;
 	pthread_mutex_unlock(&vm->lock);
+	if (!exited && atomic_load(&vm->state) == VM_RUNNING)
+		vm_guest_error(vm, "the guest reset without an exit status (crash, panic or triple fault)");
 	vm_end(vm, exited ? MINIVM_GUEST_EXITED : MINIVM_GUEST_CRASHED);
 }
 
@@ -355,6 +377,7 @@ static void vcpu_fatal(struct vcpu *v, const char *what)
 	if (!vm->fatal[0])
 		snprintf(vm->fatal, sizeof(vm->fatal), "vCPU %u: %s%s", v->id, what, rip);
 	pthread_mutex_unlock(&vm->lock);
+	vm_guest_error(vm, "VMM error: vCPU %u: %s%s", v->id, what, rip);
 	vm_end(vm, MINIVM_VMM_ERROR);
 }
 
@@ -383,6 +406,16 @@ static void vcpu_park(struct vcpu *v)
 	pthread_mutex_unlock(&vm->pause_lock);
 	/* Before the loop's state check: a vm_end() after this sets it again. */
 	v->run->immediate_exit = 0;
+}
+
+/* One more exit of this kind. Only this vCPU's thread writes its
+ * counters, so a relaxed load and store suffice (no locked add). */
+static void vcpu_count_exit(struct vcpu *v)
+{
+	_Atomic uint64_t *c = &v->exits[exit_kind_of(v->run->exit_reason)];
+
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 }
 
 static void *vcpu_thread(void *arg)
@@ -434,6 +467,7 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		eagain = 0;
+		vcpu_count_exit(v);
 		switch (exit_handle(v->run, vm->kvm.run_size, &env, msg, sizeof(msg))) {
 		case EXIT_CONTINUE:
 			break;
@@ -1097,6 +1131,13 @@ int minivm_create(const struct minivm_config *cfg, struct minivm **out, char *er
 		free(vm);
 		return -ENOMEM;
 	}
+	r = evq_init(&vm->events, 0);
+	if (r) {
+		snprintf(err, errlen, "event queue: %s", strerror(-r));
+		close(vm->event_fd);
+		free(vm);
+		return r;
+	}
 	vm->kvm.fd = -1;
 	for (unsigned int i = 0; i < MINIVM_MAX_CPUS; i++)
 		vm->vcpus[i].fd = -1;
@@ -1286,6 +1327,29 @@ bool minivm_ended(const struct minivm *vm)
 	return atomic_load(&vm->state) != VM_RUNNING;
 }
 
+int minivm_metrics(struct minivm *vm, struct minivm_metrics *out)
+{
+	if (!vm || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	for (unsigned int k = 0; k < EXIT_K_COUNT && k < MINIVM_METRICS_MAX_EXITS; k++) {
+		struct minivm_exit_count *e = &out->exits[out->nr_exits++];
+
+		snprintf(e->name, sizeof(e->name), "%s", exit_kind_name((enum exit_kind)k));
+		for (unsigned int i = 0; i < vm->nr_vcpus && i < MINIVM_MAX_CPUS; i++)
+			e->count += atomic_load_explicit(&vm->vcpus[i].exits[k], memory_order_relaxed);
+		out->exits_total += e->count;
+	}
+	vm_devices_metrics(vm, out);
+	evq_counts(&vm->events, &out->events_suppressed, &out->guest_errors);
+	return 0;
+}
+
+int minivm_next_event(struct minivm *vm, struct minivm_event *ev)
+{
+	return evq_pop(&vm->events, ev) ? 1 : 0;
+}
+
 int minivm_event_fd(const struct minivm *vm)
 {
 	return vm->event_fd;
@@ -1434,5 +1498,6 @@ void minivm_destroy(struct minivm *vm)
 	pthread_cond_destroy(&vm->pause_cond);
 	pthread_mutex_destroy(&vm->pause_lock);
 	pthread_mutex_destroy(&vm->lock);
+	evq_destroy(&vm->events);
 	free(vm);
 }

@@ -12,6 +12,8 @@
 #include "devices/rtc_cmos.h"
 #include "devices/uart8250.h"
 #include "vmm/bus.h"
+#include "vmm/evq.h"
+#include "vmm/exit.h"
 #include "vmm/guest_mem.h"
 #include "vmm/jail.h"
 #include "vmm/kvm.h"
@@ -40,6 +42,8 @@ struct vm_notify {
 /* One virtio-mmio slot: transport (which owns the device) and its eventfds. */
 struct vm_device {
 	struct vmmio *transport;
+	char name[MINIVM_METRICS_NAME_MAX]; /* for metrics: "vda", "net0", "vsock", "rng" */
+	char kind[MINIVM_METRICS_NAME_MAX]; /* "blk", "net", "vsock", "rng" */
 	uint64_t base;
 	unsigned int irq;
 	int irq_fd;
@@ -55,6 +59,9 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	_Atomic bool in_guest_thread; /* the thread exists and may be kicked */
+	/* KVM exits by kind: written by this vCPU's thread only (relaxed),
+	 * read by minivm_metrics() from any thread. */
+	_Atomic uint64_t exits[EXIT_K_COUNT];
 };
 
 enum vm_state {
@@ -118,7 +125,8 @@ struct minivm {
 	struct minivm_result result;
 	char fatal[256];
 	_Atomic uint64_t first_run_ns, init_started_ns, ready_ns, exit_ns;
-	int event_fd;      /* eventfd: written on ready and on end (minivm_event_fd) */
+	int event_fd;      /* eventfd: written on ready, on an event and on end (minivm_event_fd) */
+	struct evq events; /* minivm_next_event(); initialised by minivm_create */
 	bool started;      /* minivm_start() ran; minivm_wait() joins */
 	int start_err;     /* minivm_start()'s failure, reported by minivm_wait() */
 	int timeout_fd;    /* timerfd of cfg.vm_timeout_ms on the event loop, or -1 (vm_devices.c) */
@@ -145,6 +153,13 @@ void vm_devices_stop(struct minivm *vm);
 void vm_devices_destroy(struct minivm *vm);
 /* Ends the VM with outcome MINIVM_TIMED_OUT (vm.c; the vm-timeout timer). */
 void vm_time_out(struct minivm *vm);
+
+/* The devices' part of minivm_metrics(): out->devices, nr_devices and the
+ * sums over them (vm_devices.c). */
+void vm_devices_metrics(struct minivm *vm, struct minivm_metrics *out);
+/* Queues ev (rate-limited, vmm/evq.h) and wakes minivm_event_fd()'s
+ * poller. Any thread but a signal handler. */
+void vm_post_event(struct minivm *vm, const struct minivm_event *ev);
 
 /* Shared by vm.c and vm_devices.c. */
 void vm_set_error(struct minivm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

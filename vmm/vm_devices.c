@@ -51,6 +51,55 @@ static void vm_queue_kick(void *opaque, int fd, uint32_t revents)
 	vmmio_queue_notify(n->transport, n->queue);
 }
 
+/* A device's event (policy denial, device failed): into the VM's queue. */
+static void vm_dev_event(void *opaque, const struct minivm_event *ev)
+{
+	vm_post_event(opaque, ev);
+}
+
+/* The metrics name and kind of the device going into slot d: blk disks
+ * "vda", "vdb"... in slot order (the guest's names), "net0", "vsock", "rng". */
+static void vm_dev_label(const struct minivm *vm, struct vm_device *d, const struct virtio_dev *dev)
+{
+	unsigned int same = 0;
+	const char *kind;
+
+	switch (dev->device_id) {
+	case VIRTIO_ID_BLOCK: kind = "blk"; break;
+	case VIRTIO_ID_NET: kind = "net"; break;
+	case VIRTIO_ID_VSOCK: kind = "vsock"; break;
+	case VIRTIO_ID_RNG: kind = "rng"; break;
+	default: kind = "other"; break;
+	}
+	for (unsigned int i = 0; i < vm->nr_devs; i++)
+		if (&vm->devs[i] != d && strcmp(vm->devs[i].kind, kind) == 0)
+			same++;
+	snprintf(d->kind, sizeof(d->kind), "%s", kind);
+	if (dev->device_id == VIRTIO_ID_BLOCK)
+		snprintf(d->name, sizeof(d->name), "vd%c", 'a' + (int)(same % 26));
+	else if (dev->device_id == VIRTIO_ID_NET)
+		snprintf(d->name, sizeof(d->name), "net%u", same);
+	else
+		snprintf(d->name, sizeof(d->name), "%s", kind);
+}
+
+void vm_devices_metrics(struct minivm *vm, struct minivm_metrics *out)
+{
+	for (unsigned int i = 0; i < vm->nr_devs && out->nr_devices < MINIVM_METRICS_MAX_DEVICES; i++) {
+		const struct vm_device *d = &vm->devs[i];
+		struct minivm_device_metrics *m = &out->devices[out->nr_devices];
+
+		if (!d->transport)
+			continue;
+		out->nr_devices++;
+		snprintf(m->name, sizeof(m->name), "%s", d->name);
+		snprintf(m->kind, sizeof(m->kind), "%s", d->kind);
+		virtio_stats_read(&vmmio_device(d->transport)->stats, m);
+		out->policy_denials += m->denied;
+		out->ratelimit_throttles += m->throttled;
+	}
+}
+
 /* Places dev in the next slot: MMIO range, IRQ, irqfd, one ioeventfd per
  * queue, and the kernel command line entry. Takes ownership of dev. */
 static int vm_add_device(struct minivm *vm, struct virtio_dev *dev, const char *what)
@@ -66,6 +115,9 @@ static int vm_add_device(struct minivm *vm, struct virtio_dev *dev, const char *
 		return -ENOSPC;
 	}
 	memset(d, 0, sizeof(*d));
+	vm_dev_label(vm, d, dev);
+	dev->event_fn = vm_dev_event;
+	dev->event_opaque = vm;
 	d->base = VM_MMIO_BASE + (uint64_t)idx * VMMIO_SLOT_SIZE;
 	d->irq = VM_FIRST_DEVICE_IRQ + idx;
 	for (unsigned int q = 0; q < VM_DEV_MAX_QUEUES; q++)

@@ -115,6 +115,36 @@ static void *vmm_prep_thread(void *arg)
 	return NULL;
 }
 
+/* The VM's counters to the front; unsent: events the VMM could
+ * not send (vmm_forward_events). */
+static void vmm_send_metrics(int fd, struct minivm *vm, uint64_t unsent)
+{
+	struct minivm_metrics m;
+
+	if (minivm_metrics(vm, &m))
+		return;
+	m.events_suppressed += unsent;
+	if (vmm_proc_send_metrics(fd, &m)) {
+		/* The front is gone: nothing to tell. */
+	}
+}
+
+/* Consumes minivm_event_fd()'s wake-up and forwards every queued
+ * event. Non-blocking: a front that does not read loses events (counted in
+ * *unsent), never the control thread's stop requests. */
+static void vmm_forward_events(int fd, struct minivm *vm, uint64_t *unsent)
+{
+	struct minivm_event ev;
+	uint64_t cnt;
+
+	if (read(minivm_event_fd(vm), &cnt, sizeof(cnt)) < 0) {
+		/* EAGAIN: nothing pending; the queue is looked at anyway. */
+	}
+	while (minivm_next_event(vm, &ev) == 1)
+		if (vmm_proc_send_event(fd, &ev))
+			(*unsent)++;
+}
+
 /* The VMM process: PID 1 of its namespace when jailed. Never returns. */
 static void vmm_child(const struct minivm_config *cfg_in, const struct jail_config *jail,
 		      const char *jail_dir, int sock, bool have_ns)
@@ -126,6 +156,7 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 	char err[480], jpath[256];
 	bool seccomp = jail->mode != JAIL_OFF && jail_seccomp_supported();
 	bool ready_sent = false, front_gone = false;
+	uint64_t unsent = 0; /* events not sent: metrics' events_suppressed */
 	struct vmm_prep prep = { .jail = jail, .have_ns = have_ns, .seccomp = seccomp,
 				 .netns_fd = -1 };
 	const char *test;
@@ -227,14 +258,22 @@ static void vmm_child(const struct minivm_config *cfg_in, const struct jail_conf
 				vmm_send(sock, VMM_MSG_SNAPSHOT, sr, NULL, sr ? minivm_error(vm) : NULL);
 			} else if (n == 1 && b == VMM_PROC_RESUME_BYTE) {
 				minivm_resume(vm);
+			} else if (n == 1 && b == VMM_PROC_METRICS_BYTE) {
+				vmm_send_metrics(sock, vm, unsent);
 			}
 		}
+		/* Reading the event fd there also keeps this poll from spinning
+		 * once the guest is ready (nothing else reads it after that). */
+		if (pfd[1].revents & POLLIN)
+			vmm_forward_events(sock, vm, &unsent);
 		if (!ready_sent && minivm_wait_ready(vm, 0) == 0) {
 			ready_sent = true;
 			vmm_send(sock, VMM_MSG_READY, 0, NULL, NULL);
 		}
 	}
 	r = minivm_wait(vm, &res);
+	vmm_forward_events(sock, vm, &unsent);
+	vmm_send_metrics(sock, vm, unsent); /* the final counts, before the result */
 	vmm_send(sock, VMM_MSG_RESULT, r, &res, r ? minivm_error(vm) : NULL);
 	minivm_destroy(vm);
 	_exit(0);

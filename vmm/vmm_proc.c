@@ -44,7 +44,99 @@ struct vmm_proc {
 	bool sock_known;
 	bool snap_done;   /* a VMM_MSG_SNAPSHOT arrived */
 	int snap_r;
+	/* Metrics and events (the block "metrics and events" below). */
+	struct minivm_metrics metrics; /* the last VMM_MSG_METRICS, sanitised */
+	uint64_t metrics_seq;          /* how many arrived */
+	vmm_proc_event_fn event_fn;
+	void *event_opaque;
+	uint64_t events_lost;          /* front side: arrived before event_fn was set */
 };
+
+/* ---- metrics and events: both sides ---- */
+
+/* Their own message types, larger than struct vmm_msg: told apart by size. */
+struct vmm_msg_metrics {
+	uint32_t type; /* VMM_MSG_METRICS */
+	uint32_t pad;
+	struct minivm_metrics m;
+};
+
+struct vmm_msg_event {
+	uint32_t type; /* VMM_MSG_EVENT */
+	uint32_t pad;
+	struct minivm_event ev;
+};
+
+/* vmm_drain() tells messages apart by size first. */
+_Static_assert(sizeof(struct vmm_msg_metrics) != sizeof(struct vmm_msg) &&
+		       sizeof(struct vmm_msg_event) != sizeof(struct vmm_msg),
+	       "the message sizes differ");
+
+int vmm_proc_send_metrics(int fd, const struct minivm_metrics *metrics)
+{
+	struct vmm_msg_metrics m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = VMM_MSG_METRICS;
+	m.m = *metrics;
+	return send(fd, &m, sizeof(m), MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+int vmm_proc_send_event(int fd, const struct minivm_event *ev)
+{
+	struct vmm_msg_event m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = VMM_MSG_EVENT;
+	m.ev = *ev;
+	return send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+/* Front side: a string from the VMM made a C string of its own buffer. */
+static void vmm_terminate(char *s, size_t size)
+{
+	s[size - 1] = '\0';
+}
+
+/* Front side: the VMM is not trusted: bound its counts, end its strings. */
+static void vmm_sanitize_metrics(struct minivm_metrics *m)
+{
+	if (m->nr_exits > MINIVM_METRICS_MAX_EXITS)
+		m->nr_exits = MINIVM_METRICS_MAX_EXITS;
+	if (m->nr_devices > MINIVM_METRICS_MAX_DEVICES)
+		m->nr_devices = MINIVM_METRICS_MAX_DEVICES;
+	for (unsigned int i = 0; i < MINIVM_METRICS_MAX_EXITS; i++)
+		vmm_terminate(m->exits[i].name, sizeof(m->exits[i].name));
+	for (unsigned int i = 0; i < MINIVM_METRICS_MAX_DEVICES; i++) {
+		vmm_terminate(m->devices[i].name, sizeof(m->devices[i].name));
+		vmm_terminate(m->devices[i].kind, sizeof(m->devices[i].kind));
+	}
+	m->commands_started = m->commands_exited = m->commands_failed = 0; /* the front's */
+}
+
+/* Front side: a message of a type of this block (n bytes). */
+static void vmm_take_counters(struct vmm_proc *p, const void *buf, size_t n)
+{
+	uint32_t type;
+
+	memcpy(&type, buf, sizeof(type));
+	if (type == VMM_MSG_METRICS && n == sizeof(struct vmm_msg_metrics)) {
+		memcpy(&p->metrics, &((const struct vmm_msg_metrics *)buf)->m, sizeof(p->metrics));
+		vmm_sanitize_metrics(&p->metrics);
+		p->metrics_seq++;
+	} else if (type == VMM_MSG_EVENT && n == sizeof(struct vmm_msg_event)) {
+		struct minivm_event ev;
+
+		memcpy(&ev, &((const struct vmm_msg_event *)buf)->ev, sizeof(ev));
+		vmm_terminate(ev.reason, sizeof(ev.reason));
+		vmm_terminate(ev.message, sizeof(ev.message));
+		if (p->event_fn && (ev.type == MINIVM_EVENT_POLICY_DENIED ||
+				    ev.type == MINIVM_EVENT_GUEST_ERROR))
+			p->event_fn(p->event_opaque, &ev);
+		else
+			p->events_lost++;
+	}
+}
 
 /* ---- the front side ---- */
 
@@ -109,19 +201,33 @@ static void vmm_take(struct vmm_proc *p, const struct vmm_msg *m, bool from_keep
 /* Takes in one channel's pending messages. */
 static void vmm_drain(struct vmm_proc *p, int fd, bool *eof, bool from_keeper)
 {
+	union {
+		struct vmm_msg m;
+		struct vmm_msg_metrics mm;
+		struct vmm_msg_event me;
+	} u;
 	struct vmm_msg m;
 
 	while (!*eof) {
-		ssize_t n = recv(fd, &m, sizeof(m), MSG_DONTWAIT);
+		ssize_t n = recv(fd, &u, sizeof(u), MSG_DONTWAIT);
 
+		/* The peer closed with bytes of ours unread (a stop or metrics
+		 * request it never took): the error comes first, once; what it
+		 * sent before (its result) is still queued behind it. */
+		if (n < 0 && errno == ECONNRESET)
+			continue;
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			*eof = true;
 			return;
 		}
 		if (n < 0)
 			return;
-		if ((size_t)n == sizeof(m))
+		if ((size_t)n == sizeof(m)) {
+			memcpy(&m, &u.m, sizeof(m));
 			vmm_take(p, &m, from_keeper);
+		} else if (!from_keeper && (size_t)n >= sizeof(uint32_t)) {
+			vmm_take_counters(p, &u, (size_t)n);
+		}
 	}
 }
 
@@ -558,6 +664,66 @@ int vmm_proc_wait(struct vmm_proc *p, struct minivm_result *res)
 	res->outcome = MINIVM_VMM_ERROR;
 	vmm_death_message(p, p->err, sizeof(p->err));
 	return -EIO;
+}
+
+struct vmm_proc *vmm_proc_test_pair(int *vmm_fd, int *keeper_fd)
+{
+	struct vmm_proc *p = calloc(1, sizeof(*p));
+	int sv[2], kv[2];
+
+	if (!p)
+		return NULL;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		free(p);
+		return NULL;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, kv) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		free(p);
+		return NULL;
+	}
+	p->sock = sv[0];
+	p->ksock = kv[0];
+	*vmm_fd = sv[1];
+	*keeper_fd = kv[1];
+	p->keeper = -1;
+	p->started = true;
+	snprintf(p->jail_dir, sizeof(p->jail_dir), "/nonexistent/minivm-test");
+	return p;
+}
+
+void vmm_proc_set_event_fn(struct vmm_proc *p, vmm_proc_event_fn fn, void *opaque)
+{
+	p->event_fn = fn;
+	p->event_opaque = opaque;
+}
+
+int vmm_proc_metrics(struct vmm_proc *p, struct minivm_metrics *out, int timeout_ms)
+{
+	uint64_t seq = p->metrics_seq;
+	long deadline = vmm_now_ms() + timeout_ms;
+	char b = VMM_PROC_METRICS_BYTE;
+	bool asked = false;
+
+	if (!(p->have_result || p->eof || vmm_gone(p)))
+		asked = send(p->sock, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1;
+	while (asked && p->metrics_seq == seq && !(p->have_result || p->eof || vmm_gone(p))) {
+		long left = deadline - vmm_now_ms();
+
+		if (left <= 0)
+			break;
+		if (vmm_pump(p, (int)left) < 0 && errno != EINTR)
+			break;
+	}
+	*out = p->metrics;
+	out->events_suppressed += p->events_lost;
+	if (p->metrics_seq != seq)
+		return 0;
+	/* The VM ended: its last counts (sent before the result) stand. */
+	if (p->have_result || p->eof || vmm_gone(p))
+		return p->metrics_seq ? 0 : -ECHILD;
+	return -ETIMEDOUT;
 }
 
 const char *vmm_proc_error(const struct vmm_proc *p)

@@ -31,7 +31,9 @@
  * Two SOCK_SEQPACKET socketpairs join them: the front sends the
  * configuration to the keeper on the keeper's; the VMM and the keeper send
  * events (pid, started, ready, result, seccomp kill, exit status), each on
- * its own; the front sends requests (stop, snapshot, resume) to the VMM.
+ * its own, the VMM also its counters (asked for, and once more before its
+ * result) and the VM's events (policy denials, guest errors); the front
+ * sends requests (stop, snapshot, resume, metrics) to the VMM.
  *
  * Call order mirrors libminivm: vmm_proc_start() -> [vmm_proc_wait_ready()]
  * -> vmm_proc_wait() (once) -> vmm_proc_destroy(). Only vmm_proc_stop() may
@@ -44,6 +46,7 @@
 #define VMM_PROC_STOP_BYTE 'S'
 #define VMM_PROC_SNAPSHOT_BYTE 'P' /* pause and write the snapshot; stay paused */
 #define VMM_PROC_RESUME_BYTE 'R'
+#define VMM_PROC_METRICS_BYTE 'M' /* send the VM's counters (VMM_MSG_METRICS) */
 
 /* Two channels, so that a VMM taken over by its guest cannot speak for the
  * keeper (a forged pid would have the front kill another process). */
@@ -56,6 +59,8 @@ enum vmm_msg_type {
 	VMM_MSG_SECCOMP, /* VMM's SIGSYS handler: val = the syscall number */
 	VMM_MSG_EXIT,    /* keeper: val = the VMM's wait status */
 	VMM_MSG_SNAPSHOT, /* VMM: minivm_snapshot()'s return in val, text = its error */
+	VMM_MSG_METRICS,  /* VMM: struct vmm_msg_metrics (asked for, and before the result) */
+	VMM_MSG_EVENT,    /* VMM: struct vmm_msg_event, one per minivm_next_event() */
 };
 
 struct vmm_msg {
@@ -133,7 +138,38 @@ void vmm_proc_stop(struct vmm_proc *p);
  */
 int vmm_proc_wait(struct vmm_proc *p, struct minivm_result *res) __attribute__((warn_unused_result));
 
+/*
+ * The VM's counters: asks the VMM and takes in its messages until the
+ * answer comes, at most timeout_ms. 0 with *out filled (after the VM's
+ * end: the final counts it sent before its result); -ETIMEDOUT (a paused
+ * or busy VMM) or -ECHILD (ended without counts) with *out holding the
+ * last counts received (zeros when none). From the thread that reads the
+ * events. The front's command counters are left 0.
+ */
+int vmm_proc_metrics(struct vmm_proc *p, struct minivm_metrics *out, int timeout_ms)
+	__attribute__((warn_unused_result));
+
+/*
+ * Events from the VMM (policy denials, guest errors: minivm_next_event()
+ * on its side) go to fn, on the thread that takes the VMM's messages in
+ * (any vmm_proc call that reads them), as they arrive. Their strings are
+ * terminated; nothing else in them is checked. Until set, events are
+ * dropped and counted (metrics' events_suppressed).
+ */
+typedef void (*vmm_proc_event_fn)(void *opaque, const struct minivm_event *ev);
+void vmm_proc_set_event_fn(struct vmm_proc *p, vmm_proc_event_fn fn, void *opaque);
+
 const char *vmm_proc_error(const struct vmm_proc *p);
+
+/* The VMM side's messages of counters and events, as the VMM process sends
+ * them on the front's socket fd (the event one never blocks). 0 or -errno. */
+int vmm_proc_send_metrics(int fd, const struct minivm_metrics *m) __attribute__((warn_unused_result));
+int vmm_proc_send_event(int fd, const struct minivm_event *ev) __attribute__((warn_unused_result));
+
+/* For tests: a vmm_proc with no process behind it, whose VMM and keeper
+ * ends of the sockets are *vmm_fd and *keeper_fd (the caller's to close).
+ * NULL on failure. */
+struct vmm_proc *vmm_proc_test_pair(int *vmm_fd, int *keeper_fd);
 
 /* Kills the processes if still running, reaps them, removes the cgroup, the
  * vsock mount point and a vsock socket the jailed VMM could not remove. */

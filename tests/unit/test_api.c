@@ -155,10 +155,23 @@ static int fake_metrics(void *ctx, struct api_metrics *m, char *err, size_t errl
 	snprintf(m->devices[0].kind, sizeof(m->devices[0].kind), "blk");
 	m->devices[0].reads = 10;
 	m->devices[0].read_bytes = 40960;
-	m->nr_devices = 1;
+	m->devices[0].flushes = 2;
+	snprintf(m->devices[1].name, sizeof(m->devices[1].name), "net0");
+	snprintf(m->devices[1].kind, sizeof(m->devices[1].kind), "net");
+	m->devices[1].writes = 7;
+	m->devices[1].write_bytes = 700;
+	m->devices[1].denied = 3;
+	m->devices[1].throttled = 4;
+	m->nr_devices = 2;
+	m->exits_total = 1333;
 	m->policy_denials = 3;
 	m->ratelimit_throttles = 4;
+	m->guest_errors = 1;
+	m->events_suppressed = 6;
 	m->agent_commands = 5;
+	m->commands_started = 5;
+	m->commands_exited = 4;
+	m->commands_failed = 1;
 	return 0;
 }
 
@@ -434,6 +447,12 @@ START_TEST(test_lifecycle)
 	ck_assert_ptr_nonnull(strstr(r.body, "\"vcpus\":2"));
 	resp_free(&r);
 	expect(api, "GET", "/metrics", NULL, 200, "\"exits\":{\"io\":1234,\"mmio\":99}");
+	expect(api, "GET", "/metrics", NULL, 200,
+	       "{\"name\":\"net0\",\"kind\":\"net\",\"reads\":0,\"writes\":7,\"read_bytes\":0,"
+	       "\"write_bytes\":700,\"flushes\":0,\"throttled\":4,\"denied\":3,\"errors\":0}],"
+	       "\"exits_total\":1333,\"policy_denials\":3,\"ratelimit_throttles\":4,\"guest_errors\":1,"
+	       "\"events_suppressed\":6,\"agent_commands\":5,\"commands_started\":5,"
+	       "\"commands_exited\":4,\"commands_failed\":1,\"api\":");
 
 	expect(api, "POST", "/start", "{\"wait_ready_ms\": 1000}", 200, "\"state\":\"running\"");
 	ck_assert_int_eq(f.last_vcpus, 2);

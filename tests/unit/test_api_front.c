@@ -77,6 +77,9 @@ START_TEST(test_lifecycle_and_failed_start)
 	ck_assert_ptr_nonnull(strstr(a, "\"configuring\""));
 	a = request("GET", "/metrics", NULL);
 	ck_assert_ptr_nonnull(strstr(a, "\"agent_commands\":0"));
+	ck_assert_msg(strstr(a, "\"exits\":{},\"devices\":[],\"exits_total\":0") &&
+		      strstr(a, "\"commands_started\":0,\"commands_exited\":0,\"commands_failed\":0"),
+		      "%s", a);
 	api_front_stop_vm(f); /* no VM: nothing */
 	api_front_destroy(f);
 	ck_assert_int_ne(stat(t_sock, &st), 0);
@@ -102,6 +105,87 @@ START_TEST(test_bad_path)
 }
 END_TEST
 
+/* The VM's counters as GET /metrics has them; a hostile exit name dropped. */
+START_TEST(test_metrics_from_vm)
+{
+	struct minivm_metrics s;
+	struct api_metrics m;
+
+	memset(&s, 0, sizeof(s));
+	memset(&m, 0, sizeof(m));
+	snprintf(s.exits[0].name, sizeof(s.exits[0].name), "io");
+	s.exits[0].count = 87;
+	snprintf(s.exits[1].name, sizeof(s.exits[1].name), "a\"b");
+	s.exits[1].count = 1;
+	snprintf(s.exits[2].name, sizeof(s.exits[2].name), "mmio");
+	s.exits[2].count = 490;
+	s.nr_exits = 3;
+	snprintf(s.devices[0].name, sizeof(s.devices[0].name), "net0");
+	snprintf(s.devices[0].kind, sizeof(s.devices[0].kind), "net");
+	s.devices[0].writes = 4;
+	s.devices[0].write_bytes = 300;
+	s.devices[0].denied = 2;
+	s.devices[0].throttled = 1;
+	s.nr_devices = 1;
+	s.exits_total = 577;
+	s.policy_denials = 2;
+	s.ratelimit_throttles = 1;
+	s.guest_errors = 1;
+	s.events_suppressed = 3;
+	s.commands_started = 5;
+	s.commands_exited = 4;
+	s.commands_failed = 1;
+	m.agent_commands = 9;
+	api_front_metrics_from(&m, &s);
+	ck_assert_uint_eq(m.nr_exits, 2);
+	ck_assert_str_eq(m.exits[0].name, "io");
+	ck_assert_str_eq(m.exits[1].name, "mmio");
+	ck_assert_uint_eq(m.exits[1].count, 490);
+	ck_assert_uint_eq(m.nr_devices, 1);
+	ck_assert_str_eq(m.devices[0].kind, "net");
+	ck_assert_uint_eq(m.devices[0].denied, 2);
+	ck_assert_uint_eq(m.devices[0].write_bytes, 300);
+	ck_assert_uint_eq(m.exits_total, 577);
+	ck_assert_uint_eq(m.events_suppressed, 3);
+	ck_assert_uint_eq(m.commands_started, 5);
+	ck_assert_uint_eq(m.commands_failed, 1);
+	ck_assert_uint_eq(m.agent_commands, 9); /* the socket's own */
+}
+END_TEST
+
+START_TEST(test_events_from_vm)
+{
+	struct minivm_event ev;
+	struct api_event a;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = MINIVM_EVENT_POLICY_DENIED;
+	ev.dst_ip = 0x0a090807;
+	ev.dst_port = 443;
+	ev.ip_proto = 6;
+	snprintf(ev.reason, sizeof(ev.reason), "dest");
+	snprintf(ev.message, sizeof(ev.message), "virtio-net");
+	api_front_event_from(&a, &ev);
+	ck_assert_int_eq(a.type, API_EV_POLICY_DENIED);
+	ck_assert_str_eq(a.dst, "10.9.8.7");
+	ck_assert_uint_eq(a.port, 443);
+	ck_assert_str_eq(a.proto, "tcp");
+	ck_assert_str_eq(a.reason, "dest");
+	ev.dst_ip = 0;
+	ev.ip_proto = 0;
+	snprintf(ev.reason, sizeof(ev.reason), "arp");
+	api_front_event_from(&a, &ev);
+	ck_assert_str_eq(a.dst, "");
+	ck_assert_str_eq(a.proto, "other");
+	memset(&ev, 0, sizeof(ev));
+	ev.type = MINIVM_EVENT_GUEST_ERROR;
+	snprintf(ev.message, sizeof(ev.message), "the guest reset without an exit status");
+	api_front_event_from(&a, &ev);
+	ck_assert_int_eq(a.type, API_EV_GUEST_ERROR);
+	ck_assert_str_eq(a.message, "the guest reset without an exit status");
+}
+END_TEST
+
 static Suite *api_front_suite(void)
 {
 	Suite *s = suite_create("api_front");
@@ -110,6 +194,8 @@ static Suite *api_front_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_lifecycle_and_failed_start);
 	tcase_add_test(tc, test_bad_path);
+	tcase_add_test(tc, test_metrics_from_vm);
+	tcase_add_test(tc, test_events_from_vm);
 	suite_add_tcase(s, tc);
 	return s;
 }

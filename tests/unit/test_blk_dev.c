@@ -328,6 +328,66 @@ START_TEST(test_last_sector_and_past_end)
 }
 END_TEST
 
+/* Metrics: completed reads, writes, flushes with their bytes; failures
+ * counted as errors only; GET_ID in none of them. */
+START_TEST(test_counters)
+{
+	struct minivm_device_metrics m;
+
+	start_dev(false, 0);
+	run_one(0, VIRTIO_BLK_T_IN, 10, 8192);
+	run_one(1, VIRTIO_BLK_T_IN, 0, 512);
+	run_one(2, VIRTIO_BLK_T_OUT, 100, 4096);
+	run_one(3, VIRTIO_BLK_T_FLUSH, 0, 0);
+	run_one(4, VIRTIO_BLK_T_GET_ID, 0, 20);
+	run_one(5, VIRTIO_BLK_T_IN, IMG_SECTORS, 512); /* past the end */
+	ck_assert_uint_eq(status_of(5), VIRTIO_BLK_S_IOERR);
+	run_one(6, 0x1234, 0, 512);                    /* unsupported */
+	ck_assert_uint_eq(status_of(6), VIRTIO_BLK_S_UNSUPP);
+	memset(&m, 0, sizeof(m));
+	virtio_stats_read(&dev->stats, &m);
+	ck_assert_uint_eq(m.reads, 2);
+	ck_assert_uint_eq(m.read_bytes, 8192 + 512);
+	ck_assert_uint_eq(m.writes, 1);
+	ck_assert_uint_eq(m.write_bytes, 4096);
+	ck_assert_uint_eq(m.flushes, 1);
+	ck_assert_uint_eq(m.errors, 2);
+	ck_assert_uint_eq(m.throttled, 0);
+	ck_assert_uint_eq(m.denied, 0);
+}
+END_TEST
+
+static unsigned int nr_events;
+static struct minivm_event last_event;
+
+static void count_event(void *opaque, const struct minivm_event *ev)
+{
+	(void)opaque;
+	nr_events++;
+	last_event = *ev;
+}
+
+/* A ring the guest broke: one error and one GUEST_ERROR event naming it. */
+START_TEST(test_broken_ring_event)
+{
+	struct minivm_device_metrics m;
+
+	start_dev(false, 0);
+	nr_events = 0;
+	dev->event_fn = count_event;
+	vqb_desc(&b, 0, HDRS, 16, VIRTQ_DESC_F_NEXT, 0); /* loops on itself */
+	vqb_publish(&b, 0);
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	ck_assert_uint_ne(vmmio_status(t) & VIRTIO_STATUS_NEEDS_RESET, 0);
+	ck_assert_uint_eq(nr_events, 1);
+	ck_assert_uint_eq(last_event.type, MINIVM_EVENT_GUEST_ERROR);
+	ck_assert_ptr_nonnull(strstr(last_event.message, "virtio-blk"));
+	ck_assert_ptr_nonnull(strstr(last_event.message, "needs reset"));
+	virtio_stats_read(&dev->stats, &m);
+	ck_assert_uint_eq(m.errors, 1);
+}
+END_TEST
+
 /* The guest kernel refuses to write a read-only disk itself; a hostile
  * guest does not, and gets IOERR from the device. */
 START_TEST(test_write_to_read_only_disk)
@@ -652,6 +712,8 @@ int main(void)
 	tcase_add_test(tc, test_request_without_status);
 	tcase_add_test(tc, test_reset_with_requests_in_flight);
 	tcase_add_test(tc, test_stop_with_requests_in_flight);
+	tcase_add_test(tc, test_counters);
+	tcase_add_test(tc, test_broken_ring_event);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

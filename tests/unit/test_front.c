@@ -171,6 +171,20 @@ START_TEST(test_restore_missing)
 END_TEST
 
 /* Every call in the wrong state answers with an error, never a crash. */
+/* minivm_vm_metrics() of a VM without a VMM process: only command counts. */
+static void check_metrics(struct minivm_vm *vm, uint64_t started, uint64_t exited, uint64_t failed)
+{
+	struct minivm_metrics m;
+
+	ck_assert_int_eq(minivm_vm_metrics(vm, &m), 0);
+	ck_assert_uint_eq(m.commands_started, started);
+	ck_assert_uint_eq(m.commands_exited, exited);
+	ck_assert_uint_eq(m.commands_failed, failed);
+	ck_assert_uint_eq(m.nr_exits, 0);
+	ck_assert_uint_eq(m.exits_total, 0);
+	ck_assert_uint_eq(m.nr_devices, 0);
+}
+
 START_TEST(test_out_of_order)
 {
 	struct minivm_vm_config c;
@@ -202,6 +216,9 @@ START_TEST(test_out_of_order)
 	ck_assert_int_eq(minivm_vm_resume(vm), 0); /* not paused: nothing to do */
 	ck_assert_int_eq(minivm_vm_snapshot(vm, NULL), -EINVAL);
 	ck_assert_int_eq(minivm_vm_shutdown(vm, 0, 0), -EINVAL);
+	/* Metrics before start: zeros, but the refused commands (counted as
+	 * started and failed). */
+	check_metrics(vm, 2, 0, 2);
 	/* A stop before start: start refuses, nothing was forked. */
 	minivm_vm_stop(vm);
 	ck_assert_int_eq(minivm_vm_start(vm), -ECANCELED);
@@ -472,6 +489,8 @@ START_TEST(test_exec_fds)
 	ck_assert_int_eq(minivm_vm_exec(vm, &x, &xr), 0);
 	ck_assert_int_eq(xr.kind, MINIVM_EXEC_START_FAILED);
 	ck_assert_int_eq(xr.status, 127);
+	/* The front's command counts (no VMM here: its counters are zeros). */
+	check_metrics(vm, 2, 1, 1);
 	fake_vm_end(vm);
 }
 END_TEST

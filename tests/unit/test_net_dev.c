@@ -437,6 +437,56 @@ START_TEST(test_tx_denied_answers)
 }
 END_TEST
 
+static struct minivm_event events[8];
+static unsigned int nr_events;
+
+static void take_event(void *opaque, const struct minivm_event *ev)
+{
+	(void)opaque;
+	if (nr_events < 8)
+		events[nr_events] = *ev;
+	nr_events++;
+}
+
+/* Metrics and events: sent frames with their bytes, every denial counted
+ * and told with its destination, port, protocol and reason. */
+START_TEST(test_counters_and_denial_events)
+{
+	uint8_t f[NET_BUF_MAX], got[NET_BUF_MAX + 64];
+	struct minivm_device_metrics m;
+	size_t n;
+
+	nr_events = 0;
+	dev->event_fn = take_event;
+	post_rx(4);
+	n = syn(f, IP(1, 2, 3, 4), 443);
+	send_tx(f, n);
+	ck_assert_int_eq(peer_recv(got, sizeof(got)), (ssize_t)n);
+	send_tx(f, syn(f, IP(1, 2, 3, 4), 80));
+	send_tx(f, udp(f, IP(9, 9, 9, 9), 53));
+	send_tx(f, arp_req(f, IP(10, 0, 2, 77)));
+	send_tx(f, arp_req(f, guest.gw)); /* answered: not a denial */
+	virtio_stats_read(&dev->stats, &m);
+	ck_assert_uint_eq(m.writes, 1);
+	ck_assert_uint_eq(m.write_bytes, n - NET_VNET_HDR_LEN);
+	ck_assert_uint_eq(m.denied, 3);
+	ck_assert_uint_eq(m.errors, 0);
+	ck_assert_uint_eq(nr_events, 3);
+	ck_assert_uint_eq(events[0].type, MINIVM_EVENT_POLICY_DENIED);
+	ck_assert_uint_eq(events[0].dst_ip, IP(1, 2, 3, 4));
+	ck_assert_uint_eq(events[0].dst_port, 80);
+	ck_assert_uint_eq(events[0].ip_proto, NET_IPPROTO_TCP);
+	ck_assert_str_eq(events[0].reason, "dest");
+	ck_assert_str_eq(events[0].message, "virtio-net");
+	ck_assert_uint_eq(events[1].dst_ip, IP(9, 9, 9, 9));
+	ck_assert_uint_eq(events[1].dst_port, 53);
+	ck_assert_uint_eq(events[1].ip_proto, NET_IPPROTO_UDP);
+	ck_assert_uint_eq(events[2].dst_ip, 0); /* ARP: no IPv4 destination */
+	ck_assert_uint_eq(events[2].dst_port, 0);
+	ck_assert_str_eq(events[2].reason, net_deny_reason_name(NET_DENY_ARP));
+}
+END_TEST
+
 START_TEST(test_tx_spoofed_ipv6_malformed)
 {
 	uint8_t f[NET_BUF_MAX + 100], got[NET_BUF_MAX];
@@ -540,6 +590,16 @@ START_TEST(test_rx_from_backend)
 	stats(&c);
 	ck_assert_uint_eq(c.rx_frames, 2);
 	ck_assert_uint_eq(c.rx_dropped, 3);
+	/* Metrics: frames to the guest and their Ethernet bytes; drops are errors. */
+	{
+		struct minivm_device_metrics m;
+
+		virtio_stats_read(&dev->stats, &m);
+		ck_assert_uint_eq(m.reads, 2);
+		ck_assert_uint_eq(m.read_bytes, (n - NET_VNET_HDR_LEN) + 36);
+		ck_assert_uint_eq(m.errors, 3);
+		ck_assert_uint_eq(m.writes, 0);
+	}
 }
 END_TEST
 
@@ -1013,6 +1073,13 @@ START_TEST(test_limit_tx_delays_frames)
 	ck_assert_uint_eq(ctr.tx_frames, 6);
 	ck_assert_uint_ge(ctr.tx_throttled, 1);
 	ck_assert_uint_le(ctr.tx_throttled, 5);
+	{
+		struct minivm_device_metrics m;
+
+		virtio_stats_read(&dev->stats, &m);
+		ck_assert_uint_eq(m.throttled, ctr.tx_throttled);
+		ck_assert_uint_eq(m.writes, 6);
+	}
 	ck_assert_uint_eq(ctr.rx_throttled, 0);
 	ck_assert_uint_eq(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
 }
@@ -1270,6 +1337,7 @@ int main(void)
 	tcase_add_test(tc, test_config_and_features);
 	tcase_add_test(tc, test_tx_allowed_reaches_backend);
 	tcase_add_test(tc, test_tx_denied_answers);
+	tcase_add_test(tc, test_counters_and_denial_events);
 	tcase_add_test(tc, test_tx_spoofed_ipv6_malformed);
 	tcase_add_test(tc, test_rx_from_backend);
 	tcase_add_test(tc, test_reset_and_broken_ring);

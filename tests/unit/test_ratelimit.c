@@ -697,6 +697,14 @@ START_TEST(blk_bytes_throttled)
 		check_read(i);
 	ck_assert_uint_ge(virtio_blk_throttled(dev), 1);
 	ck_assert_uint_eq(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
+	/* Metrics see the same throttles, and the 8 reads. */
+	{
+		struct minivm_device_metrics m;
+
+		virtio_stats_read(&dev->stats, &m);
+		ck_assert_uint_eq(m.throttled, virtio_blk_throttled(dev));
+		ck_assert_uint_eq(m.reads, 8);
+	}
 }
 END_TEST
 

@@ -96,6 +96,14 @@ START_TEST(test_fills_buffer)
 	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	ck_assert_uint_eq(vqb_used_idx(&b), 2);
 	ck_assert_int_ne(memcmp(fake_ram_at(&ram, BUF, 64), fake_ram_at(&ram, BUF + 0x1000, 64), 64), 0);
+	/* Metrics: two requests, the bytes given. */
+	{
+		struct minivm_device_metrics m;
+
+		virtio_stats_read(&vmmio_device(t)->stats, &m);
+		ck_assert_uint_eq(m.reads, 2);
+		ck_assert_uint_eq(m.read_bytes, 128);
+	}
 }
 END_TEST
 

@@ -352,6 +352,17 @@ START_TEST(test_host_initiated_flow)
 	ck_assert(host_closed(fd));
 	ck_assert_uint_eq(virtio_vsock_nr_conns(dev), 0);
 	close(fd);
+	/* Metrics: packets each way (the handshake's too), payload bytes. */
+	{
+		struct minivm_device_metrics m;
+
+		virtio_stats_read(&dev->stats, &m);
+		ck_assert_uint_ge(m.reads, 2);  /* REQUEST and the data */
+		ck_assert_uint_eq(m.read_bytes, 4);
+		ck_assert_uint_ge(m.writes, 3); /* RESPONSE, data, RST */
+		ck_assert_uint_eq(m.write_bytes, 5);
+		ck_assert_uint_eq(m.errors, 0);
+	}
 }
 END_TEST
 
