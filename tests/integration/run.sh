@@ -607,6 +607,13 @@ unset MINIVM_CACHE
 # control socket against a real VM (issue 11): three boots.
 . "$(dirname "$0")/api.sh"
 
+# 14: the VMM's counters and events through the front (issue 11): two
+# boots of tests/integration/metrics_vm.c (a process of its own).
+"$(dirname "$0")/metrics.sh" "$B" >"$T/metrics.log" 2>&1
+e=$?
+check "metrics.sh: exits, disk and vsock I/O and commands counted; a guest panic is one guest_error event (got $e)" [ "$e" = 0 ]
+[ "$e" = 0 ] || sed 's/^/  metrics: /' "$T/metrics.log"
+
 # 10: images in and out, the workspace (issue 9).
 . "$(dirname "$0")/images.sh"
 
