@@ -10,13 +10,15 @@
 #      no sanitizer report (API_BOOT_CYCLES=5: also 5 cycles that boot,
 #      5 boots more). Then the CLI restores the snapshot with
 #      --log-format json --timings (every stderr line a JSON object).
-#  (b) minivm --api-sock driven by tests/examples/api_client.py (configure,
-#      start, three commands, pause/resume, metrics, stop, events) and by
-#      tests/integration/api_raw.py (truncated, oversized, invalid, unknown
-#      field, wrong type, wrong state: each its 4xx with a message, the
-#      server serving afterwards); every exchange validated against
-#      vmm/openapi.json by tests/integration/api_check.py; minivm's exit
-#      status and JSON log lines.
+#  (b) minivm --api-sock driven by tests/examples/api_client.py (configure
+#      with a snapshot_dir, start, three commands, pause, snapshot, resume,
+#      metrics, stop, events) and by tests/integration/api_raw.py
+#      (truncated, oversized, invalid, unknown field, wrong type, wrong
+#      state, a snapshot to another dir and a second one: each its 4xx
+#      with a message, the server serving afterwards); every exchange
+#      validated against vmm/openapi.json by tests/integration/api_check.py;
+#      minivm's exit status and JSON log lines. Then the CLI restores the
+#      socket's snapshot once and runs a command in it (a restore, no boot).
 
 if ! declare -F check >/dev/null; then
 	# Standalone.
@@ -158,6 +160,7 @@ check "--log-format json: ...which parses" api_all_json "$AT/je.err"
 # (b) Boot 3: the control socket. The lock is held (fd 9) while the VM lives.
 SOCK=$AT/api.sock
 REC=$AT/exchanges.jsonl
+SS=$AT/sock-snap
 exec 9>"$API_LOCK"
 flock 9
 TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --api-sock "$SOCK" --log-format json -v \
@@ -168,9 +171,10 @@ check "--api-sock: the socket is there" test -S "$SOCK"
 python3 "$API_DIR/api_raw.py" "$SOCK" before "$REC" >"$AT/raw1.out" 2>&1
 api_relay "$AT/raw1.out" "socket before start"
 python3 "$API_DIR/../examples/api_client.py" "$SOCK" --kernel "$(realpath "$API_KERNEL")" \
-	--rootfs "$(realpath "$API_ROOTFS")" --pause --record "$REC" 9>&- >"$AT/cl1.out" 2>"$AT/cl1.err"
+	--rootfs "$(realpath "$API_ROOTFS")" --pause --snapshot "$SS" --record "$REC" 9>&- \
+	>"$AT/cl1.out" 2>"$AT/cl1.err"
 e=$?
-check "api_client.py: configure, start, three commands, pause/resume, metrics: exit 0 ($(tail -n1 "$AT/cl1.err"))" \
+check "api_client.py: configure, start, three commands, pause, snapshot, resume, metrics: exit 0 ($(tail -n1 "$AT/cl1.err"))" \
 	test "$e" = 0
 check "api_client.py: uname -a streamed, status 0" grep -q '^uname -a -> exited, status 0' "$AT/cl1.out"
 check "api_client.py: the command's stdout streamed to stdout" grep -qx 'out' "$AT/cl1.out"
@@ -178,6 +182,10 @@ check "api_client.py: ...and its status 3" grep -q 'exit 3 -> exited, status 3' 
 check "api_client.py: the command's stderr streamed to stderr" grep -qx 'err' "$AT/cl1.err"
 check "api_client.py: stdin reached the command" grep -qx 'got hello from the host' "$AT/cl1.out"
 check "api_client.py: pause: paused" grep -q '^pause: paused' "$AT/cl1.out"
+check "api_client.py: POST /snapshot of the paused VM: 200, still paused" \
+	grep -qx "snapshot: paused $SS" "$AT/cl1.out"
+check "api_client.py: GET /status after the snapshot: paused" grep -qx 'status: paused' "$AT/cl1.out"
+check "POST /snapshot: the snapshot's state and memory files are there" test -s "$SS/state" -a -e "$SS/memory"
 check "api_client.py: resume: running" grep -q '^resume: running' "$AT/cl1.out"
 check "api_client.py: metrics count 3 agent commands" grep -q '^agent commands: 3 ' "$AT/cl1.out"
 python3 "$API_DIR/api_raw.py" "$SOCK" running "$REC" >"$AT/raw2.out" 2>&1
@@ -187,6 +195,8 @@ python3 "$API_DIR/../examples/api_client.py" "$SOCK" --attach --stop --record "$
 e=$?
 check "api_client.py --attach --stop: three more commands, stop, events: exit 0 ($(tail -n1 "$AT/cl2.err"))" \
 	test "$e" = 0
+check "api_client.py --attach: the commands after the snapshot ran" \
+	grep -q 'exit 3 -> exited, status 3' "$AT/cl2.out"
 check "api_client.py: events ready, 6 command_exited, vm_exit stopped" \
 	test "$(grep -c '^event: ready' "$AT/cl2.out")" = 1 -a \
 	"$(grep -c '^event: command_exited' "$AT/cl2.out")" -ge 6 -a \
@@ -207,6 +217,14 @@ python3 "$API_DIR/api_check.py" "$API_TOP/vmm/openapi.json" "$REC" >"$AT/check.o
 e=$?
 check "api_check.py: every exchange valid against vmm/openapi.json ($(tail -n1 "$AT/check.out"))" test "$e" = 0
 check "api_check.py: 40 exchanges or more recorded ($(wc -l <"$REC"))" test "$(wc -l <"$REC")" -ge 40
+
+# The socket's snapshot restored once by the CLI (a restore, not a boot).
+TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --restore "$SS" \
+	-- sh -c 'echo from-socket-snapshot; exit 4' </dev/null >"$AT/sr.out" 2>"$AT/sr.err"
+e=$?
+check "minivm --restore of the socket's snapshot: the command's status 4 (got $e: $(tail -n1 "$AT/sr.err"))" \
+	test "$e" = 4
+check "minivm --restore of the socket's snapshot: the command's output" grep -qx from-socket-snapshot "$AT/sr.out"
 
 if [ "$API_STANDALONE" = 1 ]; then
 	echo "$pass passed, $fail failed"

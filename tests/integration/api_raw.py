@@ -8,8 +8,9 @@ half-closes the socket), reads the answer to the end, checks its status and
 that an error carries a message, and appends the exchange to RECORD.jsonl
 (the input of api_check.py, which validates it against vmm/openapi.json).
 "before": the VM is not started yet; "running": it runs (after this phase
-it still does: a pause is resumed). Prints PASS/FAIL lines; exits 1 on a
-failure.
+it still does: a pause is resumed; when GET /config shows a snapshot_dir,
+a snapshot was taken there already: another dir is 400, a second one 409).
+Prints PASS/FAIL lines; exits 1 on a failure.
 """
 import json
 import socket
@@ -125,6 +126,8 @@ def before(p):
     p.json_call("unknown field", "PUT", "/machine", '{"vcpus": 1, "bogus": 2}', 400, "bogus")
     p.json_call("wrong type", "PUT", "/machine", '{"vcpus": "two"}', 400, "vcpus")
     p.json_call("out of range", "PUT", "/machine", '{"mem_mib": 1}', 400, "mem_mib")
+    p.json_call("snapshot_dir not absolute", "PUT", "/machine", '{"snapshot_dir": "snap"}', 400, "snapshot_dir")
+    p.json_call("snapshot before start", "POST", "/snapshot", '{"dir": "/tmp/s"}', 409, "not allowed")
     p.send("form data, not JSON", "PUT", "/machine",
            request("PUT", "/machine", b"vcpus=1", content_type=b"application/x-www-form-urlencoded"), 415)
     p.json_call("exec before start", "POST", "/exec", '{"argv": ["true"]}', 409, "not allowed")
@@ -132,6 +135,19 @@ def before(p):
     p.send("unknown path", "GET", "/nope", request("GET", "/nope"), 404)
     p.send("wrong method", "DELETE", "/status", request("DELETE", "/status"), 405)
     p.alive("configuring")
+
+
+def snapshot_errors(p):
+    """Paused, after a snapshot into the configured snapshot_dir: another
+    dir, then that one again."""
+    body = p.send("GET /config", "GET", "/config", request("GET", "/config"), 200)
+    snap = json.loads(body)["machine"].get("snapshot_dir") if body else None
+    if not snap:
+        return
+    other = json.dumps({"dir": snap + "-other"})
+    p.json_call("snapshot to another dir than snapshot_dir", "POST", "/snapshot", other, 400, "snapshot_dir")
+    again = json.dumps({"dir": snap})
+    p.json_call("a second snapshot", "POST", "/snapshot", again, 409, "taken already")
 
 
 def running(p):
@@ -144,6 +160,8 @@ def running(p):
     p.send("truncated headers", "GET", "/status", b"GET /status HTTP/1.1\r\nHost: loc", 400, half_close=True)
     p.send("pause", "POST", "/pause", request("POST", "/pause", b""), 200)
     p.json_call("exec while paused", "POST", "/exec", '{"argv": ["true"]}', 409, "paused")
+    snapshot_errors(p)
+    p.alive("paused")
     p.send("resume", "POST", "/resume", request("POST", "/resume", b""), 200)
     p.alive("running")
 

@@ -1133,8 +1133,8 @@ START_TEST(test_python_client)
 	ck_assert_int_eq(api_listen(path, &a->lfd), 0);
 	a->api = api;
 	ck_assert_int_eq(pthread_create(&t, NULL, accept_thread, a), 0);
-	snprintf(cmd, sizeof(cmd), "python3 tests/examples/api_client.py %s --kernel /k/vmlinux --rootfs /r.img --stop",
-		 path);
+	snprintf(cmd, sizeof(cmd), "python3 tests/examples/api_client.py %s --kernel /k/vmlinux --rootfs /r.img "
+		 "--pause --snapshot /snap/py --stop", path);
 	ck_assert_int_eq(system(cmd), 0);
 	ck_assert_int_eq(shutdown(a->lfd, SHUT_RDWR), 0);
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
@@ -1144,6 +1144,10 @@ START_TEST(test_python_client)
 		close(a->args[i].fd);
 	}
 	ck_assert_int_eq(f.exec_calls, 3);
+	ck_assert_str_eq(f.start_snapshot_dir, "/snap/py");
+	ck_assert_int_eq(f.snapshot_calls, 1);
+	ck_assert_str_eq(f.last_snapshot, "/snap/py");
+	ck_assert_int_eq(f.resume_calls, 1);
 	ck_assert_int_eq(f.stop_calls, 1);
 	close(a->lfd);
 	unlink(path);
