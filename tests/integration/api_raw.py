@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """Raw, malformed and out-of-state requests against a real minivm control socket.
 
-    api_raw.py SOCKET before|running RECORD.jsonl
+    api_raw.py SOCKET before|running RECORD.jsonl [SNAPSHOT_DIR]
 
 Sends each request as bytes on a connection of its own (a truncated one
 half-closes the socket), reads the answer to the end, checks its status and
 that an error carries a message, and appends the exchange to RECORD.jsonl
 (the input of api_check.py, which validates it against vmm/openapi.json).
 "before": the VM is not started yet; "running": it runs (after this phase
-it still does: a pause is resumed; when GET /config shows a snapshot_dir,
-a snapshot was taken there already: another dir is 400, a second one 409).
+it still does: a pause is resumed). With SNAPSHOT_DIR, "before" sets it as
+PUT /machine's snapshot_dir, and "running" snapshots the paused VM there
+(200, still paused), then asks for another dir (400) and a second one
+(409). With API_SERVER_PID in the environment (minivm --api-sock's pid, or
+a parent's), the VMM process (its deepest descendant) must be stopped (state
+T) while paused, also right after the snapshot, and not after the resume.
 Prints PASS/FAIL lines; exits 1 on a failure.
 """
+import os
 import json
 import socket
 import sys
@@ -115,7 +120,46 @@ class Probe:
         check("still serving: state %s (got %s)" % (state, got), got == state)
 
 
-def before(p):
+def vmm_pid():
+    """The deepest descendant of $API_SERVER_PID (minivm -> keeper -> VMM), or None."""
+    root = os.environ.get("API_SERVER_PID")
+    if not root:
+        return None
+    kids = {}
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        ppid = int(st[st.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    pid = int(root)
+    while kids.get(pid):
+        pid = max(kids[pid])
+    return pid
+
+
+def proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except OSError:
+        return None
+    return st[st.rindex(")") + 2]
+
+
+def check_frozen(pid, frozen, when):
+    if pid is None:
+        return
+    st = proc_state(pid)
+    if frozen:
+        check("the VMM process (%d) is stopped %s (state %s)" % (pid, when, st), st == "T")
+    else:
+        check("the VMM process (%d) runs %s (state %s)" % (pid, when, st), st not in ("T", None))
+
+
+def before(p, snap):
     p.send("truncated request line", "GET", "/status", b"GET /sta", 400, half_close=True)
     p.send("truncated body", "PUT", "/machine",
            b"PUT /machine HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
@@ -128,6 +172,8 @@ def before(p):
     p.json_call("out of range", "PUT", "/machine", '{"mem_mib": 1}', 400, "mem_mib")
     p.json_call("snapshot_dir not absolute", "PUT", "/machine", '{"snapshot_dir": "snap"}', 400, "snapshot_dir")
     p.json_call("snapshot before start", "POST", "/snapshot", '{"dir": "/tmp/s"}', 409, "not allowed")
+    if snap:
+        p.json_call("PUT /machine snapshot_dir", "PUT", "/machine", json.dumps({"snapshot_dir": snap}), 204)
     p.send("form data, not JSON", "PUT", "/machine",
            request("PUT", "/machine", b"vcpus=1", content_type=b"application/x-www-form-urlencoded"), 415)
     p.json_call("exec before start", "POST", "/exec", '{"argv": ["true"]}', 409, "not allowed")
@@ -137,20 +183,23 @@ def before(p):
     p.alive("configuring")
 
 
-def snapshot_errors(p):
-    """Paused, after a snapshot into the configured snapshot_dir: another
-    dir, then that one again."""
-    body = p.send("GET /config", "GET", "/config", request("GET", "/config"), 200)
-    snap = json.loads(body)["machine"].get("snapshot_dir") if body else None
-    if not snap:
-        return
+def snapshot(p, snap, pid):
+    """Paused: a snapshot into snap (the configured snapshot_dir), then
+    another dir, then snap again; the VM stays paused throughout."""
+    body = p.json_call("snapshot of the paused VM", "POST", "/snapshot", json.dumps({"dir": snap}), 200)
+    ans = json.loads(body) if body else {}
+    check("snapshot: the answer is paused and the dir (%s)" % ans,
+          ans.get("state") == "paused" and ans.get("dir") == snap)
+    check_frozen(pid, True, "right after the snapshot")
+    state = os.path.join(snap, "state")
+    check("snapshot: its state file is there", os.path.exists(state) and os.path.getsize(state) > 0)
     other = json.dumps({"dir": snap + "-other"})
     p.json_call("snapshot to another dir than snapshot_dir", "POST", "/snapshot", other, 400, "snapshot_dir")
-    again = json.dumps({"dir": snap})
-    p.json_call("a second snapshot", "POST", "/snapshot", again, 409, "taken already")
+    p.json_call("a second snapshot", "POST", "/snapshot", json.dumps({"dir": snap}), 409, "taken already")
+    check_frozen(pid, True, "after the refused snapshots")
 
 
-def running(p):
+def running(p, snap):
     p.json_call("start twice", "POST", "/start", '{"wait_ready_ms": 0}', 409, "not allowed")
     p.json_call("exec: argv of the wrong type", "POST", "/exec", '{"argv": "ls"}', 400, "argv")
     p.json_call("exec: unknown field", "POST", "/exec", '{"argv": ["true"], "tty": 1}', 400, "tty")
@@ -158,21 +207,27 @@ def running(p):
     big = b"{\"argv\": [\"" + b"y" * 70000 + b"\"]}"
     p.send("exec: oversized body", "POST", "/exec", request("POST", "/exec", big), 413)
     p.send("truncated headers", "GET", "/status", b"GET /status HTTP/1.1\r\nHost: loc", 400, half_close=True)
+    pid = vmm_pid()
+    check_frozen(pid, False, "before the pause")
     p.send("pause", "POST", "/pause", request("POST", "/pause", b""), 200)
+    check_frozen(pid, True, "after the pause")
     p.json_call("exec while paused", "POST", "/exec", '{"argv": ["true"]}', 409, "paused")
-    snapshot_errors(p)
+    if snap:
+        snapshot(p, snap, pid)
     p.alive("paused")
     p.send("resume", "POST", "/resume", request("POST", "/resume", b""), 200)
+    check_frozen(pid, False, "after the resume")
     p.alive("running")
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[2] not in ("before", "running"):
+    if len(sys.argv) not in (4, 5) or sys.argv[2] not in ("before", "running"):
         sys.stderr.write(__doc__)
         return 2
+    snap = sys.argv[4] if len(sys.argv) == 5 else None
     with open(sys.argv[3], "a") as record:
         p = Probe(sys.argv[1], record)
-        (before if sys.argv[2] == "before" else running)(p)
+        (before if sys.argv[2] == "before" else running)(p, snap)
     return 1 if failures else 0
 
 
