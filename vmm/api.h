@@ -203,7 +203,7 @@ struct api_metrics {
  * - ctx is the pointer given to api_create(); err[0..errlen) receives a
  *   one-line message on failure (the router sends it to the client).
  * - Returns 0 or a negative errno: -EINVAL, -ENOENT, -EACCES, -ENOTDIR,
- *   -EISDIR, -E2BIG, -ENAMETOOLONG become 400 (the client's request named
+ *   -EISDIR, -E2BIG, -ENAMETOOLONG, -EEXIST become 400 (the client's request named
  *   something unusable), -EBUSY/-EALREADY 409, anything else 500.
  * - Called from the thread that serves the connection (api_serve_fd's
  *   caller), never with the api's lock held; the router serializes the

@@ -171,6 +171,8 @@ srv=$!
 for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
 check "--api-sock: the socket is there" test -S "$SOCK"
 python3 "$API_DIR/api_raw.py" "$SOCK" before "$REC" "$SS" >"$AT/raw1.out" 2>&1
+e=$?
+check "api_raw.py before: exit 0 ($(tail -n1 "$AT/raw1.out"))" test "$e" = 0
 api_relay "$AT/raw1.out" "socket before start"
 python3 "$API_DIR/../examples/api_client.py" "$SOCK" --kernel "$(realpath "$API_KERNEL")" \
 	--rootfs "$(realpath "$API_ROOTFS")" --pause --record "$REC" 9>&- >"$AT/cl1.out" 2>"$AT/cl1.err"
@@ -186,6 +188,8 @@ check "api_client.py: pause: paused" grep -q '^pause: paused' "$AT/cl1.out"
 check "api_client.py: resume: running" grep -q '^resume: running' "$AT/cl1.out"
 check "api_client.py: metrics count 3 agent commands" grep -q '^agent commands: 3 ' "$AT/cl1.out"
 API_SERVER_PID=$srv python3 "$API_DIR/api_raw.py" "$SOCK" running "$REC" "$SS" >"$AT/raw2.out" 2>&1
+e=$?
+check "api_raw.py running: exit 0 ($(tail -n1 "$AT/raw2.out"))" test "$e" = 0
 api_relay "$AT/raw2.out" "socket running"
 check "POST /snapshot: the snapshot's state and memory files are there" test -s "$SS/state" -a -e "$SS/memory"
 python3 "$API_DIR/../examples/api_client.py" "$SOCK" --attach --stop --record "$REC" 9>&- \

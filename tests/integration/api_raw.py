@@ -126,7 +126,7 @@ def vmm_pid():
     if not root:
         return None
     kids = {}
-    for d in os.listdir("/proc"):
+    for d in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open("/proc/%s/stat" % d) as f:
                 st = f.read()
@@ -141,22 +141,23 @@ def vmm_pid():
 
 
 def proc_state(pid):
+    """(name, state letter) of pid, or (None, None) when it is gone."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             st = f.read()
     except OSError:
-        return None
-    return st[st.rindex(")") + 2]
+        return None, None
+    return st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2]
 
 
 def check_frozen(pid, frozen, when):
     if pid is None:
         return
-    st = proc_state(pid)
+    name, st = proc_state(pid)
     if frozen:
-        check("the VMM process (%d) is stopped %s (state %s)" % (pid, when, st), st == "T")
+        check("the VMM process (%s %d) is stopped %s (state %s)" % (name, pid, when, st), st == "T")
     else:
-        check("the VMM process (%d) runs %s (state %s)" % (pid, when, st), st not in ("T", None))
+        check("the VMM process (%s %d) runs %s (state %s)" % (name, pid, when, st), st not in ("T", None))
 
 
 def before(p, snap):
