@@ -175,6 +175,9 @@ def before(p, snap):
     p.json_call("snapshot before start", "POST", "/snapshot", '{"dir": "/tmp/s"}', 409, "not allowed")
     if snap:
         p.json_call("PUT /machine snapshot_dir", "PUT", "/machine", json.dumps({"snapshot_dir": snap}), 204)
+        body = p.send("GET /config", "GET", "/config", request("GET", "/config"), 200)
+        got = json.loads(body)["machine"].get("snapshot_dir") if body else None
+        check("GET /config shows the snapshot_dir (%s)" % got, got == snap)
     p.send("form data, not JSON", "PUT", "/machine",
            request("PUT", "/machine", b"vcpus=1", content_type=b"application/x-www-form-urlencoded"), 415)
     p.json_call("exec before start", "POST", "/exec", '{"argv": ["true"]}', 409, "not allowed")
