@@ -460,17 +460,21 @@ static bool api_parse_mac(const char *s, uint8_t mac[6])
 
 static int api_put_machine(struct api_body *b, struct api_config *c)
 {
-	static const char names[] = "vcpus\0mem_mib\0vm_timeout_ms\0";
+	static const char names[] = "vcpus\0mem_mib\0vm_timeout_ms\0snapshot_dir\0";
 	uint64_t vcpus = c->vcpus, mem = c->mem_mib, tmo = c->vm_timeout_ms;
+	const char *snap = NULL;
 
 	if (api_fields(b, b->root, "", names) ||
 	    api_uint(b, b->root, "", "vcpus", false, 1, MINIVM_MAX_CPUS, &vcpus) ||
 	    api_uint(b, b->root, "", "mem_mib", false, API_MIN_MEM_MIB, API_MAX_MEM_MIB, &mem) ||
-	    api_uint(b, b->root, "", "vm_timeout_ms", false, 0, API_MAX_TIMEOUT_S * 1000, &tmo))
+	    api_uint(b, b->root, "", "vm_timeout_ms", false, 0, API_MAX_TIMEOUT_S * 1000, &tmo) ||
+	    api_path(b, b->root, "", "snapshot_dir", false, &snap))
 		return -EINVAL;
 	c->vcpus = (unsigned int)vcpus;
 	c->mem_mib = mem;
 	c->vm_timeout_ms = tmo;
+	if (snap) /* absent: unchanged, as the other fields */
+		snprintf(c->snapshot_dir, sizeof(c->snapshot_dir), "%s", snap);
 	c->machine_set = true;
 	return 0;
 }
@@ -1009,6 +1013,10 @@ static void api_h_config(struct api_req *q)
 	jsonw_u64(w, c->mem_mib);
 	jsonw_key(w, "vm_timeout_ms");
 	jsonw_u64(w, c->vm_timeout_ms);
+	if (c->snapshot_dir[0]) {
+		jsonw_key(w, "snapshot_dir");
+		jsonw_str(w, c->snapshot_dir);
+	}
 	jsonw_obj_end(w);
 	if (c->boot_set) {
 		jsonw_key(w, "boot");

@@ -11,7 +11,7 @@
 /*
  * The endpoints (vmm/openapi.json is the reference; docs-api.md the guide):
  *
- *   PUT  /machine     {vcpus, mem_mib, vm_timeout_ms}    204  configuring
+ *   PUT  /machine     {vcpus, mem_mib, vm_timeout_ms, snapshot_dir}  204  configuring
  *   PUT  /boot        {kernel, cmdline}                  204  configuring
  *   PUT  /rootfs      {path, read_only, rate_limit}      204  configuring
  *   PUT  /disks/{id}  {path, read_only, rate_limit}      204  configuring
@@ -81,6 +81,9 @@ struct api_config {
 	unsigned int vcpus;       /* 1..MINIVM_MAX_CPUS, default 1 */
 	uint64_t mem_mib;         /* API_MIN_MEM_MIB..API_MAX_MEM_MIB, default 256 */
 	uint64_t vm_timeout_ms;   /* 0: none */
+	char snapshot_dir[API_PATH_MAX]; /* absolute; "": no snapshot (the only
+				   * dir POST /snapshot accepts: its files are
+				   * opened before start) */
 	char kernel[API_PATH_MAX]; /* required before start */
 	char cmdline[API_CMDLINE_MAX];
 	char rootfs[API_PATH_MAX];
@@ -200,7 +203,7 @@ struct api_metrics {
  * - ctx is the pointer given to api_create(); err[0..errlen) receives a
  *   one-line message on failure (the router sends it to the client).
  * - Returns 0 or a negative errno: -EINVAL, -ENOENT, -EACCES, -ENOTDIR,
- *   -EISDIR, -E2BIG, -ENAMETOOLONG become 400 (the client's request named
+ *   -EISDIR, -E2BIG, -ENAMETOOLONG, -EEXIST become 400 (the client's request named
  *   something unusable), -EBUSY/-EALREADY 409, anything else 500.
  * - Called from the thread that serves the connection (api_serve_fd's
  *   caller), never with the api's lock held; the router serializes the
@@ -236,8 +239,9 @@ struct api_backend_ops {
 	int (*pause)(void *ctx, char *err, size_t errlen);
 	/* Resumes them (paused -> running). */
 	int (*resume)(void *ctx, char *err, size_t errlen);
-	/* Writes a snapshot of the paused VM into dir (absolute; the backend
-	 * creates it and refuses to overwrite). */
+	/* Writes a snapshot of the paused VM into dir (absolute), which must be
+	 * cfg->snapshot_dir as given at start (-EINVAL otherwise, -EALREADY for
+	 * a second one); the VM is paused again when it returns. */
 	int (*snapshot)(void *ctx, const char *dir, char *err, size_t errlen);
 	/* Stops the VM (starting, running or paused) and returns once it has
 	 * ended; VM_EXIT may be posted before or after it returns. */

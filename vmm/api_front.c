@@ -41,6 +41,7 @@ struct api_front {
 	struct minivm_result res;  /* the VM's end: written before ended is set */
 	atomic_bool ended;
 	atomic_bool vm_started;    /* start() succeeded: vm lives until destroy */
+	char snapshot_dir[API_PATH_MAX]; /* PUT /machine's, as at start ("": none) */
 };
 
 /* ---- the backend ---- */
@@ -98,6 +99,7 @@ static int api_front_config(struct api_front *f, const struct api_config *a,
 	m->cpus = a->vcpus ? a->vcpus : 1;
 	m->mem_bytes = (a->mem_mib ? a->mem_mib : 256) << 20;
 	m->vm_timeout_ms = a->vm_timeout_ms;
+	c->snapshot_dir = a->snapshot_dir[0] ? a->snapshot_dir : NULL;
 	m->rootfs = a->rootfs[0] ? a->rootfs : NULL;
 	m->rootfs_rw = a->rootfs[0] && !a->rootfs_read_only;
 	m->rootfs_limit = a->rootfs_limit;
@@ -237,6 +239,7 @@ static int api_front_start(void *ctx, const struct api_config *cfg, char *err, s
 		goto out;
 	}
 	f->monitor_started = true;
+	snprintf(f->snapshot_dir, sizeof(f->snapshot_dir), "%s", cfg->snapshot_dir);
 	atomic_store(&f->vm_started, true);
 out:
 	pthread_mutex_unlock(&f->lock);
@@ -372,17 +375,38 @@ static int api_front_resume(void *ctx, char *err, size_t errlen)
 }
 
 /*
- * The socket's snapshot names its directory after start, while the jailed
- * VMM writes only to files the front opened before it started
- * (minivm_vm_config.snapshot_dir). Passing new files to a running VMM
- * (SCM_RIGHTS over vmm_proc's socket, and vm.c taking fds per snapshot)
- * is not there yet: refused with a message (500).
+ * The jailed VMM writes only to files the front opened before it started:
+ * a snapshot goes to PUT /machine's snapshot_dir, once. The router calls
+ * this in state paused only; minivm_vm_snapshot() leaves the VM paused.
  */
 static int api_front_snapshot(void *ctx, const char *dir, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "snapshots through the control socket are not supported yet (the "
-			      "jailed VMM cannot open %s); use minivm --snapshot-after-ready", dir);
-	return -ENOTSUP;
+	struct api_front *f = ctx;
+	struct minivm_vm *vm = atomic_load(&f->vm);
+	int r;
+
+	if (!vm) {
+		snprintf(err, errlen, "no VM");
+		return -EINVAL;
+	}
+	if (!f->snapshot_dir[0]) {
+		snprintf(err, errlen, "no snapshot_dir: give it in PUT /machine before start (the "
+				      "jailed VMM cannot open %.200s)", dir);
+		return -EINVAL;
+	}
+	if (strcmp(dir, f->snapshot_dir)) {
+		snprintf(err, errlen, "%.200s is not the snapshot_dir of PUT /machine (%.200s): the "
+				      "jailed VMM writes only there", dir, f->snapshot_dir);
+		return -EINVAL;
+	}
+	r = minivm_vm_snapshot(vm, dir);
+	if (r) {
+		const char *m = minivm_vm_error(vm);
+
+		/* The router puts its own "snapshot: " first. */
+		snprintf(err, errlen, "%s", strncmp(m, "snapshot: ", 10) ? m : m + 10);
+	}
+	return r;
 }
 
 static void api_front_join_monitor(struct api_front *f)

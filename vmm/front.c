@@ -1336,16 +1336,53 @@ int minivm_vm_resume(struct minivm_vm *vm)
 	return r;
 }
 
+/*
+ * A VM frozen by minivm_vm_pause() cannot answer: let its process run for
+ * the snapshot (SIGCONT), which pauses the vCPUs itself. vm->paused stays
+ * set, so that a concurrent minivm_vm_stop() and minivm_vm_wait() still
+ * send their SIGCONT. Under the lock.
+ */
+static int front_snapshot_thaw(struct minivm_vm *vm)
+{
+	if (!vm->paused)
+		return 0;
+	if (kill(vm->vmm_pid, SIGCONT) < 0) {
+		int r = -errno;
+
+		front_fail(vm, "snapshot: cannot let the paused VMM run: %s", strerror(errno));
+		return r == -ESRCH ? -ECHILD : r;
+	}
+	return 0;
+}
+
+/*
+ * Lets the vCPUs the snapshot paused run again. A VM paused by
+ * minivm_vm_pause() is frozen again first (SIGSTOP), then gets the resume
+ * byte: its VMM reads it only after minivm_vm_resume(), so the guest does
+ * not run between the snapshot and that resume. No refreeze after a stop
+ * request: the VMM must be able to stop. Under the lock.
+ */
+static void front_snapshot_resume(struct minivm_vm *vm)
+{
+	if (vm->paused && !vm->stop_requested && kill(vm->vmm_pid, SIGSTOP) < 0) {
+		/* ESRCH: the VMM is gone, nothing to freeze; nothing else can fail. */
+	}
+	vmm_proc_resume(vm->proc);
+}
+
 /* With the agent ready: pause and snapshot, copy the writable disks while
  * paused, resume, then put the files in place (state last). Under the lock. */
 static int front_snapshot_take(struct minivm_vm *vm)
 {
 	char from[4200], to[4200];
-	int r = vmm_proc_snapshot(vm->proc);
+	int r = front_snapshot_thaw(vm);
 
+	if (r)
+		return r;
+	r = vmm_proc_snapshot(vm->proc);
 	if (r) {
 		front_fail(vm, "%s", vmm_proc_error(vm->proc));
-		vmm_proc_resume(vm->proc);
+		front_snapshot_resume(vm);
 		return r;
 	}
 	vm->err[0] = '\0';
@@ -1368,7 +1405,7 @@ static int front_snapshot_take(struct minivm_vm *vm)
 		if (outfd >= 0)
 			close(outfd);
 	}
-	vmm_proc_resume(vm->proc);
+	front_snapshot_resume(vm);
 	for (unsigned int i = 0; i < vm->nr_snap_disks && !r; i++) {
 		if (!(vm->snap_disks[i].flags & SNAPSHOT_DISK_COPIED))
 			continue;
@@ -1405,9 +1442,6 @@ int minivm_vm_snapshot(struct minivm_vm *vm, const char *dir)
 	} else if (vm->state != FRONT_RUNNING || !vm->proc || front_ended_locked(vm)) {
 		front_fail(vm, "snapshot: the VM is not running");
 		r = vm->state == FRONT_CREATED ? -EINVAL : -ECHILD;
-	} else if (vm->paused) {
-		front_fail(vm, "snapshot: the VM is paused: resume it first");
-		r = -EBUSY;
 	} else {
 		vm->snap_taken = true;
 		r = front_snapshot_take(vm);

@@ -591,11 +591,16 @@ int minivm_vm_resume(struct minivm_vm *vm) __attribute__((warn_unused_result));
 
 /*
  * Writes a snapshot to dir, which must be cfg.snapshot_dir (or NULL for
- * it): pauses the vCPUs at a consistent point, writes memory and state,
- * copies the writable disks while paused, resumes, then puts the files in
- * place (state last: a directory with a state file is complete). Once per
- * VM (-EALREADY after): VMs restored from it map its memory file. Close
- * nothing meanwhile; running commands stall for its duration.
+ * it; -EINVAL otherwise): pauses the vCPUs at a consistent point, writes
+ * memory and state, copies the writable disks while paused, resumes, then
+ * puts the files in place (state last: a directory with a state file is
+ * complete). Once per VM (-EALREADY after): VMs restored from it map its
+ * memory file. Close nothing meanwhile; running commands stall for its
+ * duration. On a VM paused by minivm_vm_pause() it works too: the VMM
+ * process runs (SIGCONT) only for the snapshot, with its vCPUs paused
+ * (the guest may run a few milliseconds before that pause takes hold),
+ * and is frozen again before its vCPUs are let go, so the VM is still
+ * paused when this returns and the guest runs again at minivm_vm_resume().
  */
 int minivm_vm_snapshot(struct minivm_vm *vm, const char *dir) __attribute__((warn_unused_result));
 

@@ -7,7 +7,10 @@
 Configures a VM (PUT /machine, /boot, /rootfs), starts it and waits for its
 agent, runs three commands with their output streamed to this process's
 stdout and stderr as the guest writes it, and prints each status; then, as
-asked: --pause pauses and resumes the VM, --stop stops it and prints its
+asked: --pause pauses and resumes the VM, --snapshot DIR (with --pause)
+writes a snapshot while it is paused (DIR is given to PUT /machine as
+snapshot_dir before start: the only directory a snapshot may go to; restore
+it with `minivm --restore DIR -- ...`), --stop stops it and prints its
 events. --attach skips the configuration and start (the VM already runs).
 --record FILE appends every exchange (method, path, status, content type,
 bodies) as a JSON line, the input of tests/integration/api_check.py. Exits
@@ -127,7 +130,10 @@ COMMANDS = (
 
 
 def configure_and_start(vm, args):
-    vm.call("PUT", "/machine", {"vcpus": 1, "mem_mib": 256})
+    machine = {"vcpus": 1, "mem_mib": 256}
+    if args.snapshot:
+        machine["snapshot_dir"] = args.snapshot
+    vm.call("PUT", "/machine", machine)
     vm.call("PUT", "/boot", {"kernel": args.kernel})
     if args.rootfs:
         vm.call("PUT", "/rootfs", {"path": args.rootfs})
@@ -145,8 +151,11 @@ def run_commands(vm):
         print("%s -> %s, status %d" % (" ".join(argv), ex["kind"], ex["status"]))
 
 
-def pause_resume(vm):
+def pause_resume(vm, snapshot=None):
     print("pause:", vm.call("POST", "/pause")["state"])
+    if snapshot:
+        ans = vm.call("POST", "/snapshot", {"dir": snapshot})
+        print("snapshot: %s %s" % (ans["state"], ans["dir"]))
     print("status:", vm.call("GET", "/status")["state"])
     print("resume:", vm.call("POST", "/resume")["state"])
 
@@ -164,18 +173,22 @@ def main():
     ap.add_argument("--rootfs", help="the root filesystem image with the agent")
     ap.add_argument("--attach", action="store_true", help="the VM runs already: no configure, no start")
     ap.add_argument("--pause", action="store_true", help="pause and resume the VM after the commands")
+    ap.add_argument("--snapshot", metavar="DIR",
+                    help="with --pause: snapshot the paused VM into DIR (absolute; set before start)")
     ap.add_argument("--stop", action="store_true", help="stop the VM and print its events at the end")
     ap.add_argument("--record", type=argparse.FileType("a"), help="append every exchange to this file")
     args = ap.parse_args()
     if not args.attach and not args.kernel:
         ap.error("--kernel is needed unless --attach")
+    if args.snapshot and (not args.pause or args.attach or not args.snapshot.startswith("/")):
+        ap.error("--snapshot needs an absolute DIR, --pause, and no --attach (it is set before start)")
 
     vm = MiniVM(args.socket, args.record)
     if not args.attach:
         configure_and_start(vm, args)
     run_commands(vm)
     if args.pause:
-        pause_resume(vm)
+        pause_resume(vm, args.snapshot)
     metrics = vm.call("GET", "/metrics")
     print("agent commands:", metrics["agent_commands"], "api:", json.dumps(metrics["api"]))
     if args.stop:

@@ -14,9 +14,13 @@
 #      start, three commands, pause/resume, metrics, stop, events) and by
 #      tests/integration/api_raw.py (truncated, oversized, invalid, unknown
 #      field, wrong type, wrong state: each its 4xx with a message, the
-#      server serving afterwards); every exchange validated against
-#      vmm/openapi.json by tests/integration/api_check.py; minivm's exit
-#      status and JSON log lines.
+#      server serving afterwards; PUT /machine's snapshot_dir before start,
+#      kept by api_client.py's PUT /machine; while paused, POST /snapshot
+#      there (the VMM process still stopped after it), another dir 400, a
+#      second snapshot 409; commands run after the resume); every exchange
+#      validated against vmm/openapi.json by tests/integration/api_check.py;
+#      minivm's exit status and JSON log lines. Then the CLI restores the
+#      socket's snapshot once and runs a command in it (a restore, no boot).
 
 if ! declare -F check >/dev/null; then
 	# Standalone.
@@ -158,6 +162,7 @@ check "--log-format json: ...which parses" api_all_json "$AT/je.err"
 # (b) Boot 3: the control socket. The lock is held (fd 9) while the VM lives.
 SOCK=$AT/api.sock
 REC=$AT/exchanges.jsonl
+SS=$AT/sock-snap
 exec 9>"$API_LOCK"
 flock 9
 TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --api-sock "$SOCK" --log-format json -v \
@@ -165,7 +170,9 @@ TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --api-sock "$SOCK" --log-format
 srv=$!
 for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
 check "--api-sock: the socket is there" test -S "$SOCK"
-python3 "$API_DIR/api_raw.py" "$SOCK" before "$REC" >"$AT/raw1.out" 2>&1
+python3 "$API_DIR/api_raw.py" "$SOCK" before "$REC" "$SS" >"$AT/raw1.out" 2>&1
+e=$?
+check "api_raw.py before: exit 0 ($(tail -n1 "$AT/raw1.out"))" test "$e" = 0
 api_relay "$AT/raw1.out" "socket before start"
 python3 "$API_DIR/../examples/api_client.py" "$SOCK" --kernel "$(realpath "$API_KERNEL")" \
 	--rootfs "$(realpath "$API_ROOTFS")" --pause --record "$REC" 9>&- >"$AT/cl1.out" 2>"$AT/cl1.err"
@@ -180,13 +187,18 @@ check "api_client.py: stdin reached the command" grep -qx 'got hello from the ho
 check "api_client.py: pause: paused" grep -q '^pause: paused' "$AT/cl1.out"
 check "api_client.py: resume: running" grep -q '^resume: running' "$AT/cl1.out"
 check "api_client.py: metrics count 3 agent commands" grep -q '^agent commands: 3 ' "$AT/cl1.out"
-python3 "$API_DIR/api_raw.py" "$SOCK" running "$REC" >"$AT/raw2.out" 2>&1
+API_SERVER_PID=$srv python3 "$API_DIR/api_raw.py" "$SOCK" running "$REC" "$SS" >"$AT/raw2.out" 2>&1
+e=$?
+check "api_raw.py running: exit 0 ($(tail -n1 "$AT/raw2.out"))" test "$e" = 0
 api_relay "$AT/raw2.out" "socket running"
+check "POST /snapshot: the snapshot's state and memory files are there" test -s "$SS/state" -a -e "$SS/memory"
 python3 "$API_DIR/../examples/api_client.py" "$SOCK" --attach --stop --record "$REC" 9>&- \
 	>"$AT/cl2.out" 2>"$AT/cl2.err"
 e=$?
 check "api_client.py --attach --stop: three more commands, stop, events: exit 0 ($(tail -n1 "$AT/cl2.err"))" \
 	test "$e" = 0
+check "api_client.py --attach: the commands after the snapshot ran" \
+	grep -q 'exit 3 -> exited, status 3' "$AT/cl2.out"
 check "api_client.py: events ready, 6 command_exited, vm_exit stopped" \
 	test "$(grep -c '^event: ready' "$AT/cl2.out")" = 1 -a \
 	"$(grep -c '^event: command_exited' "$AT/cl2.out")" -ge 6 -a \
@@ -207,6 +219,14 @@ python3 "$API_DIR/api_check.py" "$API_TOP/vmm/openapi.json" "$REC" >"$AT/check.o
 e=$?
 check "api_check.py: every exchange valid against vmm/openapi.json ($(tail -n1 "$AT/check.out"))" test "$e" = 0
 check "api_check.py: 40 exchanges or more recorded ($(wc -l <"$REC"))" test "$(wc -l <"$REC")" -ge 40
+
+# The socket's snapshot restored once by the CLI (a restore, not a boot).
+TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --restore "$SS" \
+	-- sh -c 'echo from-socket-snapshot; exit 4' </dev/null >"$AT/sr.out" 2>"$AT/sr.err"
+e=$?
+check "minivm --restore of the socket's snapshot: the command's status 4 (got $e: $(tail -n1 "$AT/sr.err"))" \
+	test "$e" = 4
+check "minivm --restore of the socket's snapshot: the command's output" grep -qx from-socket-snapshot "$AT/sr.out"
 
 if [ "$API_STANDALONE" = 1 ]; then
 	echo "$pass passed, $fail failed"

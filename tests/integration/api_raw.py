@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
 """Raw, malformed and out-of-state requests against a real minivm control socket.
 
-    api_raw.py SOCKET before|running RECORD.jsonl
+    api_raw.py SOCKET before|running RECORD.jsonl [SNAPSHOT_DIR]
 
 Sends each request as bytes on a connection of its own (a truncated one
 half-closes the socket), reads the answer to the end, checks its status and
 that an error carries a message, and appends the exchange to RECORD.jsonl
 (the input of api_check.py, which validates it against vmm/openapi.json).
 "before": the VM is not started yet; "running": it runs (after this phase
-it still does: a pause is resumed). Prints PASS/FAIL lines; exits 1 on a
-failure.
+it still does: a pause is resumed). With SNAPSHOT_DIR, "before" sets it as
+PUT /machine's snapshot_dir, and "running" snapshots the paused VM there
+(200, still paused), then asks for another dir (400) and a second one
+(409). With API_SERVER_PID in the environment (minivm --api-sock's pid, or
+a parent's), the VMM process (its deepest descendant) must be stopped (state
+T) while paused, also right after the snapshot, and not after the resume.
+Prints PASS/FAIL lines; exits 1 on a failure.
 """
+import os
 import json
 import socket
 import sys
@@ -114,7 +120,47 @@ class Probe:
         check("still serving: state %s (got %s)" % (state, got), got == state)
 
 
-def before(p):
+def vmm_pid():
+    """The deepest descendant of $API_SERVER_PID (minivm -> keeper -> VMM), or None."""
+    root = os.environ.get("API_SERVER_PID")
+    if not root:
+        return None
+    kids = {}
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        ppid = int(st[st.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    pid = int(root)
+    while kids.get(pid):
+        pid = max(kids[pid])
+    return pid
+
+
+def proc_state(pid):
+    """(name, state letter) of pid, or (None, None) when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except OSError:
+        return None, None
+    return st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2]
+
+
+def check_frozen(pid, frozen, when):
+    if pid is None:
+        return
+    name, st = proc_state(pid)
+    if frozen:
+        check("the VMM process (%s %d) is stopped %s (state %s)" % (name, pid, when, st), st == "T")
+    else:
+        check("the VMM process (%s %d) runs %s (state %s)" % (name, pid, when, st), st not in ("T", None))
+
+
+def before(p, snap):
     p.send("truncated request line", "GET", "/status", b"GET /sta", 400, half_close=True)
     p.send("truncated body", "PUT", "/machine",
            b"PUT /machine HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
@@ -125,6 +171,13 @@ def before(p):
     p.json_call("unknown field", "PUT", "/machine", '{"vcpus": 1, "bogus": 2}', 400, "bogus")
     p.json_call("wrong type", "PUT", "/machine", '{"vcpus": "two"}', 400, "vcpus")
     p.json_call("out of range", "PUT", "/machine", '{"mem_mib": 1}', 400, "mem_mib")
+    p.json_call("snapshot_dir not absolute", "PUT", "/machine", '{"snapshot_dir": "snap"}', 400, "snapshot_dir")
+    p.json_call("snapshot before start", "POST", "/snapshot", '{"dir": "/tmp/s"}', 409, "not allowed")
+    if snap:
+        p.json_call("PUT /machine snapshot_dir", "PUT", "/machine", json.dumps({"snapshot_dir": snap}), 204)
+        body = p.send("GET /config", "GET", "/config", request("GET", "/config"), 200)
+        got = json.loads(body)["machine"].get("snapshot_dir") if body else None
+        check("GET /config shows the snapshot_dir (%s)" % got, got == snap)
     p.send("form data, not JSON", "PUT", "/machine",
            request("PUT", "/machine", b"vcpus=1", content_type=b"application/x-www-form-urlencoded"), 415)
     p.json_call("exec before start", "POST", "/exec", '{"argv": ["true"]}', 409, "not allowed")
@@ -134,7 +187,23 @@ def before(p):
     p.alive("configuring")
 
 
-def running(p):
+def snapshot(p, snap, pid):
+    """Paused: a snapshot into snap (the configured snapshot_dir), then
+    another dir, then snap again; the VM stays paused throughout."""
+    body = p.json_call("snapshot of the paused VM", "POST", "/snapshot", json.dumps({"dir": snap}), 200)
+    ans = json.loads(body) if body else {}
+    check("snapshot: the answer is paused and the dir (%s)" % ans,
+          ans.get("state") == "paused" and ans.get("dir") == snap)
+    check_frozen(pid, True, "right after the snapshot")
+    state = os.path.join(snap, "state")
+    check("snapshot: its state file is there", os.path.exists(state) and os.path.getsize(state) > 0)
+    other = json.dumps({"dir": snap + "-other"})
+    p.json_call("snapshot to another dir than snapshot_dir", "POST", "/snapshot", other, 400, "snapshot_dir")
+    p.json_call("a second snapshot", "POST", "/snapshot", json.dumps({"dir": snap}), 409, "taken already")
+    check_frozen(pid, True, "after the refused snapshots")
+
+
+def running(p, snap):
     p.json_call("start twice", "POST", "/start", '{"wait_ready_ms": 0}', 409, "not allowed")
     p.json_call("exec: argv of the wrong type", "POST", "/exec", '{"argv": "ls"}', 400, "argv")
     p.json_call("exec: unknown field", "POST", "/exec", '{"argv": ["true"], "tty": 1}', 400, "tty")
@@ -142,19 +211,27 @@ def running(p):
     big = b"{\"argv\": [\"" + b"y" * 70000 + b"\"]}"
     p.send("exec: oversized body", "POST", "/exec", request("POST", "/exec", big), 413)
     p.send("truncated headers", "GET", "/status", b"GET /status HTTP/1.1\r\nHost: loc", 400, half_close=True)
+    pid = vmm_pid()
+    check_frozen(pid, False, "before the pause")
     p.send("pause", "POST", "/pause", request("POST", "/pause", b""), 200)
+    check_frozen(pid, True, "after the pause")
     p.json_call("exec while paused", "POST", "/exec", '{"argv": ["true"]}', 409, "paused")
+    if snap:
+        snapshot(p, snap, pid)
+    p.alive("paused")
     p.send("resume", "POST", "/resume", request("POST", "/resume", b""), 200)
+    check_frozen(pid, False, "after the resume")
     p.alive("running")
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[2] not in ("before", "running"):
+    if len(sys.argv) not in (4, 5) or sys.argv[2] not in ("before", "running"):
         sys.stderr.write(__doc__)
         return 2
+    snap = sys.argv[4] if len(sys.argv) == 5 else None
     with open(sys.argv[3], "a") as record:
         p = Probe(sys.argv[1], record)
-        (before if sys.argv[2] == "before" else running)(p)
+        (before if sys.argv[2] == "before" else running)(p, snap)
     return 1 if failures else 0
 
 

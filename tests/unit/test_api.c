@@ -34,6 +34,7 @@ struct fake {
 	bool ready_in_start; /* post READY from inside start() */
 	unsigned int last_vcpus;
 	char last_snapshot[256];
+	char start_snapshot_dir[256]; /* cfg->snapshot_dir at start() */
 };
 
 static int fake_configure(void *ctx, const struct api_config *cfg, enum api_section sec, char *err,
@@ -56,6 +57,7 @@ static int fake_start(void *ctx, const struct api_config *cfg, char *err, size_t
 
 	f->start_calls++;
 	f->last_vcpus = cfg->vcpus;
+	snprintf(f->start_snapshot_dir, sizeof(f->start_snapshot_dir), "%.200s", cfg->snapshot_dir);
 	if (f->start_errno) {
 		snprintf(err, errlen, "cannot open /dev/kvm");
 		return -f->start_errno;
@@ -127,6 +129,19 @@ static int fake_snapshot(void *ctx, const char *dir, char *err, size_t errlen)
 	if (!strcmp(dir, "/exists")) {
 		snprintf(err, errlen, "%s exists", dir);
 		return -EEXIST;
+	}
+	/* As api_front.c's: another dir than snapshot_dir, a second one. */
+	if (!strcmp(dir, "/other")) {
+		snprintf(err, errlen, "%s is not the snapshot_dir of PUT /machine", dir);
+		return -EINVAL;
+	}
+	if (!strcmp(dir, "/again")) {
+		snprintf(err, errlen, "taken already");
+		return -EALREADY;
+	}
+	if (!strcmp(dir, "/broken")) {
+		snprintf(err, errlen, "the VMM failed");
+		return -EIO;
 	}
 	return 0;
 }
@@ -414,7 +429,8 @@ static void expect(struct api *api, const char *method, const char *path, const 
 
 static void configure_all(struct api *api)
 {
-	expect(api, "PUT", "/machine", "{\"vcpus\": 2, \"mem_mib\": 512, \"vm_timeout_ms\": 60000}", 204, NULL);
+	expect(api, "PUT", "/machine", "{\"vcpus\": 2, \"mem_mib\": 512, \"vm_timeout_ms\": 60000,"
+	       " \"snapshot_dir\": \"/snap/1\"}", 204, NULL);
 	expect(api, "PUT", "/boot", "{\"kernel\": \"/k/vmlinux\", \"cmdline\": \"quiet\"}", 204, NULL);
 	expect(api, "PUT", "/rootfs",
 	       "{\"path\": \"/img/root.img\", \"read_only\": true, \"rate_limit\": {\"bytes_per_s\": 10485760,"
@@ -445,6 +461,7 @@ START_TEST(test_lifecycle)
 	ck_assert_ptr_nonnull(strstr(r.body, "\"ip\":\"10.0.0.2/24\""));
 	ck_assert_ptr_nonnull(strstr(r.body, "\"allow\":[\"1.1.1.1:443/tcp\",\"10.1.0.0/16\"]"));
 	ck_assert_ptr_nonnull(strstr(r.body, "\"vcpus\":2"));
+	ck_assert_ptr_nonnull(strstr(r.body, "\"vm_timeout_ms\":60000,\"snapshot_dir\":\"/snap/1\"}"));
 	resp_free(&r);
 	expect(api, "GET", "/metrics", NULL, 200, "\"exits\":{\"io\":1234,\"mmio\":99}");
 	expect(api, "GET", "/metrics", NULL, 200,
@@ -456,6 +473,7 @@ START_TEST(test_lifecycle)
 
 	expect(api, "POST", "/start", "{\"wait_ready_ms\": 1000}", 200, "\"state\":\"running\"");
 	ck_assert_int_eq(f.last_vcpus, 2);
+	ck_assert_str_eq(f.start_snapshot_dir, "/snap/1");
 	ck_assert_int_eq(api_state(api), API_RUNNING);
 	expect(api, "GET", "/status", NULL, 200, "\"state\":\"running\"");
 
@@ -484,6 +502,11 @@ START_TEST(test_lifecycle)
 	expect(api, "POST", "/snapshot", "{\"dir\": \"/snap/1\"}", 200, "\"dir\":\"/snap/1\"");
 	ck_assert_str_eq(f.last_snapshot, "/snap/1");
 	expect(api, "POST", "/snapshot", "{\"dir\": \"/exists\"}", 400, "snapshot: /exists exists");
+	/* The backend's errors as api.h says: -EINVAL 400, -EALREADY 409, others 500. */
+	expect(api, "POST", "/snapshot", "{\"dir\": \"/other\"}", 400, "snapshot: /other is not the snapshot_dir");
+	expect(api, "POST", "/snapshot", "{\"dir\": \"/again\"}", 409, "snapshot: taken already");
+	expect(api, "POST", "/snapshot", "{\"dir\": \"/broken\"}", 500, "snapshot: the VMM failed");
+	expect(api, "GET", "/status", NULL, 200, "\"state\":\"paused\"");
 	expect(api, "POST", "/resume", "{}", 200, "\"state\":\"running\"");
 	expect(api, "GET", "/metrics", NULL, 200, "\"api\":{\"requests\":");
 	expect(api, "POST", "/stop", "", 200, "\"state\":\"stopped\"");
@@ -587,6 +610,16 @@ START_TEST(test_bad_bodies)
 		{ "PUT", "/machine", "{\"vcpus\": 99999999999999999999999}", 400, "from 1 to 32" },
 		{ "PUT", "/machine", "{\"mem_mib\": 16}", 400, "field \\\"mem_mib\\\" must be from 32 to 65536" },
 		{ "PUT", "/machine", "{\"vcpus\": 1, \"vcpus\": 2}", 400, "field \\\"vcpus\\\" appears twice" },
+		{ "PUT", "/machine", "{\"snapshot_dir\": \"snap\"}", 400,
+		  "field \\\"snapshot_dir\\\" must be an absolute path" },
+		{ "PUT", "/machine", "{\"snapshot_dir\": \"\"}", 400,
+		  "field \\\"snapshot_dir\\\" must be 1 to 4095 bytes long" },
+		{ "PUT", "/machine", "{\"snapshot_dir\": 5}", 400, "field \\\"snapshot_dir\\\" must be a string" },
+		{ "PUT", "/machine", "{\"snapshot_dir\": null}", 400, "field \\\"snapshot_dir\\\" must be a string" },
+		{ "PUT", "/machine", "{\"snapshot_dir\": [\"/s\"]}", 400, "must be a string" },
+		{ "PUT", "/machine", "{\"snapshot_dir\": \"/a\", \"snapshot_dir\": \"/b\"}", 400,
+		  "field \\\"snapshot_dir\\\" appears twice" },
+		{ "PUT", "/machine", "{\"snapshot\": \"/s\"}", 400, "unknown field \\\"snapshot\\\"" },
 		{ "PUT", "/boot", "{}", 400, "field \\\"kernel\\\" is required" },
 		{ "PUT", "/boot", "{\"kernel\": \"vmlinux\"}", 400, "field \\\"kernel\\\" must be an absolute path" },
 		{ "PUT", "/boot", "{\"kernel\": \"\"}", 400, "field \\\"kernel\\\" must be 1 to 4095 bytes long" },
@@ -661,6 +694,42 @@ START_TEST(test_bad_bodies)
 			expect(api, v[i].method, v[i].path, v[i].body, v[i].status, v[i].want);
 	ck_assert_int_eq(f.exec_calls, 0);
 	ck_assert_int_eq(f.snapshot_calls, 0);
+	api_destroy(api);
+}
+END_TEST
+
+/* PUT /machine's snapshot_dir: absent from GET /config until set, kept by
+ * a PUT without it and by a refused PUT, at most 4095 bytes, given to start(). */
+START_TEST(test_snapshot_dir)
+{
+	struct fake f;
+	struct api *api = new_api(&f);
+	char path[API_PATH_MAX + 1], body[API_PATH_MAX + 64];
+
+	expect(api, "GET", "/config", NULL, 200, "\"machine\":{\"vcpus\":1,\"mem_mib\":256,\"vm_timeout_ms\":0}");
+	expect(api, "PUT", "/machine", "{\"snapshot_dir\": \"/snap/a\"}", 204, NULL);
+	expect(api, "PUT", "/machine", "{\"vcpus\": 2}", 204, NULL);
+	expect(api, "GET", "/config", NULL, 200,
+	       "\"machine\":{\"vcpus\":2,\"mem_mib\":256,\"vm_timeout_ms\":0,\"snapshot_dir\":\"/snap/a\"}");
+	expect(api, "PUT", "/machine", "{\"snapshot_dir\": \"/snap/b\", \"vcpus\": 0}", 400, "vcpus");
+	expect(api, "GET", "/config", NULL, 200, "\"snapshot_dir\":\"/snap/a\"}");
+	/* 4095 bytes is the most (API_PATH_MAX with its NUL). */
+	memset(path, 'd', sizeof(path));
+	path[0] = '/';
+	path[API_PATH_MAX - 1] = '\0';
+	snprintf(body, sizeof(body), "{\"snapshot_dir\": \"%s\"}", path);
+	expect(api, "PUT", "/machine", body, 204, NULL);
+	path[API_PATH_MAX - 1] = 'd';
+	path[API_PATH_MAX] = '\0';
+	snprintf(body, sizeof(body), "{\"snapshot_dir\": \"%s\"}", path);
+	expect(api, "PUT", "/machine", body, 400, "field \\\"snapshot_dir\\\" must be 1 to 4095 bytes long");
+	expect(api, "PUT", "/machine", "{\"snapshot_dir\": \"/snap/c\"}", 204, NULL);
+	expect(api, "PUT", "/boot", "{\"kernel\": \"/k\"}", 204, NULL);
+	expect(api, "POST", "/start", NULL, 200, "running");
+	ck_assert_str_eq(f.start_snapshot_dir, "/snap/c");
+	expect(api, "PUT", "/machine", "{\"snapshot_dir\": \"/snap/d\"}", 409, "in state running");
+	expect(api, "POST", "/pause", NULL, 200, "paused");
+	expect(api, "POST", "/snapshot", "{\"dir\": \"/snap/c\"}", 200, "{\"state\":\"paused\",\"dir\":\"/snap/c\"}");
 	api_destroy(api);
 }
 END_TEST
@@ -1064,8 +1133,8 @@ START_TEST(test_python_client)
 	ck_assert_int_eq(api_listen(path, &a->lfd), 0);
 	a->api = api;
 	ck_assert_int_eq(pthread_create(&t, NULL, accept_thread, a), 0);
-	snprintf(cmd, sizeof(cmd), "python3 tests/examples/api_client.py %s --kernel /k/vmlinux --rootfs /r.img --stop",
-		 path);
+	snprintf(cmd, sizeof(cmd), "python3 tests/examples/api_client.py %s --kernel /k/vmlinux --rootfs /r.img "
+		 "--pause --snapshot /snap/py --stop", path);
 	ck_assert_int_eq(system(cmd), 0);
 	ck_assert_int_eq(shutdown(a->lfd, SHUT_RDWR), 0);
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
@@ -1075,6 +1144,10 @@ START_TEST(test_python_client)
 		close(a->args[i].fd);
 	}
 	ck_assert_int_eq(f.exec_calls, 3);
+	ck_assert_str_eq(f.start_snapshot_dir, "/snap/py");
+	ck_assert_int_eq(f.snapshot_calls, 1);
+	ck_assert_str_eq(f.last_snapshot, "/snap/py");
+	ck_assert_int_eq(f.resume_calls, 1);
 	ck_assert_int_eq(f.stop_calls, 1);
 	close(a->lfd);
 	unlink(path);
@@ -1199,6 +1272,7 @@ int main(void)
 	tcase_add_test(tc, test_wrong_state);
 	tcase_add_test(tc, test_start_failure);
 	tcase_add_test(tc, test_bad_bodies);
+	tcase_add_test(tc, test_snapshot_dir);
 	tcase_add_test(tc, test_disk_limit);
 	tcase_add_test(tc, test_http_errors);
 	tcase_add_test(tc, test_keep_alive);

@@ -86,6 +86,41 @@ START_TEST(test_lifecycle_and_failed_start)
 }
 END_TEST
 
+/* PUT /machine's snapshot_dir reaches the front's config at start: with a
+ * NIC the front refuses it (400, the state stays configuring, no directory
+ * made); POST /snapshot before start is the router's 409. */
+START_TEST(test_snapshot_dir_to_front)
+{
+	struct minivm_vm_config base;
+	struct api_front *f;
+	char err[256], body[512], snap[128];
+	struct stat st;
+	char *a;
+
+	minivm_vm_config_init(&base);
+	ck_assert_int_eq(api_front_create(t_sock, &base, &f, err, sizeof(err)), 0);
+	snprintf(snap, sizeof(snap), "%s/snap", t_dir);
+	snprintf(body, sizeof(body), "{\"snapshot_dir\": \"%s\"}", snap);
+	a = request("PUT", "/machine", body);
+	ck_assert_msg(strstr(a, " 204 "), "%s", a);
+	a = request("GET", "/config", NULL);
+	ck_assert_msg(strstr(a, "\"snapshot_dir\":\"") && strstr(a, "/snap\"}"), "%s", a);
+	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
+	a = request("POST", "/snapshot", body);
+	ck_assert_msg(strstr(a, " 409 ") && strstr(a, "in state configuring"), "%s", a);
+	snprintf(body, sizeof(body), "{\"kernel\": \"%s/nonexistent\"}", t_dir);
+	a = request("PUT", "/boot", body);
+	ck_assert_ptr_nonnull(strstr(a, " 204 "));
+	a = request("PUT", "/net", "{\"tap\": \"tap0\", \"ip\": \"10.0.0.2/24\", \"gw\": \"10.0.0.1\"}");
+	ck_assert_msg(strstr(a, " 204 "), "%s", a);
+	a = request("POST", "/start", "{}");
+	ck_assert_msg(strstr(a, " 400 ") && strstr(a, "snapshots are of VMs without a NIC"), "%s", a);
+	ck_assert_int_eq(api_front_state(f), API_CONFIGURING);
+	ck_assert_int_ne(stat(snap, &st), 0);
+	api_front_destroy(f);
+}
+END_TEST
+
 START_TEST(test_bad_path)
 {
 	struct minivm_vm_config base;
@@ -193,6 +228,7 @@ static Suite *api_front_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_lifecycle_and_failed_start);
+	tcase_add_test(tc, test_snapshot_dir_to_front);
 	tcase_add_test(tc, test_bad_path);
 	tcase_add_test(tc, test_metrics_from_vm);
 	tcase_add_test(tc, test_events_from_vm);
