@@ -19,6 +19,7 @@
 #include "rootfs/agent/agent.h"
 #include "vmm/front.h"
 #include "vmm/minivm.h"
+#include "tests/unit/test_sock_helpers.h"
 
 static char t_dir[64];
 static char t_kernel[128];
@@ -314,29 +315,6 @@ END_TEST
 static char t_asock[100];
 static pid_t t_agent = -1, t_vmm = -1;
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int listen_unix(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	(void)unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
 
 /* One relayed connection: "CONNECT 1024" answered, then bytes both ways. */
 static void relay(int c)
