@@ -62,6 +62,11 @@ struct minivm_vm {
 	volatile sig_atomic_t paused;
 	pid_t vmm_pid;            /* for pause (SIGSTOP) and a stop while paused (SIGCONT) */
 	const char *vmm_path;     /* cfg.vmm_path, copied (NULL: the default) */
+	/* With a log callback, the VMM process's stderr is a pipe whose lines
+	 * a thread of ours passes to it (front_relay_*). */
+	int relay_rd;
+	pthread_t relay;
+	bool relay_on;
 	minivm_event_fn event_fn; /* the config's, given to vmm_proc at start */
 	void *event_opaque;
 	_Atomic uint64_t commands_started, commands_exited, commands_failed;
@@ -535,6 +540,7 @@ int minivm_vm_create(const struct minivm_vm_config *cfg, struct minivm_vm **out,
 	vm->snap_mem_fd = vm->snap_state_fd = -1;
 	vm->restore_state_fd = vm->restore_mem_fd = -1;
 	vm->stop_efd = -1;
+	vm->relay_rd = -1;
 	vm->agent = cfg->agent;
 	vm->ff.log.fn = cfg->log_fn;
 	vm->ff.log.ctx = cfg->log_ctx;
@@ -639,8 +645,98 @@ fail:
 	return r;
 }
 
+/* ---- the VMM process's stderr, relayed to the log callback ---- */
+
+/* One line of the VMM process (its messages start "minivm: "): the level
+ * from its form, the text as it was. */
+static void front_relay_line(const struct minivm_vm *vm, char *line)
+{
+	enum minivm_log_level level = MINIVM_LOG_WARN;
+	const char *msg = line;
+
+	if (strncmp(msg, "minivm: ", 8) == 0)
+		msg += 8;
+	if (msg[0] == '[' || strncmp(msg, "info:", 5) == 0)
+		level = MINIVM_LOG_INFO; /* -v's timestamped steps, notes */
+	else if (strncmp(msg, "error", 5) == 0)
+		level = MINIVM_LOG_ERROR;
+	vm->ff.log.fn(vm->ff.log.ctx, level, msg);
+}
+
+/* The relay thread: lines (a longer one in pieces) until every writer is gone. */
+static void *front_relay_thread(void *arg)
+{
+	struct minivm_vm *vm = arg;
+	char buf[1024];
+	size_t len = 0;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (;;) {
+		ssize_t n = read(vm->relay_rd, buf + len, sizeof(buf) - 1 - len);
+		char *nl;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+		while ((nl = memchr(buf, '\n', len)) != NULL) {
+			*nl = '\0';
+			front_relay_line(vm, buf);
+			len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, len);
+		}
+		if (len == sizeof(buf) - 1) {
+			buf[len] = '\0';
+			front_relay_line(vm, buf);
+			len = 0;
+		}
+	}
+	if (len) {
+		buf[len] = '\0';
+		front_relay_line(vm, buf);
+	}
+	return NULL;
+}
+
+/* Before the VMM process starts: its stderr's pipe and the thread reading
+ * it; *wr (the write end, the caller closes it once the process has its
+ * copy) is -1 without a log callback or on failure (stderr is then ours). */
+static void front_relay_start(struct minivm_vm *vm, int *wr)
+{
+	int p[2];
+
+	*wr = -1;
+	if (!vm->ff.log.fn || pipe2(p, O_CLOEXEC) < 0)
+		return;
+	vm->relay_rd = p[0];
+	if (pthread_create(&vm->relay, NULL, front_relay_thread, vm) != 0) {
+		close(p[0]);
+		close(p[1]);
+		vm->relay_rd = -1;
+		return;
+	}
+	vm->relay_on = true;
+	*wr = p[1];
+}
+
+/* After the VMM's processes are gone: the last lines, then the thread. */
+static void front_relay_end(struct minivm_vm *vm)
+{
+	if (vm->relay_on)
+		pthread_join(vm->relay, NULL);
+	vm->relay_on = false;
+	if (vm->relay_rd >= 0)
+		close(vm->relay_rd);
+	vm->relay_rd = -1;
+}
+
 int minivm_vm_start(struct minivm_vm *vm)
 {
+	struct vmm_proc_opts opts = { .stderr_fd = -1 };
 	char why[512];
 	int r;
 
@@ -655,9 +751,15 @@ int minivm_vm_start(struct minivm_vm *vm)
 		r = -ECANCELED;
 		goto out;
 	}
-	r = vmm_proc_start(&vm->cfg, &vm->jail, vm->dir, vm->vmm_path, &vm->proc, why,
-			   sizeof(why));
+	front_relay_start(vm, &opts.stderr_fd);
+	opts.vmm_path = vm->vmm_path;
+	opts.log_fn = vm->ff.log.fn;
+	opts.log_ctx = vm->ff.log.ctx;
+	r = vmm_proc_start(&vm->cfg, &vm->jail, vm->dir, &opts, &vm->proc, why, sizeof(why));
+	if (opts.stderr_fd >= 0)
+		close(opts.stderr_fd);
 	if (r) {
+		front_relay_end(vm); /* its processes are gone: the last lines come */
 		front_fail(vm, "%s", why);
 		goto out;
 	}
@@ -1640,6 +1742,7 @@ void minivm_vm_destroy(struct minivm_vm *vm)
 		vmm_proc_destroy(vm->proc);
 		vm->proc = NULL;
 	}
+	front_relay_end(vm);
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
 	if (vm->snap_mem_fd >= 0)

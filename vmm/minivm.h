@@ -347,9 +347,10 @@ int minivm_next_event(struct minivm *vm, struct minivm_event *ev) __attribute__(
  * No call installs a signal handler, changes the signal mask of a
  * caller's thread, reads or writes the caller's stdio fds unless given
  * them, calls exit() or abort(). (The front's diagnostics go to
- * config.log_fn, except two warnings of vmm/vmm_proc.c still on stderr:
- * a VMM killed after the stop grace, a VMM killed after its result;
- * vmm/FRONT.md, "Left".) Threads the front makes (one per running exec) block every
+ * config.log_fn; with one set, the VMM process's stderr is a pipe whose
+ * lines a thread of the front passes to it as well, so nothing of a VM
+ * reaches the caller's stderr; without one, the VMM process writes its
+ * warnings to the caller's stderr.) Threads the front makes (one per running exec) block every
  * signal, so the caller's handlers run on the caller's threads; SIGPIPE
  * from writing to a caller's closed fd stays on such a thread and is
  * discarded (the write fails with EPIPE and the output is dropped).
@@ -407,11 +408,13 @@ enum minivm_log_level {
  * The front's diagnostics (the library never prints): msg is one line
  * without a trailing newline or "minivm: " prefix, valid during the call.
  * Called on the thread of the minivm_vm_* (or private front_*) call that
- * has something to say (create, wait_ready, destroy, the workspace and save
- * helpers), never from a signal handler or the front's worker threads.
- * Calls for different VMs may come at the same time from their threads:
- * a log_fn shared between VMs must be thread-safe. It must not call back
- * into the same VM.
+ * has something to say (create, start, wait, wait_ready, destroy, the
+ * workspace and save helpers), never from a signal handler; and, from
+ * start() until destroy() joins it, on the VM's relay thread (all signals
+ * blocked) with each line the VMM process writes to its stderr (its
+ * warnings, policy denials, -v's steps; "minivm: " taken off). So calls
+ * for one VM, and for different VMs, may come at the same time: log_fn
+ * must be thread-safe. It must not call back into the same VM.
  */
 typedef void (*minivm_log_fn)(void *ctx, enum minivm_log_level level, const char *msg);
 /*

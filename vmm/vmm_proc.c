@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,7 +51,25 @@ struct vmm_proc {
 	vmm_proc_event_fn event_fn;
 	void *event_opaque;
 	uint64_t events_lost;          /* front side: arrived before event_fn was set */
+	minivm_log_fn log_fn;          /* vmm_proc_opts' */
+	void *log_ctx;
 };
+
+/* The front side's diagnostics, through the caller's log callback. */
+__attribute__((format(printf, 3, 4))) static void vmm_log(const struct vmm_proc *p,
+							    enum minivm_log_level level,
+							    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!p->log_fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	p->log_fn(p->log_ctx, level, msg);
+}
 
 /* ---- metrics and events: both sides ---- */
 
@@ -307,11 +326,12 @@ static const char *vmm_exe_path(const char *vmm_path)
  * none). The console fd only when the VMM writes to it (no console path)
  * and it is open: a closed one is discarded output, as before.
  */
-static void vmm_spawn_fds(const struct minivm_config *cfg, int sock, int ksock,
+static void vmm_spawn_fds(const struct minivm_config *cfg, int stderr_fd, int sock, int ksock,
 			  int src[VMM_FD_FIRST_FREE])
 {
 	for (int i = 0; i < VMM_FD_FIRST_FREE; i++)
 		src[i] = -1;
+	src[STDERR_FILENO] = stderr_fd;
 	src[VMM_FD_EVENTS] = sock;
 	src[VMM_FD_KEEPER] = ksock;
 	if (!cfg->console && cfg->console_fd >= 0 && fcntl(cfg->console_fd, F_GETFD) >= 0)
@@ -323,7 +343,7 @@ static void vmm_spawn_fds(const struct minivm_config *cfg, int sock, int ksock,
 }
 
 /*
- * File actions: stdin and stdout /dev/null, stderr inherited, each fd of
+ * File actions: stdin and stdout /dev/null, stderr tmp's or inherited, each fd of
  * tmp (copies above VMM_FD_FIRST_FREE, so that no dup2 overwrites a source
  * still to be placed) at its number, every other fd closed. A positive
  * errno, as posix_spawn's calls return.
@@ -335,6 +355,8 @@ static int vmm_spawn_actions(posix_spawn_file_actions_t *fa, const int tmp[VMM_F
 	r = posix_spawn_file_actions_addopen(fa, STDIN_FILENO, "/dev/null", O_RDWR, 0);
 	if (!r)
 		r = posix_spawn_file_actions_adddup2(fa, STDIN_FILENO, STDOUT_FILENO);
+	if (!r && tmp[STDERR_FILENO] >= 0)
+		r = posix_spawn_file_actions_adddup2(fa, tmp[STDERR_FILENO], STDERR_FILENO);
 	for (int i = STDERR_FILENO + 1; !r && i < VMM_FD_FIRST_FREE; i++)
 		r = tmp[i] >= 0 ? posix_spawn_file_actions_adddup2(fa, tmp[i], i) :
 				  posix_spawn_file_actions_addclose(fa, i);
@@ -450,9 +472,10 @@ static int vmm_channels(struct vmm_proc *p, int *sock, int *ksock, char *err, si
 }
 
 int vmm_proc_start(const struct minivm_config *cfg, const struct jail_config *jail,
-		   const char *jail_dir, const char *vmm_path, struct vmm_proc **out, char *err,
-		   size_t errlen)
+		   const char *jail_dir, const struct vmm_proc_opts *opts, struct vmm_proc **out,
+		   char *err, size_t errlen)
 {
+	static const struct vmm_proc_opts defaults = { .stderr_fd = -1 };
 	struct vmm_proc *p;
 	int src[VMM_FD_FIRST_FREE];
 	uint8_t *msg;
@@ -474,6 +497,10 @@ int vmm_proc_start(const struct minivm_config *cfg, const struct jail_config *ja
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	if (!opts)
+		opts = &defaults;
+	p->log_fn = opts->log_fn;
+	p->log_ctx = opts->log_ctx;
 	snprintf(p->jail_dir, sizeof(p->jail_dir), "%s", jail_dir);
 	if (cfg->vsock_uds)
 		snprintf(p->vsock_uds, sizeof(p->vsock_uds), "%s", cfg->vsock_uds);
@@ -483,8 +510,8 @@ int vmm_proc_start(const struct minivm_config *cfg, const struct jail_config *ja
 		free(p);
 		return r;
 	}
-	vmm_spawn_fds(cfg, sock, ksock, src);
-	r = vmm_spawn(p, vmm_exe_path(vmm_path), src, err, errlen);
+	vmm_spawn_fds(cfg, opts->stderr_fd, sock, ksock, src);
+	r = vmm_spawn(p, vmm_exe_path(opts->vmm_path), src, err, errlen);
 	close(sock);
 	close(ksock);
 	if (r) {
@@ -524,7 +551,7 @@ int vmm_proc_start(const struct minivm_config *cfg, const struct jail_config *ja
 		}
 	}
 	if (cfg->verbose >= 1)
-		fprintf(stderr, "minivm: the VMM process is PID %d (%s)\n", (int)p->vmm,
+		vmm_log(p, MINIVM_LOG_INFO, "the VMM process is PID %d (%s)", (int)p->vmm,
 			jail->mode == JAIL_OFF ? "not jailed" : "jailed");
 	*out = p;
 	return 0;
@@ -636,8 +663,8 @@ int vmm_proc_wait(struct vmm_proc *p, struct minivm_result *res)
 				stop_at = vmm_now_ms();
 			wait_ms = (int)(stop_at + VMM_PROC_STOP_GRACE_MS - vmm_now_ms());
 			if (wait_ms <= 0) {
-				fprintf(stderr, "minivm: the VMM process did not stop within %d s: "
-						"killing it\n",
+				vmm_log(p, MINIVM_LOG_WARN,
+					"the VMM process did not stop within %d s: killing it",
 					VMM_PROC_STOP_GRACE_MS / 1000);
 				/* The VMM dies with it (parent-death signal); its
 				 * own pid may already be free for reuse. */
@@ -657,7 +684,7 @@ int vmm_proc_wait(struct vmm_proc *p, struct minivm_result *res)
 			char why[300];
 
 			vmm_death_message(p, why, sizeof(why));
-			fprintf(stderr, "minivm: warning: %s after the VM ended\n", why);
+			vmm_log(p, MINIVM_LOG_WARN, "%s after the VM ended", why);
 		}
 		return r;
 	}

@@ -86,8 +86,18 @@ struct vmm_proc;
 #define VMM_PROC_DEFAULT_PATH MINIVM_LIBEXECDIR "/minivm-vmm"
 #define VMM_PROC_PATH_ENV "MINIVM_VMM"
 
+/* How vmm_proc_start() starts and reports (NULL: every default). */
+struct vmm_proc_opts {
+	const char *vmm_path; /* the executable; NULL: see vmm_proc_start() */
+	int stderr_fd;        /* the processes' stderr; -1: the caller's */
+	/* The front side's own diagnostics (a VMM killed after the stop
+	 * grace, ...); NULL: dropped. Called on the calling thread. */
+	minivm_log_fn log_fn;
+	void *log_ctx;
+};
+
 /*
- * Starts the VMM process for cfg: the executable vmm_path, or when NULL
+ * Starts the VMM process for cfg: the executable opts->vmm_path, or when NULL
  * $MINIVM_VMM (ignored in a set-uid process), else VMM_PROC_DEFAULT_PATH.
  * It is jailed by jail into jail_dir (the per-VM run directory: it must
  * exist, hold the vsock socket and console log if they are to be reachable
@@ -97,8 +107,8 @@ struct vmm_proc;
  * No such file or directory") and *out is NULL.
  */
 int vmm_proc_start(const struct minivm_config *cfg, const struct jail_config *jail,
-		   const char *jail_dir, const char *vmm_path, struct vmm_proc **out, char *err,
-		   size_t errlen) __attribute__((warn_unused_result));
+		   const char *jail_dir, const struct vmm_proc_opts *opts, struct vmm_proc **out,
+		   char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* The VMM process's pid (in the caller's PID namespace). */
 pid_t vmm_proc_pid(const struct vmm_proc *p);

@@ -227,6 +227,64 @@ START_TEST(test_out_of_order)
 }
 END_TEST
 
+/* The log callback's record for test_relay: the lines and their levels. */
+struct t_log {
+	pthread_mutex_t lock;
+	char text[1024];
+	int warn, info, error;
+};
+
+static void t_log_fn(void *ctx, enum minivm_log_level level, const char *msg)
+{
+	struct t_log *l = ctx;
+	size_t n;
+
+	pthread_mutex_lock(&l->lock);
+	n = strlen(l->text);
+	snprintf(l->text + n, sizeof(l->text) - n, "%d:%s|", (int)level, msg);
+	l->warn += level == MINIVM_LOG_WARN;
+	l->info += level == MINIVM_LOG_INFO;
+	l->error += level == MINIVM_LOG_ERROR;
+	pthread_mutex_unlock(&l->lock);
+}
+
+/*
+ * With a log callback, what the VMM process writes to its stderr reaches
+ * the callback line by line (the level from the line's form, "minivm: "
+ * taken off), including the lines of a process that fails at once; nothing
+ * of it reaches our stderr. The "VMM" here is a script that writes three
+ * lines, one of them without a newline at its end, and exits.
+ */
+START_TEST(test_relay)
+{
+	struct t_log l = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct minivm_vm_config c;
+	struct minivm_vm *vm;
+	char script[160];
+	FILE *f;
+
+	snprintf(script, sizeof(script), "%s/fake-vmm", t_dir);
+	f = fopen(script, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "#!/bin/sh\necho 'minivm: warning: jail: a test' >&2\n"
+		   "echo 'minivm: [    0.001] a step' >&2\nprintf 'error: no newline' >&2\n");
+	fclose(f);
+	ck_assert_int_eq(chmod(script, 0700), 0);
+	base_config(&c);
+	c.vmm_path = script;
+	c.log_fn = t_log_fn;
+	c.log_ctx = &l;
+	ck_assert_int_eq(minivm_vm_create(&c, &vm, t_err, sizeof(t_err)), 0);
+	ck_assert_int_lt(minivm_vm_start(vm), 0);
+	minivm_vm_destroy(vm);
+	ck_assert_str_eq(l.text, "1:warning: jail: a test|2:[    0.001] a step|0:error: no newline|");
+	ck_assert_int_eq(l.warn, 1);
+	ck_assert_int_eq(l.info, 1);
+	ck_assert_int_eq(l.error, 1);
+	unlink(script);
+}
+END_TEST
+
 /* Two VMs at once: separate run directories and messages. The strings of
  * the caller's config are copied. */
 START_TEST(test_two_vms)
@@ -660,6 +718,7 @@ static Suite *front_suite(void)
 	tcase_add_test(tc, test_restore_missing);
 	tcase_add_test(tc, test_out_of_order);
 	tcase_add_test(tc, test_two_vms);
+	tcase_add_test(tc, test_relay);
 	tcase_add_test(tc, test_scratch_disk);
 	tcase_add_test(tc, test_snapshot_prepare);
 	tcase_add_test(tc, test_exec_fds);

@@ -399,6 +399,7 @@ static void make_dir(void)
 
 static int start(const char *vmm_path, const char *kernel, struct vmm_proc **p)
 {
+	struct vmm_proc_opts o = { .vmm_path = vmm_path, .stderr_fd = -1 };
 	struct minivm_config c;
 	struct jail_config j;
 
@@ -406,7 +407,7 @@ static int start(const char *vmm_path, const char *kernel, struct vmm_proc **p)
 	c.kernel = kernel;
 	jail_config_init(&j);
 	j.mode = JAIL_OFF;
-	return vmm_proc_start(&c, &j, t_dir, vmm_path, p, t_err, sizeof(t_err));
+	return vmm_proc_start(&c, &j, t_dir, &o, p, t_err, sizeof(t_err));
 }
 
 START_TEST(test_spawn_missing)
