@@ -142,9 +142,11 @@ static int api_front_config(struct api_front *f, const struct api_config *a,
 
 /*
  * Starts the VM, then waits for ready and for the end; posts READY and
- * VM_EXIT. The start happens on this thread because the VMM process dies
- * with the thread that started it (PR_SET_PDEATHSIG), and a connection's
- * thread ends with its connection. start()'s result goes to start_wr.
+ * VM_EXIT. The start happens on this long-lived thread (the VMM process
+ * once died with the thread that started it, and a connection's thread
+ * ends with its connection; now it follows the process, but the monitor
+ * is where the VM's life is followed anyway). start()'s result goes to
+ * start_wr.
  */
 static void *api_front_monitor(void *arg)
 {

@@ -341,9 +341,13 @@ int minivm_next_event(struct minivm *vm, struct minivm_event *ev) __attribute__(
  *
  * Processes and signals: minivm_vm_start() starts the executable
  * minivm-vmm with posix_spawn() (no fork of the caller: safe in a
- * multi-threaded program), as a keeper which forks the VMM; both get
- * SIGKILL when the thread that called start() exits (PR_SET_PDEATHSIG):
- * call start() from a thread that outlives the VM.
+ * multi-threaded program), as a keeper which forks the VMM. They live as
+ * long as the caller's process (any thread may call start(), and may exit
+ * afterwards): when the process ends, however it ends, the keeper sees its
+ * channel close and kills the VMM (on Linux < 5.3, without pidfds, they
+ * die with the thread that called start() instead). A child the caller
+ * forks without exec keeps that channel open: the VM then lives until
+ * that child ends too.
  * No call installs a signal handler, changes the signal mask of a
  * caller's thread, reads or writes the caller's stdio fds unless given
  * them, calls exit() or abort(). (The front's diagnostics go to

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -314,6 +315,46 @@ static void vmm_keeper_jail(const struct minivm_config *cfg, const struct jail_c
 	}
 }
 
+/*
+ * The keeper's wait for the VMM's end; its wait status. The front's
+ * process, not the thread that started us, decides how long the VM lives:
+ * the parent-death signal (which follows that thread) is cleared once the
+ * configuration is in, and the end of the front's process is the end of
+ * its channel (every front thread shares that fd), upon which the VMM is
+ * killed. Without a pidfd (Linux < 5.3), the parent-death signal stays.
+ */
+static int vmm_keeper_wait(pid_t vmm, int sock)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, vmm, 0), st;
+
+	if (pfd >= 0)
+		(void)prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+	while (pfd >= 0) {
+		struct pollfd p[2] = { { .fd = pfd, .events = POLLIN },
+				       { .fd = sock, .events = POLLIN } };
+		char b;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			break;
+		/* The front sends nothing after the configuration: any byte,
+		 * a hang-up or an error is its end. */
+		if (p[1].revents && (recv(sock, &b, 1, MSG_DONTWAIT) != -1 ||
+				     (p[1].revents & (POLLHUP | POLLERR)))) {
+			kill(vmm, SIGKILL);
+			break;
+		}
+	}
+	if (pfd >= 0)
+		close(pfd);
+	while (waitpid(vmm, &st, 0) < 0) {
+		if (errno != EINTR)
+			return 0x7f00; /* "exited 127": should not happen */
+	}
+	return st;
+}
+
 /* The keeper: cgroup, namespaces, then forks the VMM (this process has
  * one thread: fork is safe here) and reports its end. Never returns. */
 static void vmm_keeper(const struct vmm_wire_config *w, int events, int sock)
@@ -348,12 +389,7 @@ static void vmm_keeper(const struct vmm_wire_config *w, int events, int sock)
 	}
 	close(events);
 	vmm_send(sock, VMM_MSG_PID, (int32_t)vmm, NULL, cg);
-	while (waitpid(vmm, &st, 0) < 0) {
-		if (errno != EINTR) {
-			st = 0x7f00; /* "exited 127": should not happen */
-			break;
-		}
-	}
+	st = vmm_keeper_wait(vmm, sock);
 	vmm_send(sock, VMM_MSG_EXIT, st, NULL, NULL);
 	_exit(0);
 }

@@ -23,9 +23,12 @@
  * minivm_start(), installs the seccomp filter of its own thread, and then
  * serves the front until the VM ends. The keeper reports the VMM's wait
  * status, so that a seccomp kill (SIGSYS) reaches the front. Both die with
- * the front (PR_SET_PDEATHSIG, set by the keeper first thing after exec,
- * then getppid() checked against the front's pid: the thread that called
- * vmm_proc_start() must outlive them). Every exit of those processes is in
+ * the front's process: until the configuration is in, by PR_SET_PDEATHSIG
+ * (set by the keeper first thing after exec, then getppid() checked
+ * against the front's pid; it follows the thread inside vmm_proc_start());
+ * afterwards the keeper clears it and kills the VMM when its channel from
+ * the front closes (the fd is the process's, not a thread's), so the
+ * thread that called vmm_proc_start() may exit. Every exit of those processes is in
  * the executable; the library only spawns, talks and reaps.
  *
  * Two SOCK_SEQPACKET socketpairs join them: the front sends the

@@ -6,7 +6,9 @@
 #   tests/integration/metrics.sh [BUILD]      (BUILD defaults to build)
 #
 # metrics_vm_check: exits counted, vda read >= 1 MiB, vsock packets both
-# ways, one command started and exited, final counts after the end.
+# ways, one command started and exited (the VM started on a thread that
+# ended at once); then the front SIGKILLs itself and no process of the VM
+# may remain.
 # metrics_crash_check: the guest panics (minivm-crash): one guest_error
 # event through the front, guest_errors 1 in the final counts.
 # Exit status: 0 when both pass.
@@ -22,8 +24,28 @@ metrics_build() {
 		-luring -lfdt -lcap-ng -lseccomp -lz -lext2fs -lcom_err
 }
 
+# The checks, then the front SIGKILLs itself with the VM running: its
+# keeper and VMM (argv "minivm-vmm --libminivm-front PID") must be gone
+# within 5 s.
 metrics_vm_check() {
-	flock /tmp/minivm-boot.lock "$bin" "$build/vmlinux" "$build/rootfs.img"
+	local out="$build/tests/metrics_vm.out" pid e
+	flock /tmp/minivm-boot.lock sh -c '"$1" "$2" "$3" killself >"$4" & echo $!; wait $!' \
+		sh "$bin" "$build/vmlinux" "$build/rootfs.img" "$out" >"$out.pid" && e=0 || e=$?
+	cat "$out"
+	pid=$(head -n1 "$out.pid")
+	[ "$e" = 137 ] && grep -q "metrics_vm: OK, now SIGKILL" "$out" || {
+		echo "metrics_vm: exit $e, not the checks then SIGKILL"
+		return 1
+	}
+	for _ in $(seq 1 50); do
+		pgrep -f -- "minivm-vmm --libminivm-front $pid\$" >/dev/null || break
+		sleep 0.1
+	done
+	if pgrep -af -- "minivm-vmm --libminivm-front $pid\$"; then
+		echo "FAIL: the VM's processes outlived its front (pid $pid)"
+		return 1
+	fi
+	echo "the VM's processes ended with their front (pid $pid)"
 }
 
 metrics_crash_check() {
