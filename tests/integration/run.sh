@@ -15,18 +15,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/minivm-it.XXXXXX")
 # (net.sh's namespace and peers go too, whatever happened.)
 trap 'declare -F net_cleanup >/dev/null && net_cleanup; [ "$fail" -eq 0 ] && rm -rf "$T" || echo "logs kept in $T"' EXIT
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-600}
-pass=0
-fail=0
-
-ok() { pass=$((pass + 1)); echo "PASS: $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# check NAME CONDITION-COMMAND...: one assertion.
-check() {
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else bad "$name"; fi
-}
+. "$(dirname "$0")/checks.sh"
 
 # vm NAME ARGS...: runs minivm in the background; status in $T/NAME.rc,
 # stdout in $T/NAME.out, stderr in $T/NAME.err, console in $T/NAME.console.

@@ -17,15 +17,7 @@ if ! declare -F check >/dev/null; then
 	SNAP_ROOTFS=${3:-${SNAP_ROOTFS:-$B/rootfs.img}}
 	T=$(mktemp -d "${TMPDIR:-/tmp}/minivm-snap.XXXXXX")
 	BOOT_TIMEOUT=${BOOT_TIMEOUT:-600}
-	pass=0
-	fail=0
-	ok() { pass=$((pass + 1)); echo "PASS: $*"; }
-	bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-	check() {
-		local name=$1
-		shift
-		if "$@"; then ok "$name"; else bad "$name"; fi
-	}
+	. "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 	SNAP_STANDALONE=1
 else
 	SNAP_KERNEL=${SNAP_KERNEL:-$B/vmlinux}
