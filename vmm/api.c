@@ -694,6 +694,8 @@ static const char *api_restore_conflict(const struct api_config *c)
 		return "PUT /machine's snapshot_dir (a snapshot is taken of a booted VM)";
 	if (c->cid_set)
 		return "PUT /vsock's guest_cid (the snapshot has it)";
+	if (c->net_set) /* vm.c refuses it too, but only in the VMM at start */
+		return "PUT /net (snapshots are of VMs without a NIC)";
 	return NULL;
 }
 
@@ -1192,13 +1194,15 @@ static int api_lifecycle(struct api_req *q, enum api_call call, const char *what
 static int api_op_start(struct api_req *q, char *err, size_t errlen)
 {
 	const struct api_config *c = &q->api->cfg;
+	const char *conflict;
 
 	if (!c->boot_set && !c->restore_dir[0]) {
 		snprintf(err, errlen, "no kernel: PUT /boot (or PUT /restore) first");
 		return -EINVAL;
 	}
-	if (api_restore_conflict(c)) { /* the PUTs refuse it: never reached */
-		snprintf(err, errlen, "PUT /restore conflicts with %s", api_restore_conflict(c));
+	conflict = api_restore_conflict(c);
+	if (conflict) { /* the PUTs refuse it: never reached */
+		snprintf(err, errlen, "PUT /restore conflicts with %s", conflict);
 		return -EINVAL;
 	}
 	return q->api->ops->start(q->api->ctx, &q->api->cfg, err, errlen);

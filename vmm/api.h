@@ -44,8 +44,9 @@
  * PUT /restore makes POST /start restore that snapshot instead of booting:
  * the snapshot decides the kernel, vCPUs, memory, guest CID and disks, so
  * it conflicts (409, naming the other PUT) with PUT /boot, /rootfs,
- * /disks/{id}, PUT /machine's vcpus, mem_mib or snapshot_dir and PUT
- * /vsock's guest_cid, whichever comes first.
+ * /disks/{id}, PUT /machine's vcpus, mem_mib or snapshot_dir, PUT
+ * /vsock's guest_cid and PUT /net (a snapshot has no NIC), whichever comes
+ * first.
  */
 
 enum api_state {

@@ -23,15 +23,15 @@
 #      "devices" also gives it PUT /vsock (guest_cid 5) and PUT /disks/data
 #      (a small ext4 image made by mke2fs -d, read-only: /dev/vdb), with
 #      malformed variants; the guest mounts /dev/vdb and reads the file.
-#  (c) No boot: a second minivm --api-sock restores the socket's snapshot
-#      (PUT /restore, api_client.py --restore: commands, /status, /metrics,
-#      stop); the file on /dev/vdb is still readable there. A third, never
-#      started (api_raw.py "unstarted"): PUT /restore of a missing and of a
-#      corrupt snapshot, each POST /start a 4xx with the reason and the
-#      server still configuring; PUT /net and /policy (no TAP is needed
-#      before a start) shown by GET /config; then SIGTERM. Every exchange
-#      of (b) and (c) validated against openapi.json, every operation
-#      exercised. Then the CLI restores the socket's snapshot once and runs
+#  (c) No boot: a second minivm --api-sock first refuses (api_raw.py
+#      "restorefail") PUT /restore of a missing and of a corrupt snapshot
+#      at POST /start with the reason, still configuring, then restores the
+#      socket's snapshot (api_client.py --restore: PUT /restore, commands,
+#      /status, /metrics, stop); the file on /dev/vdb is still readable
+#      there. A third, never started (api_raw.py "unstarted"): PUT /net and
+#      /policy (no TAP is needed before a start) shown by GET /config; then
+#      SIGTERM. Every exchange of (b) and (c) validated against
+#      openapi.json, every operation exercised. Then the CLI restores the socket's snapshot once and runs
 #      a command in it (a restore, no boot).
 
 if ! declare -F check >/dev/null; then
@@ -262,6 +262,13 @@ TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --api-sock "$RSOCK" --log-forma
 	</dev/null >"$AT/rsrv.out" 2>"$AT/rsrv.err" &
 rsrv=$!
 for _ in $(seq 50); do [ -S "$RSOCK" ] && break; sleep 0.1; done
+mkdir -p "$AT/corrupt"
+head -c 4096 /dev/urandom >"$AT/corrupt/state"
+: >"$AT/corrupt/memory"
+python3 "$API_DIR/api_raw.py" "$RSOCK" restorefail "$REC" "$(realpath "$AT/corrupt")" >"$AT/raw3.out" 2>&1
+e=$?
+check "api_raw.py restorefail: exit 0 ($(grep -m1 '^FAIL' "$AT/raw3.out"))" test "$e" = 0
+api_relay "$AT/raw3.out" "restore server"
 python3 "$API_DIR/../examples/api_client.py" "$RSOCK" --restore "$(realpath "$SS")" --record "$REC" \
 	>"$AT/cl3.out" 2>"$AT/cl3.err"
 e=$?
@@ -288,19 +295,15 @@ e=$?
 check "minivm --api-sock (restore): exit 0 after POST /stop (got $e)" test "$e" = 0
 check "minivm --api-sock (restore): the socket file is removed" test ! -e "$RSOCK"
 
-# A server never started: restores of a missing and of a corrupt snapshot
-# refused at start, PUT /net and /policy configured; then SIGTERM.
+# A server never started: PUT /net and /policy configured; then SIGTERM.
 USOCK=$AT/api-unstarted.sock
-mkdir -p "$AT/corrupt"
-head -c 4096 /dev/urandom >"$AT/corrupt/state"
-: >"$AT/corrupt/memory"
 TMPDIR=$AT/run timeout 120 "$MINIVM" --api-sock "$USOCK" </dev/null >"$AT/usrv.out" 2>"$AT/usrv.err" &
 usrv=$!
 for _ in $(seq 50); do [ -S "$USOCK" ] && break; sleep 0.1; done
-python3 "$API_DIR/api_raw.py" "$USOCK" unstarted "$REC" "$(realpath "$AT/corrupt")" >"$AT/raw3.out" 2>&1
+python3 "$API_DIR/api_raw.py" "$USOCK" unstarted "$REC" >"$AT/raw4.out" 2>&1
 e=$?
-check "api_raw.py unstarted: exit 0 ($(grep -m1 '^FAIL' "$AT/raw3.out"))" test "$e" = 0
-api_relay "$AT/raw3.out" "socket never started"
+check "api_raw.py unstarted: exit 0 ($(grep -m1 '^FAIL' "$AT/raw4.out"))" test "$e" = 0
+api_relay "$AT/raw4.out" "socket never started"
 kill -TERM "$usrv"
 wait "$usrv"
 e=$?

@@ -751,6 +751,7 @@ START_TEST(test_restore)
 		{ "/machine", "{\"mem_mib\": 256}" },
 		{ "/machine", "{\"snapshot_dir\": \"/s\"}" },
 		{ "/vsock", "{\"guest_cid\": 5}" },
+		{ "/net", "{\"tap\": \"tap0\", \"ip\": \"10.0.0.2/24\", \"gw\": \"10.0.0.1\"}" },
 	};
 	struct fake f;
 	struct api *api = new_api(&f);
