@@ -666,8 +666,6 @@ static int api_put_policy(struct api_body *b, struct api_config *c)
 	return 0;
 }
 
-/* ---- events ---- */
-
 static int api_put_restore(struct api_body *b, struct api_config *c)
 {
 	static const char names[] = "dir\0";
@@ -698,6 +696,8 @@ static const char *api_restore_conflict(const struct api_config *c)
 		return "PUT /net (snapshots are of VMs without a NIC)";
 	return NULL;
 }
+
+/* ---- events ---- */
 
 static uint64_t api_now_ms(void)
 {
@@ -1701,8 +1701,8 @@ out:
 
 enum api_endpoint {
 	API_EP_MACHINE = 0, API_EP_BOOT, API_EP_ROOTFS, API_EP_DISK, API_EP_VSOCK, API_EP_NET,
-	API_EP_POLICY, API_EP_RESTORE, API_EP_CONFIG, API_EP_START, API_EP_STATUS, API_EP_EXEC, API_EP_PAUSE,
-	API_EP_RESUME, API_EP_SNAPSHOT, API_EP_STOP, API_EP_EVENTS, API_EP_METRICS,
+	API_EP_POLICY, API_EP_RESTORE, API_EP_CONFIG, API_EP_START, API_EP_STATUS, API_EP_EXEC,
+	API_EP_PAUSE, API_EP_RESUME, API_EP_SNAPSHOT, API_EP_STOP, API_EP_EVENTS, API_EP_METRICS,
 };
 
 /* Arrays and an enum rather than pointers: the table needs no relocation. */

@@ -758,7 +758,8 @@ START_TEST(test_restore)
 
 	expect(api, "PUT", "/restore", "{\"dir\": \"snap\"}", 400,
 	       "field \\\"dir\\\" must be an absolute path");
-	expect(api, "PUT", "/restore", "{\"dir\": \"\"}", 400, "field \\\"dir\\\" must be 1 to 4095 bytes long");
+	expect(api, "PUT", "/restore", "{\"dir\": \"\"}", 400,
+	       "field \\\"dir\\\" must be 1 to 4095 bytes long");
 	expect(api, "PUT", "/restore", "{\"dir\": 5}", 400, "field \\\"dir\\\" must be a string");
 	expect(api, "PUT", "/restore", "{}", 400, "dir");
 	expect(api, "PUT", "/restore", "{\"dir\": \"/s\", \"mem_mib\": 64}", 400, "mem_mib");
@@ -769,7 +770,8 @@ START_TEST(test_restore)
 
 		/* The other call first, then the restore; and the other way round. */
 		expect(a, "PUT", first[i].path, first[i].body, 204, NULL);
-		expect(a, "PUT", "/restore", "{\"dir\": \"/snap\"}", 409, "PUT /restore conflicts with");
+		expect(a, "PUT", "/restore", "{\"dir\": \"/snap\"}", 409,
+		       "PUT /restore conflicts with");
 		api_destroy(a);
 		a = new_api(&g);
 		expect(a, "PUT", "/restore", "{\"dir\": \"/snap\"}", 204, NULL);

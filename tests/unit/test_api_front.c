@@ -139,8 +139,8 @@ START_TEST(test_restore_to_front)
 	a = request("PUT", "/restore", body);
 	ck_assert_msg(strstr(a, " 204 "), "%s", a);
 	a = request("POST", "/start", "{}");
-	ck_assert_msg(strstr(a, " 400 ") && strstr(a, "restore: cannot open") && strstr(a, "/snap/state"),
-		      "%s", a);
+	ck_assert_msg(strstr(a, " 400 ") && strstr(a, "restore: cannot open") &&
+		      strstr(a, "/snap/state"), "%s", a);
 	ck_assert_int_eq(api_front_state(f), API_CONFIGURING);
 	ck_assert_int_eq(mkdir(snap, 0700), 0);
 	snprintf(path, sizeof(path), "%s/state", snap);
