@@ -473,6 +473,8 @@ static int api_put_machine(struct api_body *b, struct api_config *c)
 	c->vcpus = (unsigned int)vcpus;
 	c->mem_mib = mem;
 	c->vm_timeout_ms = tmo;
+	c->vcpus_set |= api_member(b, b->root, "vcpus") != NULL;
+	c->mem_set |= api_member(b, b->root, "mem_mib") != NULL;
 	if (snap) /* absent: unchanged, as the other fields */
 		snprintf(c->snapshot_dir, sizeof(c->snapshot_dir), "%s", snap);
 	c->machine_set = true;
@@ -568,6 +570,7 @@ static int api_put_vsock(struct api_body *b, struct api_config *c)
 		return -EINVAL;
 	}
 	c->guest_cid = (uint32_t)cid;
+	c->cid_set = api_member(b, b->root, "guest_cid") != NULL;
 	snprintf(c->vsock_uds, sizeof(c->vsock_uds), "%s", uds);
 	c->vsock_set = true;
 	return 0;
@@ -661,6 +664,37 @@ static int api_put_policy(struct api_body *b, struct api_config *c)
 	c->allow_dns = dns;
 	c->policy_set = true;
 	return 0;
+}
+
+static int api_put_restore(struct api_body *b, struct api_config *c)
+{
+	static const char names[] = "dir\0";
+	const char *dir = NULL;
+
+	if (api_fields(b, b->root, "", names) || api_path(b, b->root, "", "dir", true, &dir))
+		return -EINVAL;
+	snprintf(c->restore_dir, sizeof(c->restore_dir), "%s", dir);
+	return 0;
+}
+
+/* What a restore_dir conflicts with in c (the snapshot decides it), or NULL. */
+static const char *api_restore_conflict(const struct api_config *c)
+{
+	if (!c->restore_dir[0])
+		return NULL;
+	if (c->boot_set)
+		return "PUT /boot (the snapshot has the kernel)";
+	if (c->rootfs_set || c->nr_disks)
+		return "PUT /rootfs and /disks (the snapshot has the disks)";
+	if (c->vcpus_set || c->mem_set)
+		return "PUT /machine's vcpus and mem_mib (the snapshot has them)";
+	if (c->snapshot_dir[0])
+		return "PUT /machine's snapshot_dir (a snapshot is taken of a booted VM)";
+	if (c->cid_set)
+		return "PUT /vsock's guest_cid (the snapshot has it)";
+	if (c->net_set) /* vm.c refuses it too, but only in the VMM at start */
+		return "PUT /net (snapshots are of VMs without a NIC)";
+	return NULL;
 }
 
 /* ---- events ---- */
@@ -931,6 +965,7 @@ static void api_h_put(struct api_req *q, enum api_section sec, api_put_fn fn)
 	struct api *api = q->api;
 	struct api_body b = { .resp = q->resp };
 	char err[256] = "";
+	const char *conflict;
 	enum api_state s;
 	int r;
 
@@ -946,6 +981,11 @@ static void api_h_put(struct api_req *q, enum api_section sec, api_put_fn fn)
 	r = sec == API_SEC_DISK ? api_put_disk(&b, api->scratch, q->disk_id) : fn(&b, api->scratch);
 	if (r)
 		goto out;
+	conflict = api_restore_conflict(api->scratch);
+	if (conflict) {
+		api_err(q->resp, 409, "PUT /restore conflicts with %s", conflict);
+		goto out;
+	}
 	if (api->ops->configure) {
 		r = api->ops->configure(api->ctx, api->scratch, sec, err, sizeof(err));
 		if (r) {
@@ -1082,6 +1122,13 @@ static void api_h_config(struct api_req *q)
 		api_w_limit(w, "tx_limit", &c->tx_limit);
 		jsonw_obj_end(w);
 	}
+	if (c->restore_dir[0]) {
+		jsonw_key(w, "restore");
+		jsonw_obj_begin(w);
+		jsonw_key(w, "dir");
+		jsonw_str(w, c->restore_dir);
+		jsonw_obj_end(w);
+	}
 	if (c->policy_set) {
 		jsonw_key(w, "policy");
 		jsonw_obj_begin(w);
@@ -1146,8 +1193,16 @@ static int api_lifecycle(struct api_req *q, enum api_call call, const char *what
 
 static int api_op_start(struct api_req *q, char *err, size_t errlen)
 {
-	if (!q->api->cfg.boot_set) {
-		snprintf(err, errlen, "no kernel: PUT /boot first");
+	const struct api_config *c = &q->api->cfg;
+	const char *conflict;
+
+	if (!c->boot_set && !c->restore_dir[0]) {
+		snprintf(err, errlen, "no kernel: PUT /boot (or PUT /restore) first");
+		return -EINVAL;
+	}
+	conflict = api_restore_conflict(c);
+	if (conflict) { /* the PUTs refuse it: never reached */
+		snprintf(err, errlen, "PUT /restore conflicts with %s", conflict);
 		return -EINVAL;
 	}
 	return q->api->ops->start(q->api->ctx, &q->api->cfg, err, errlen);
@@ -1646,8 +1701,8 @@ out:
 
 enum api_endpoint {
 	API_EP_MACHINE = 0, API_EP_BOOT, API_EP_ROOTFS, API_EP_DISK, API_EP_VSOCK, API_EP_NET,
-	API_EP_POLICY, API_EP_CONFIG, API_EP_START, API_EP_STATUS, API_EP_EXEC, API_EP_PAUSE,
-	API_EP_RESUME, API_EP_SNAPSHOT, API_EP_STOP, API_EP_EVENTS, API_EP_METRICS,
+	API_EP_POLICY, API_EP_RESTORE, API_EP_CONFIG, API_EP_START, API_EP_STATUS, API_EP_EXEC,
+	API_EP_PAUSE, API_EP_RESUME, API_EP_SNAPSHOT, API_EP_STOP, API_EP_EVENTS, API_EP_METRICS,
 };
 
 /* Arrays and an enum rather than pointers: the table needs no relocation. */
@@ -1666,6 +1721,7 @@ static const struct api_route api_routes[] = {
 	{ "PUT", "/vsock", true, API_EP_VSOCK },
 	{ "PUT", "/net", true, API_EP_NET },
 	{ "PUT", "/policy", true, API_EP_POLICY },
+	{ "PUT", "/restore", true, API_EP_RESTORE },
 	{ "GET", "/config", false, API_EP_CONFIG },
 	{ "POST", "/start", true, API_EP_START },
 	{ "GET", "/status", false, API_EP_STATUS },
@@ -1688,6 +1744,7 @@ static void api_dispatch(enum api_endpoint ep, struct api_req *q)
 	case API_EP_VSOCK: api_h_put(q, API_SEC_VSOCK, api_put_vsock); break;
 	case API_EP_NET: api_h_put(q, API_SEC_NET, api_put_net); break;
 	case API_EP_POLICY: api_h_put(q, API_SEC_POLICY, api_put_policy); break;
+	case API_EP_RESTORE: api_h_put(q, API_SEC_RESTORE, api_put_restore); break;
 	case API_EP_CONFIG: api_h_config(q); break;
 	case API_EP_START: api_h_start(q); break;
 	case API_EP_STATUS: api_h_status(q); break;

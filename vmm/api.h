@@ -18,6 +18,7 @@
  *   PUT  /vsock       {guest_cid, uds_path}              204  configuring
  *   PUT  /net         {tap, mac, ip, gw, dns, rx_limit, tx_limit}  204  configuring
  *   PUT  /policy      {allow: [rule...], allow_dns}      204  configuring
+ *   PUT  /restore     {dir}                              204  configuring
  *   GET  /config      the configuration so far           200  any state
  *   POST /start       {wait_ready_ms}                    200  configuring
  *   GET  /status      {state, ...}                       200  any state
@@ -39,6 +40,13 @@
  *   configuring --start--> starting --ready event--> running <--pause/resume--> paused
  *   starting, running, paused --stop or vm_exit event--> stopped
  * A failed start leaves the state configuring (the backend undid it all).
+ *
+ * PUT /restore makes POST /start restore that snapshot instead of booting:
+ * the snapshot decides the kernel, vCPUs, memory, guest CID and disks, so
+ * it conflicts (409, naming the other PUT) with PUT /boot, /rootfs,
+ * /disks/{id}, PUT /machine's vcpus, mem_mib or snapshot_dir, PUT
+ * /vsock's guest_cid and PUT /net (a snapshot has no NIC), whichever comes
+ * first.
  */
 
 enum api_state {
@@ -78,6 +86,7 @@ struct api_disk {
  */
 struct api_config {
 	bool machine_set, boot_set, rootfs_set, vsock_set, net_set, policy_set;
+	bool vcpus_set, mem_set, cid_set; /* given explicitly (restore conflicts) */
 	unsigned int vcpus;       /* 1..MINIVM_MAX_CPUS, default 1 */
 	uint64_t mem_mib;         /* API_MIN_MEM_MIB..API_MAX_MEM_MIB, default 256 */
 	uint64_t vm_timeout_ms;   /* 0: none */
@@ -102,6 +111,7 @@ struct api_config {
 				   * valid for net_rule_parse() */
 	unsigned int nr_allow;
 	bool allow_dns;
+	char restore_dir[API_PATH_MAX]; /* absolute; "": boot (PUT /restore) */
 };
 
 /* Which PUT changed the configuration (for configure()). */
@@ -113,6 +123,7 @@ enum api_section {
 	API_SEC_VSOCK,
 	API_SEC_NET,
 	API_SEC_POLICY,
+	API_SEC_RESTORE,
 };
 
 /* ---- exec ---- */
@@ -225,9 +236,11 @@ struct api_backend_ops {
 	 * resources are to be held. */
 	int (*configure)(void *ctx, const struct api_config *cfg, enum api_section sec, char *err,
 			 size_t errlen);
-	/* Starts the VM from cfg (cfg->boot_set is guaranteed) and returns once
-	 * it is launched, without waiting for the guest; READY comes later as
-	 * an event. On failure everything is undone (a new start may follow). */
+	/* Starts the VM from cfg (cfg->boot_set or cfg->restore_dir[0] is
+	 * guaranteed, never both: a restore_dir restores that snapshot instead
+	 * of booting, without rootfs or disks) and returns once it is
+	 * launched, without waiting for the guest; READY comes later as an
+	 * event. On failure everything is undone (a new start may follow). */
 	int (*start)(void *ctx, const struct api_config *cfg, char *err, size_t errlen);
 	/* Runs one command in the guest (state running), streaming its output
 	 * into sink, and fills *res when it ended (its fate, whatever it is: a

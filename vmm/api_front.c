@@ -94,12 +94,15 @@ static int api_front_config(struct api_front *f, const struct api_config *a,
 	struct minivm_config *m = &c->vm;
 
 	*c = f->base;
-	m->kernel = a->kernel;
+	m->kernel = a->kernel[0] ? a->kernel : NULL;
 	m->cmdline = a->cmdline[0] ? a->cmdline : NULL;
 	m->cpus = a->vcpus ? a->vcpus : 1;
 	m->mem_bytes = (a->mem_mib ? a->mem_mib : 256) << 20;
 	m->vm_timeout_ms = a->vm_timeout_ms;
 	c->snapshot_dir = a->snapshot_dir[0] ? a->snapshot_dir : NULL;
+	/* The snapshot decides kernel, vCPUs, memory, CID and disks: the
+	 * router refused them with a restore_dir; the front reads them. */
+	c->restore_dir = a->restore_dir[0] ? a->restore_dir : NULL;
 	m->rootfs = a->rootfs[0] ? a->rootfs : NULL;
 	m->rootfs_rw = a->rootfs[0] && !a->rootfs_read_only;
 	m->rootfs_limit = a->rootfs_limit;

@@ -11,7 +11,9 @@ asked: --pause pauses and resumes the VM, --snapshot DIR (with --pause)
 writes a snapshot while it is paused (DIR is given to PUT /machine as
 snapshot_dir before start: the only directory a snapshot may go to; restore
 it with `minivm --restore DIR -- ...`), --stop stops it and prints its
-events. --attach skips the configuration and start (the VM already runs).
+events. --restore DIR starts the VM from a snapshot instead (PUT /restore:
+no /machine, /boot or /rootfs, the snapshot has them) and prints its
+status. --attach skips the configuration and start (the VM already runs).
 --record FILE appends every exchange (method, path, status, content type,
 bodies) as a JSON line, the input of tests/integration/api_check.py. Exits
 0 when every call did what the API document (vmm/openapi.json) says.
@@ -129,6 +131,20 @@ COMMANDS = (
 )
 
 
+def start(vm):
+    state = vm.call("POST", "/start", {"wait_ready_ms": 600000})["state"]
+    if state != "running":
+        raise ApiError("the VM is %s, not running" % state)
+    print("started:", state)
+
+
+def restore_and_start(vm, snapshot):
+    vm.call("PUT", "/restore", {"dir": snapshot})
+    print("config restore:", vm.call("GET", "/config")["restore"]["dir"])
+    start(vm)
+    print("status:", vm.call("GET", "/status")["state"])
+
+
 def configure_and_start(vm, args):
     machine = {"vcpus": 1, "mem_mib": 256}
     if args.snapshot:
@@ -137,10 +153,7 @@ def configure_and_start(vm, args):
     vm.call("PUT", "/boot", {"kernel": args.kernel})
     if args.rootfs:
         vm.call("PUT", "/rootfs", {"path": args.rootfs})
-    state = vm.call("POST", "/start", {"wait_ready_ms": 600000})["state"]
-    if state != "running":
-        raise ApiError("the VM is %s, not running" % state)
-    print("started:", state)
+    start(vm)
 
 
 def run_commands(vm):
@@ -175,16 +188,23 @@ def main():
     ap.add_argument("--pause", action="store_true", help="pause and resume the VM after the commands")
     ap.add_argument("--snapshot", metavar="DIR",
                     help="with --pause: snapshot the paused VM into DIR (absolute; set before start)")
+    ap.add_argument("--restore", metavar="DIR",
+                    help="start from the snapshot in DIR (absolute) instead of booting --kernel")
     ap.add_argument("--stop", action="store_true", help="stop the VM and print its events at the end")
     ap.add_argument("--record", type=argparse.FileType("a"), help="append every exchange to this file")
     args = ap.parse_args()
-    if not args.attach and not args.kernel:
-        ap.error("--kernel is needed unless --attach")
+    if not args.attach and not args.kernel and not args.restore:
+        ap.error("--kernel is needed unless --attach or --restore")
+    if args.restore and (args.kernel or args.rootfs or args.snapshot or args.attach
+                         or not args.restore.startswith("/")):
+        ap.error("--restore needs an absolute DIR and no --kernel, --rootfs, --snapshot or --attach")
     if args.snapshot and (not args.pause or args.attach or not args.snapshot.startswith("/")):
         ap.error("--snapshot needs an absolute DIR, --pause, and no --attach (it is set before start)")
 
     vm = MiniVM(args.socket, args.record)
-    if not args.attach:
+    if args.restore:
+        restore_and_start(vm, args.restore)
+    elif not args.attach:
         configure_and_start(vm, args)
     run_commands(vm)
     if args.pause:

@@ -19,8 +19,20 @@
 #      there (the VMM process still stopped after it), another dir 400, a
 #      second snapshot 409; commands run after the resume); every exchange
 #      validated against vmm/openapi.json by tests/integration/api_check.py;
-#      minivm's exit status and JSON log lines. Then the CLI restores the
-#      socket's snapshot once and runs a command in it (a restore, no boot).
+#      minivm's exit status and JSON log lines. Before start api_raw.py
+#      "devices" also gives it PUT /vsock (guest_cid 5) and PUT /disks/data
+#      (a small ext4 image made by mke2fs -d, read-only: /dev/vdb), with
+#      malformed variants; the guest mounts /dev/vdb and reads the file.
+#  (c) No boot: a second minivm --api-sock first refuses (api_raw.py
+#      "restorefail") PUT /restore of a missing and of a corrupt snapshot
+#      at POST /start with the reason, still configuring, then restores the
+#      socket's snapshot (api_client.py --restore: PUT /restore, commands,
+#      /status, /metrics, stop); the file on /dev/vdb is still readable
+#      there. A third, never started (api_raw.py "unstarted"): PUT /net and
+#      /policy (no TAP is needed before a start) shown by GET /config; then
+#      SIGTERM. Every exchange of (b) and (c) validated against
+#      openapi.json, every operation exercised. Then the CLI restores the socket's snapshot once and runs
+#      a command in it (a restore, no boot).
 
 if ! declare -F check >/dev/null; then
 	# Standalone.
@@ -82,6 +94,20 @@ for line in open(sys.argv[1]):
 assert n > 0' "$1"
 }
 # api_relay FILE PREFIX: PASS/FAIL lines of a Python checker into ok/bad.
+# api_exec SOCK NAME CMD: CMD (sh -c) run in the VM behind SOCK through
+# api_client.py's MiniVM.exec; $AT/NAME.out, its status in $AT/NAME.rc.
+api_exec() {
+	python3 - "$API_DIR/../examples" "$1" "$REC" "$3" >"$AT/$2.out" 2>"$AT/$2.err" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import api_client
+with open(sys.argv[3], "a") as rec:
+    vm = api_client.MiniVM(sys.argv[2], rec)
+    ex = vm.exec(["sh", "-c", sys.argv[4]], sys.stdout.buffer, sys.stderr.buffer, timeout_s=60)
+sys.exit(ex["status"])
+PY
+	echo $? >"$AT/$2.rc"
+}
 api_relay() {
 	while IFS= read -r line; do
 		case $line in
@@ -163,6 +189,12 @@ check "--log-format json: ...which parses" api_all_json "$AT/je.err"
 SOCK=$AT/api.sock
 REC=$AT/exchanges.jsonl
 SS=$AT/sock-snap
+# The data disk: a small ext4 image holding one file (/dev/vdb in the guest).
+DATA=$AT/data.img
+mkdir -p "$AT/data-src"
+echo minivm-data-disk-ok >"$AT/data-src/hello.txt"
+mke2fs -q -t ext4 -d "$AT/data-src" "$DATA" 8M </dev/null >"$AT/mke2fs.out" 2>&1
+check "mke2fs -d: the data disk image ($(tail -n1 "$AT/mke2fs.out"))" test -s "$DATA"
 exec 9>"$API_LOCK"
 flock 9
 TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --api-sock "$SOCK" --log-format json -v \
@@ -174,6 +206,10 @@ python3 "$API_DIR/api_raw.py" "$SOCK" before "$REC" "$SS" >"$AT/raw1.out" 2>&1
 e=$?
 check "api_raw.py before: exit 0 ($(tail -n1 "$AT/raw1.out"))" test "$e" = 0
 api_relay "$AT/raw1.out" "socket before start"
+python3 "$API_DIR/api_raw.py" "$SOCK" devices "$REC" "$(realpath "$DATA")" >"$AT/raw0.out" 2>&1
+e=$?
+check "api_raw.py devices: exit 0 ($(grep -m1 '^FAIL' "$AT/raw0.out"))" test "$e" = 0
+api_relay "$AT/raw0.out" "socket devices"
 python3 "$API_DIR/../examples/api_client.py" "$SOCK" --kernel "$(realpath "$API_KERNEL")" \
 	--rootfs "$(realpath "$API_ROOTFS")" --pause --record "$REC" 9>&- >"$AT/cl1.out" 2>"$AT/cl1.err"
 e=$?
@@ -187,6 +223,9 @@ check "api_client.py: stdin reached the command" grep -qx 'got hello from the ho
 check "api_client.py: pause: paused" grep -q '^pause: paused' "$AT/cl1.out"
 check "api_client.py: resume: running" grep -q '^resume: running' "$AT/cl1.out"
 check "api_client.py: metrics count 3 agent commands" grep -q '^agent commands: 3 ' "$AT/cl1.out"
+api_exec "$SOCK" vdb 'mkdir -p /tmp/d && mount -t ext4 -o ro /dev/vdb /tmp/d && cat /tmp/d/hello.txt' 9>&-
+check "PUT /disks/data: the guest mounts /dev/vdb and reads the file (status $(cat "$AT/vdb.rc"): $(head -c 200 "$AT/vdb.err"))" \
+	grep -qx minivm-data-disk-ok "$AT/vdb.out"
 API_SERVER_PID=$srv python3 "$API_DIR/api_raw.py" "$SOCK" running "$REC" "$SS" >"$AT/raw2.out" 2>&1
 e=$?
 check "api_raw.py running: exit 0 ($(tail -n1 "$AT/raw2.out"))" test "$e" = 0
@@ -215,10 +254,67 @@ grep -v '^minivm: ' "$AT/srv.err" >"$AT/srv.log"
 check "minivm --api-sock --log-format json: every line of minivm's log is a JSON object" \
 	api_all_json "$AT/srv.log"
 check "minivm --api-sock -v: the api_listening event" grep -q '"event":"api_listening"' "$AT/srv.err"
-python3 "$API_DIR/api_check.py" "$API_TOP/vmm/openapi.json" "$REC" >"$AT/check.out" 2>&1
+
+# (c) The socket's snapshot restored through a second socket (a restore, no
+# boot, so no lock): commands, status, metrics, the data disk, stop.
+RSOCK=$AT/api-restore.sock
+TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --api-sock "$RSOCK" --log-format json -v \
+	</dev/null >"$AT/rsrv.out" 2>"$AT/rsrv.err" &
+rsrv=$!
+for _ in $(seq 50); do [ -S "$RSOCK" ] && break; sleep 0.1; done
+mkdir -p "$AT/corrupt"
+head -c 4096 /dev/urandom >"$AT/corrupt/state"
+: >"$AT/corrupt/memory"
+python3 "$API_DIR/api_raw.py" "$RSOCK" restorefail "$REC" "$(realpath "$AT/corrupt")" >"$AT/raw3.out" 2>&1
 e=$?
-check "api_check.py: every exchange valid against vmm/openapi.json ($(tail -n1 "$AT/check.out"))" test "$e" = 0
-check "api_check.py: 40 exchanges or more recorded ($(wc -l <"$REC"))" test "$(wc -l <"$REC")" -ge 40
+check "api_raw.py restorefail: exit 0 ($(grep -m1 '^FAIL' "$AT/raw3.out"))" test "$e" = 0
+api_relay "$AT/raw3.out" "restore server"
+python3 "$API_DIR/../examples/api_client.py" "$RSOCK" --restore "$(realpath "$SS")" --record "$REC" \
+	>"$AT/cl3.out" 2>"$AT/cl3.err"
+e=$?
+check "api_client.py --restore: PUT /restore, start, three commands, metrics: exit 0 ($(tail -n1 "$AT/cl3.err"))" \
+	test "$e" = 0
+check "api_client.py --restore: GET /config shows the restore's dir" \
+	grep -qx "config restore: $(realpath "$SS")" "$AT/cl3.out"
+check "api_client.py --restore: started running, GET /status running" \
+	test "$(grep -c -x -e 'started: running' -e 'status: running' "$AT/cl3.out")" = 2
+check "api_client.py --restore: the commands ran (status 3, stdin)" \
+	test "$(grep -c -e 'exit 3 -> exited, status 3' -e '^got hello from the host' "$AT/cl3.out")" = 2
+check "api_client.py --restore: GET /metrics answered" grep -q '^agent commands: [0-9]' "$AT/cl3.out"
+api_exec "$RSOCK" rvdb 'cat /tmp/d/hello.txt'
+check "restored VM: the file on /dev/vdb, mounted before the snapshot, is readable (status $(cat "$AT/rvdb.rc"))" \
+	grep -qx minivm-data-disk-ok "$AT/rvdb.out"
+python3 "$API_DIR/../examples/api_client.py" "$RSOCK" --attach --stop --record "$REC" \
+	>"$AT/cl4.out" 2>"$AT/cl4.err"
+e=$?
+check "api_client.py --attach --stop on the restored VM: exit 0 ($(tail -n1 "$AT/cl4.err"))" test "$e" = 0
+check "restored VM: events ready and vm_exit stopped" \
+	test "$(grep -c -x -e 'event: ready ' -e 'event: vm_exit stopped' "$AT/cl4.out")" = 2
+wait "$rsrv"
+e=$?
+check "minivm --api-sock (restore): exit 0 after POST /stop (got $e)" test "$e" = 0
+check "minivm --api-sock (restore): the socket file is removed" test ! -e "$RSOCK"
+
+# A server never started: PUT /net and /policy configured; then SIGTERM.
+USOCK=$AT/api-unstarted.sock
+TMPDIR=$AT/run timeout 120 "$MINIVM" --api-sock "$USOCK" </dev/null >"$AT/usrv.out" 2>"$AT/usrv.err" &
+usrv=$!
+for _ in $(seq 50); do [ -S "$USOCK" ] && break; sleep 0.1; done
+python3 "$API_DIR/api_raw.py" "$USOCK" unstarted "$REC" >"$AT/raw4.out" 2>&1
+e=$?
+check "api_raw.py unstarted: exit 0 ($(grep -m1 '^FAIL' "$AT/raw4.out"))" test "$e" = 0
+api_relay "$AT/raw4.out" "socket never started"
+kill -TERM "$usrv"
+wait "$usrv"
+e=$?
+check "minivm --api-sock (never started): ends on SIGTERM, not the timeout (got $e)" test "$e" != 124
+check "minivm --api-sock (never started): the socket file is removed" test ! -e "$USOCK"
+
+python3 "$API_DIR/api_check.py" --require-all "$API_TOP/vmm/openapi.json" "$REC" >"$AT/check.out" 2>&1
+e=$?
+check "api_check.py --require-all: every exchange valid, every operation exercised ($(tail -n1 "$AT/check.out"))" \
+	test "$e" = 0
+check "api_check.py: 80 exchanges or more recorded ($(wc -l <"$REC"))" test "$(wc -l <"$REC")" -ge 80
 
 # The socket's snapshot restored once by the CLI (a restore, not a boot).
 TMPDIR=$AT/run timeout "$BOOT_TIMEOUT" "$MINIVM" --restore "$SS" \

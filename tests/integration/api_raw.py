@@ -2,6 +2,9 @@
 """Raw, malformed and out-of-state requests against a real minivm control socket.
 
     api_raw.py SOCKET before|running RECORD.jsonl [SNAPSHOT_DIR]
+    api_raw.py SOCKET devices RECORD.jsonl DATA_DISK
+    api_raw.py SOCKET restorefail RECORD.jsonl CORRUPT_SNAPSHOT_DIR
+    api_raw.py SOCKET unstarted RECORD.jsonl
 
 Sends each request as bytes on a connection of its own (a truncated one
 half-closes the socket), reads the answer to the end, checks its status and
@@ -11,7 +14,18 @@ that an error carries a message, and appends the exchange to RECORD.jsonl
 it still does: a pause is resumed). With SNAPSHOT_DIR, "before" sets it as
 PUT /machine's snapshot_dir, and "running" snapshots the paused VM there
 (200, still paused), then asks for another dir (400) and a second one
-(409). With API_SERVER_PID in the environment (minivm --api-sock's pid, or
+(409). "devices" (before start, before api_client.py configures the rest):
+malformed PUT /vsock and /disks/{id}, then guest_cid 5 and DATA_DISK as
+the read-only disk "data" (/dev/vdb), shown by GET /config; "running" then
+checks GET /config after start and refuses both PUTs (409).
+"restorefail" (before a restore server's good start): PUT /restore
+malformed, then of a missing and of a corrupt snapshot, each start refused
+with the reason, the server still configuring; PUT /boot, /machine's vcpus
+and /net refused as the restore's conflicts. "unstarted" (a server never
+started, stopped by a signal): PUT /net and /policy, malformed and valid
+(no TAP is needed until a start), shown by GET /config; then PUT /restore
+refused as a conflict with the NIC.
+With API_SERVER_PID in the environment (minivm --api-sock's pid, or
 a parent's), the VMM process (its deepest descendant) must be stopped (state
 T) while paused, also right after the snapshot, and not after the resume.
 Prints PASS/FAIL lines; exits 1 on a failure.
@@ -187,6 +201,98 @@ def before(p, snap):
     p.alive("configuring")
 
 
+def config(p):
+    body = p.send("GET /config", "GET", "/config", request("GET", "/config"), 200)
+    return json.loads(body) if body else {}
+
+
+def devices(p, disk):
+    p.json_call("vsock: guest_cid 2 (the host's)", "PUT", "/vsock", '{"guest_cid": 2}', 400, "guest_cid")
+    p.json_call("vsock: guest_cid a string", "PUT", "/vsock", '{"guest_cid": "5"}', 400, "guest_cid")
+    p.json_call("vsock: uds_path relative", "PUT", "/vsock", '{"uds_path": "v.sock"}', 400, "uds_path")
+    p.json_call("vsock: unknown field", "PUT", "/vsock", '{"cid": 5}', 400, "cid")
+    p.json_call("vsock: guest_cid 5", "PUT", "/vsock", '{"guest_cid": 5}', 204)
+    p.json_call("disk: a bad id", "PUT", "/disks/a.b", json.dumps({"path": disk}), 400, "disk id")
+    p.json_call("disk: no path", "PUT", "/disks/data", '{"read_only": true}', 400, "path")
+    p.json_call("disk: a relative path", "PUT", "/disks/data", '{"path": "data.img"}', 400, "path")
+    p.json_call("disk: read_only a string", "PUT", "/disks/data",
+                json.dumps({"path": disk, "read_only": "yes"}), 400, "read_only")
+    p.json_call("disk: a negative rate limit", "PUT", "/disks/data",
+                json.dumps({"path": disk, "rate_limit": {"bytes_per_s": -1}}), 400, "bytes_per_s")
+    p.json_call("disk: data, read-only", "PUT", "/disks/data",
+                json.dumps({"path": disk, "read_only": True}), 204)
+    c = config(p)
+    check("GET /config before start: vsock guest_cid 5 (%s)" % c.get("vsock"),
+          c.get("vsock", {}).get("guest_cid") == 5)
+    d = c.get("disks", {}).get("data", {})
+    check("GET /config before start: the disk data, read-only (%s)" % d,
+          d.get("path") == disk and d.get("read_only") is True)
+    p.alive("configuring")
+
+
+def after_start(p):
+    c = config(p)
+    check("GET /config after start: the disk data and guest_cid 5 kept (%s, %s)" %
+          (list(c.get("disks", {})), c.get("vsock")),
+          "data" in c.get("disks", {}) and c.get("vsock", {}).get("guest_cid") == 5)
+    p.json_call("vsock after start", "PUT", "/vsock", '{"guest_cid": 6}', 409, "not allowed")
+    p.json_call("disk after start", "PUT", "/disks/more", '{"path": "/dev/null"}', 409, "not allowed")
+    p.json_call("restore after start", "PUT", "/restore", '{"dir": "/tmp/s"}', 409, "not allowed")
+
+
+def restorefail(p, corrupt):
+    p.json_call("restore: a relative dir", "PUT", "/restore", '{"dir": "snap"}', 400, "absolute")
+    p.json_call("restore: an empty dir", "PUT", "/restore", '{"dir": ""}', 400, "dir")
+    p.json_call("restore: dir a number", "PUT", "/restore", '{"dir": 5}', 400, "must be a string")
+    p.json_call("restore: no dir", "PUT", "/restore", '{}', 400, "dir")
+    p.json_call("restore: unknown field", "PUT", "/restore", '{"dir": "/s", "mem_mib": 64}', 400, "mem_mib")
+    missing = corrupt + "-missing"
+    p.json_call("restore: a missing snapshot", "PUT", "/restore", json.dumps({"dir": missing}), 204)
+    p.json_call("start: a missing snapshot is refused", "POST", "/start", '{"wait_ready_ms": 0}',
+                400, "restore: cannot open")
+    p.alive("configuring")
+    p.json_call("restore: a corrupt snapshot", "PUT", "/restore", json.dumps({"dir": corrupt}), 204)
+    status, _, body = exchange(p.sock, request("POST", "/start", b"{}"))
+    check("start: a corrupt snapshot is refused with 4xx/5xx (%s %s)" % (status, body[:200]),
+          status is not None and status >= 400 and b"restore" in body)
+    p.record.write(json.dumps({"method": "POST", "path": "/start", "status": status,
+                               "content_type": "application/json",
+                               "body": body.decode("utf-8", "replace"), "request": "{}"}) + "\n")
+    p.alive("configuring")
+    c = config(p)
+    check("GET /config: restore.dir (%s)" % c.get("restore"), c.get("restore", {}).get("dir") == corrupt)
+    p.json_call("boot with a restore", "PUT", "/boot", '{"kernel": "/vmlinux"}', 409, "conflicts with PUT /boot")
+    p.json_call("machine vcpus with a restore", "PUT", "/machine", '{"vcpus": 2}', 409, "conflicts")
+    p.json_call("net with a restore", "PUT", "/net", NET, 409, "conflicts with PUT /net")
+    p.alive("configuring")
+
+
+NET = ('{"tap": "mvapi0", "ip": "10.0.2.15/24", "gw": "10.0.2.2", "dns": "10.0.2.3",'
+       ' "mac": "52:54:00:12:34:56", "rx_limit": {"bytes_per_s": 1000000}}')
+
+
+def unstarted(p, _):
+    p.json_call("net: a bad ip", "PUT", "/net", '{"tap": "mvapi0", "ip": "10.0.2", "gw": "10.0.2.2"}', 400, "ip")
+    p.json_call("net: tap too long", "PUT", "/net",
+                '{"tap": "a-very-long-tap-name", "ip": "10.0.2.15/24", "gw": "10.0.2.2"}', 400, "tap")
+    p.json_call("net: unknown field", "PUT", "/net",
+                '{"tap": "mvapi0", "ip": "10.0.2.15/24", "gw": "10.0.2.2", "mtu": 1500}', 400, "mtu")
+    p.json_call("net: valid", "PUT", "/net", NET, 204)
+    p.json_call("policy: a bad rule", "PUT", "/policy", '{"allow": ["10.0.0.0/33"]}', 400, "allow")
+    p.json_call("policy: allow a string", "PUT", "/policy", '{"allow": "10.0.2.2"}', 400, "allow")
+    p.json_call("policy: allow_dns a number", "PUT", "/policy", '{"allow": [], "allow_dns": 1}', 400, "allow_dns")
+    p.json_call("policy: valid", "PUT", "/policy",
+                '{"allow": ["10.0.2.2/32:8080/tcp", "10.0.3.0/24"], "allow_dns": true}', 204)
+    c = config(p)
+    net, pol = c.get("net", {}), c.get("policy", {})
+    check("GET /config: the net (%s)" % net, net.get("tap") == "mvapi0" and net.get("ip") == "10.0.2.15/24"
+          and net.get("mac") == "52:54:00:12:34:56" and net.get("dns") == "10.0.2.3")
+    check("GET /config: the policy (%s)" % pol, pol.get("allow") == ["10.0.2.2/32:8080/tcp", "10.0.3.0/24"]
+          and pol.get("allow_dns") is True)
+    p.json_call("restore with a NIC", "PUT", "/restore", '{"dir": "/tmp/s"}', 409, "conflicts with PUT /net")
+    p.alive("configuring")
+
+
 def snapshot(p, snap, pid):
     """Paused: a snapshot into snap (the configured snapshot_dir), then
     another dir, then snap again; the VM stays paused throughout."""
@@ -204,6 +310,7 @@ def snapshot(p, snap, pid):
 
 
 def running(p, snap):
+    after_start(p)
     p.json_call("start twice", "POST", "/start", '{"wait_ready_ms": 0}', 409, "not allowed")
     p.json_call("exec: argv of the wrong type", "POST", "/exec", '{"argv": "ls"}', 400, "argv")
     p.json_call("exec: unknown field", "POST", "/exec", '{"argv": ["true"], "tty": 1}', 400, "tty")
@@ -225,13 +332,16 @@ def running(p, snap):
 
 
 def main():
-    if len(sys.argv) not in (4, 5) or sys.argv[2] not in ("before", "running"):
+    phases = {"before": before, "running": running, "devices": devices, "restorefail": restorefail,
+              "unstarted": unstarted}
+    if len(sys.argv) not in (4, 5) or sys.argv[2] not in phases or \
+            (sys.argv[2] in ("devices", "restorefail") and len(sys.argv) != 5):
         sys.stderr.write(__doc__)
         return 2
-    snap = sys.argv[4] if len(sys.argv) == 5 else None
+    arg = sys.argv[4] if len(sys.argv) == 5 else None
     with open(sys.argv[3], "a") as record:
         p = Probe(sys.argv[1], record)
-        (before if sys.argv[2] == "before" else running)(p, snap)
+        phases[sys.argv[2]](p, arg)
     return 1 if failures else 0
 
 

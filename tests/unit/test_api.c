@@ -35,6 +35,8 @@ struct fake {
 	unsigned int last_vcpus;
 	char last_snapshot[256];
 	char start_snapshot_dir[256]; /* cfg->snapshot_dir at start() */
+	char start_restore_dir[256];  /* cfg->restore_dir at start() */
+	bool start_boot_set;          /* cfg->boot_set at start() */
 };
 
 static int fake_configure(void *ctx, const struct api_config *cfg, enum api_section sec, char *err,
@@ -58,6 +60,8 @@ static int fake_start(void *ctx, const struct api_config *cfg, char *err, size_t
 	f->start_calls++;
 	f->last_vcpus = cfg->vcpus;
 	snprintf(f->start_snapshot_dir, sizeof(f->start_snapshot_dir), "%.200s", cfg->snapshot_dir);
+	snprintf(f->start_restore_dir, sizeof(f->start_restore_dir), "%.200s", cfg->restore_dir);
+	f->start_boot_set = cfg->boot_set;
 	if (f->start_errno) {
 		snprintf(err, errlen, "cannot open /dev/kvm");
 		return -f->start_errno;
@@ -537,7 +541,7 @@ START_TEST(test_wrong_state)
 	expect(api, "POST", "/resume", NULL, 409, "in state configuring");
 	expect(api, "POST", "/snapshot", "{\"dir\": \"/s\"}", 409, "in state configuring");
 	expect(api, "POST", "/stop", NULL, 409, "stop is not allowed in state configuring");
-	expect(api, "POST", "/start", NULL, 400, "no kernel: PUT /boot first");
+	expect(api, "POST", "/start", NULL, 400, "no kernel: PUT /boot (or PUT /restore) first");
 	ck_assert_int_eq(f.start_calls, 0);
 	expect(api, "PUT", "/boot", "{\"kernel\": \"/k\"}", 204, NULL);
 
@@ -730,6 +734,79 @@ START_TEST(test_snapshot_dir)
 	expect(api, "PUT", "/machine", "{\"snapshot_dir\": \"/snap/d\"}", 409, "in state running");
 	expect(api, "POST", "/pause", NULL, 200, "paused");
 	expect(api, "POST", "/snapshot", "{\"dir\": \"/snap/c\"}", 200, "{\"state\":\"paused\",\"dir\":\"/snap/c\"}");
+	api_destroy(api);
+}
+END_TEST
+
+/* PUT /restore: a start without PUT /boot that restores; refused when
+ * relative, empty, of the wrong type or with unknown fields, in any state
+ * but configuring, and with what the snapshot decides, in either order. */
+START_TEST(test_restore)
+{
+	static const struct { const char *path, *body; } first[] = {
+		{ "/boot", "{\"kernel\": \"/k\"}" },
+		{ "/rootfs", "{\"path\": \"/r\"}" },
+		{ "/disks/d1", "{\"path\": \"/d\"}" },
+		{ "/machine", "{\"vcpus\": 1}" },
+		{ "/machine", "{\"mem_mib\": 256}" },
+		{ "/machine", "{\"snapshot_dir\": \"/s\"}" },
+		{ "/vsock", "{\"guest_cid\": 5}" },
+		{ "/net", "{\"tap\": \"tap0\", \"ip\": \"10.0.0.2/24\", \"gw\": \"10.0.0.1\"}" },
+	};
+	struct fake f;
+	struct api *api = new_api(&f);
+
+	expect(api, "PUT", "/restore", "{\"dir\": \"snap\"}", 400,
+	       "field \\\"dir\\\" must be an absolute path");
+	expect(api, "PUT", "/restore", "{\"dir\": \"\"}", 400,
+	       "field \\\"dir\\\" must be 1 to 4095 bytes long");
+	expect(api, "PUT", "/restore", "{\"dir\": 5}", 400, "field \\\"dir\\\" must be a string");
+	expect(api, "PUT", "/restore", "{}", 400, "dir");
+	expect(api, "PUT", "/restore", "{\"dir\": \"/s\", \"mem_mib\": 64}", 400, "mem_mib");
+	expect(api, "GET", "/restore", NULL, 405, "PUT");
+	for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++) {
+		struct fake g;
+		struct api *a = new_api(&g);
+
+		/* The other call first, then the restore; and the other way round. */
+		expect(a, "PUT", first[i].path, first[i].body, 204, NULL);
+		expect(a, "PUT", "/restore", "{\"dir\": \"/snap\"}", 409,
+		       "PUT /restore conflicts with");
+		api_destroy(a);
+		a = new_api(&g);
+		expect(a, "PUT", "/restore", "{\"dir\": \"/snap\"}", 204, NULL);
+		expect(a, "PUT", first[i].path, first[i].body, 409, "PUT /restore conflicts with");
+		expect(a, "GET", "/config", NULL, 200, "\"restore\":{\"dir\":\"/snap\"}");
+		api_destroy(a);
+	}
+	expect(api, "GET", "/config", NULL, 200, "\"disks\":{}}");
+	expect(api, "PUT", "/machine", "{\"vm_timeout_ms\": 60000}", 204, NULL);
+	expect(api, "PUT", "/vsock", "{\"uds_path\": \"/tmp/v.sock\"}", 204, NULL);
+	expect(api, "PUT", "/restore", "{\"dir\": \"/snap/1\"}", 204, NULL);
+	expect(api, "PUT", "/boot", "{\"kernel\": \"/k\"}", 409, "conflicts with PUT /boot");
+	expect(api, "PUT", "/machine", "{\"vcpus\": 2}", 409, "vcpus and mem_mib");
+	expect(api, "GET", "/config", NULL, 200, "\"restore\":{\"dir\":\"/snap/1\"}");
+	expect(api, "POST", "/start", NULL, 200, "running");
+	ck_assert_str_eq(f.start_restore_dir, "/snap/1");
+	ck_assert(!f.start_boot_set);
+	expect(api, "PUT", "/restore", "{\"dir\": \"/snap/2\"}", 409, "in state running");
+	expect(api, "GET", "/config", NULL, 200, "\"restore\":{\"dir\":\"/snap/1\"}");
+	api_destroy(api);
+}
+END_TEST
+
+/* A restore whose snapshot cannot be read fails at start: configuring again. */
+START_TEST(test_restore_failure)
+{
+	struct fake f;
+	struct api *api = new_api(&f);
+
+	f.start_errno = ENOENT;
+	expect(api, "PUT", "/restore", "{\"dir\": \"/nonexistent\"}", 204, NULL);
+	expect(api, "POST", "/start", NULL, 400, "cannot open");
+	ck_assert_int_eq(api_state(api), API_CONFIGURING);
+	f.start_errno = 0;
+	expect(api, "POST", "/start", NULL, 200, "running");
 	api_destroy(api);
 }
 END_TEST
@@ -1273,6 +1350,8 @@ int main(void)
 	tcase_add_test(tc, test_start_failure);
 	tcase_add_test(tc, test_bad_bodies);
 	tcase_add_test(tc, test_snapshot_dir);
+	tcase_add_test(tc, test_restore);
+	tcase_add_test(tc, test_restore_failure);
 	tcase_add_test(tc, test_disk_limit);
 	tcase_add_test(tc, test_http_errors);
 	tcase_add_test(tc, test_keep_alive);

@@ -121,6 +121,48 @@ START_TEST(test_snapshot_dir_to_front)
 }
 END_TEST
 
+/* PUT /restore reaches the front as restore_dir (no kernel): a missing
+ * snapshot and a corrupt one are 400 at start with the front's reason,
+ * the state stays configuring and nothing is left in TMPDIR. */
+START_TEST(test_restore_to_front)
+{
+	struct minivm_vm_config base;
+	struct api_front *f;
+	char err[256], body[512], snap[128], path[160];
+	FILE *fp;
+	char *a;
+
+	minivm_vm_config_init(&base);
+	ck_assert_int_eq(api_front_create(t_sock, &base, &f, err, sizeof(err)), 0);
+	snprintf(snap, sizeof(snap), "%s/snap", t_dir);
+	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
+	a = request("PUT", "/restore", body);
+	ck_assert_msg(strstr(a, " 204 "), "%s", a);
+	a = request("POST", "/start", "{}");
+	ck_assert_msg(strstr(a, " 400 ") && strstr(a, "restore: cannot open") &&
+		      strstr(a, "/snap/state"), "%s", a);
+	ck_assert_int_eq(api_front_state(f), API_CONFIGURING);
+	ck_assert_int_eq(mkdir(snap, 0700), 0);
+	snprintf(path, sizeof(path), "%s/state", snap);
+	fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs("not a snapshot state file, only some text long enough to be read", fp);
+	fclose(fp);
+	snprintf(path, sizeof(path), "%s/memory", snap);
+	fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fclose(fp);
+	a = request("POST", "/start", "{}");
+	ck_assert_msg(strstr(a, " 400 ") && strstr(a, "not a minivm snapshot state file"), "%s", a);
+	ck_assert_int_eq(api_front_state(f), API_CONFIGURING);
+	api_front_destroy(f);
+	ck_assert_int_eq(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/state", snap);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(snap), 0);
+}
+END_TEST
+
 START_TEST(test_bad_path)
 {
 	struct minivm_vm_config base;
@@ -229,6 +271,7 @@ static Suite *api_front_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_lifecycle_and_failed_start);
 	tcase_add_test(tc, test_snapshot_dir_to_front);
+	tcase_add_test(tc, test_restore_to_front);
 	tcase_add_test(tc, test_bad_path);
 	tcase_add_test(tc, test_metrics_from_vm);
 	tcase_add_test(tc, test_events_from_vm);
