@@ -43,15 +43,7 @@ if ! declare -F check >/dev/null; then
 	API_ROOTFS=${3:-$B/rootfs.img}
 	T=$(mktemp -d "${TMPDIR:-/tmp}/minivm-api.XXXXXX")
 	BOOT_TIMEOUT=${BOOT_TIMEOUT:-600}
-	pass=0
-	fail=0
-	ok() { pass=$((pass + 1)); echo "PASS: $*"; }
-	bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-	check() {
-		local name=$1
-		shift
-		if "$@"; then ok "$name"; else bad "$name"; fi
-	}
+	. "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 	API_STANDALONE=1
 else
 	API_KERNEL=${API_KERNEL:-$B/vmlinux}
